@@ -1,0 +1,305 @@
+"""Container image builds: a job's source becomes an image on a Docker engine, pushed to a registry.
+
+Racetrack's image builder, in-process (reference section 10). A job type's image is either a Jinja2
+Dockerfile template of the job type (`source: jobtype`, built with the build directory as context and
+the job's source under `job_dir`) or the job's own Dockerfile (`source: job`, the job's source is the
+context). Builds run with BuildKit and `--network none`: whatever a build installs was fetched on this
+host beforehand (the python3 job type downloads wheels into the context). Secret build variables are
+handed over as a BuildKit secret (`--secret id=build_secrets`, mounted by `RUN --mount=type=secret`
+at `/run/secrets/build_secrets.env`), so they never land in a layer or in the image history. Each
+output line of `docker build` goes to the build log as it comes; the engine's layer cache makes a
+rebuild of unchanged source cheap, and `--no-cache` is passed through.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+
+from trackside.build.builder import PHASE_PREPARE, phase_logger, prepare_source
+from trackside.build.jobtype import JobType, JobTypeImage
+from trackside.errors import BuildFailed, Unavailable
+
+if TYPE_CHECKING:
+    from trackside.config import Settings
+    from trackside.infra.docker.engine import DockerEngine
+    from trackside.manifest.model import Manifest
+
+SECRET_ID = "build_secrets"
+SECRET_TARGET = "/run/secrets/build_secrets.env"
+BUILD_TIMEOUT = 1800.0
+DEFAULT_NAMESPACE = "trackside"
+TRACKSIDE_VERSION_FALLBACK = "0"
+
+
+@dataclass
+class ImageContext:
+    """What a job type's `prepare_image` hook gets to fill the build context and the template."""
+
+    manifest: Any
+    context_dir: Path  # the build context (the build directory; the source is in `job_dir`)
+    job_dir: Path  # the job's source, with `git.directory` applied
+    cache_dir: Path
+    log: Callable[[str], None]
+    base_image: str
+    build_env: dict[str, str] = field(default_factory=dict)
+    no_cache: bool = False
+
+
+@dataclass
+class ContainerJobType(JobType):
+    """A job type that also knows how to prepare its image's build context.
+
+    `prepare_image(ImageContext)` runs on the build host before `docker build` (it may download
+    packages into the context, since the build has no network) and returns extra template variables.
+    """
+
+    prepare_image: Callable[[ImageContext], dict[str, Any]] | None = None
+    default_base_image: str = ""
+
+
+def image_reference(settings: Settings | Any, job_name: str, tag: str, index: int = 0) -> str:
+    """`{registry}/{namespace}/job-entrypoint/{name}:{tag}` (Racetrack's naming; `job-{i}` for extra images)."""
+    registry = str(getattr(settings, "docker_registry", "") or "").rstrip("/")
+    namespace = str(getattr(settings, "docker_registry_namespace", "") or DEFAULT_NAMESPACE).strip("/")
+    image = "job-entrypoint" if index == 0 else f"job-{index}"
+    repository = f"{namespace}/{image}/{job_name}"
+    return f"{registry}/{repository}:{tag}" if registry else f"{repository}:{tag}"
+
+
+def base_image_for(settings: Settings | Any, job_type: JobType) -> str:
+    configured = dict(getattr(settings, "docker_base_images", None) or {})
+    default = getattr(job_type, "default_base_image", "") or ""
+    return str(configured.get(job_type.full_name) or configured.get(job_type.name) or default)
+
+
+def trackside_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("trackside")
+    except Exception:  # noqa: BLE001 - metadata is missing in odd installs; the label is informative only
+        return TRACKSIDE_VERSION_FALLBACK
+
+
+def build_job_image(
+    manifest: Manifest | Any,
+    job_type: JobType,
+    workspace_root: Path,
+    engine: DockerEngine,
+    settings: Settings | Any,
+    tag: str,
+    build_context: str | None,
+    git_credentials: dict[str, Any] | None,
+    cache_dir: Path,
+    log: Callable[[str], None],
+    secret_build_env: dict[str, str] | None = None,
+    no_cache: bool = False,
+    on_phase: Callable[[str], None] | None = None,
+    source_ready: bool = False,
+    git_version: str | None = None,
+) -> str:
+    """Fetch the source into `workspace_root/src`, build the job's image(s), push them; the first's name."""
+    secret_build_env = dict(secret_build_env or {})
+    started = time.monotonic()
+    phase = phase_logger(log, on_phase)
+    job_dir, git_version = prepare_source(manifest, workspace_root, build_context, git_credentials, log, phase,
+                                          secret_build_env, source_ready, git_version)
+
+    phase(PHASE_PREPARE)
+    log(f"job type {job_type.full_name}, Docker engine {engine.url}")
+    engine.ping()
+    if not engine.buildkit_available():
+        raise BuildFailed(
+            f"the docker client on this host cannot build with BuildKit (needed for build secrets and "
+            f"offline builds); install Debian's docker.io (Docker engine {engine.url})"
+        )
+    images = job_type.images or []
+    if not images:
+        raise BuildFailed(f"job type {job_type.full_name} has no container image definition")
+    registry = str(getattr(settings, "docker_registry", "") or "")
+    names: list[str] = []
+    for index, image in enumerate(images):
+        name = image_reference(settings, manifest.name, tag, index)
+        count = f"({index + 1}/{len(images)})"
+        phase(f"building image {count}")
+        context_dir, dockerfile = _dockerfile(
+            engine,
+            image,
+            index,
+            manifest,
+            job_type,
+            workspace_root,
+            job_dir,
+            cache_dir,
+            log,
+            settings,
+            git_version or "",
+            no_cache,
+        )
+        build_image(
+            engine,
+            name,
+            context_dir,
+            dockerfile,
+            log,
+            secret_build_env,
+            no_cache,
+            labels=_image_labels(manifest, job_type, tag),
+        )
+        if registry:
+            phase(f"pushing image {count}")
+            push_image(engine, name, registry, log)
+        names.append(name)
+    log(f"image {names[0]} built in {time.monotonic() - started:.2f} s")
+    return names[0]
+
+
+def _image_labels(manifest: Any, job_type: JobType, tag: str) -> dict[str, str]:
+    return {
+        "racetrack-component": "job",
+        "trackside.job-name": str(manifest.name),
+        "trackside.job-version": str(manifest.version),
+        "trackside.job-type": job_type.full_name,
+    }
+
+
+def _dockerfile(
+    engine: DockerEngine,
+    image: JobTypeImage,
+    index: int,
+    manifest: Any,
+    job_type: JobType,
+    workspace_root: Path,
+    job_dir: Path,
+    cache_dir: Path,
+    log: Callable[[str], None],
+    settings: Any,
+    git_version: str,
+    no_cache: bool,
+) -> tuple[Path, Path]:
+    """The build context and the Dockerfile of one image."""
+    if image.source == "job":
+        extra = dict(getattr(manifest, "jobtype_extra", None) or {})
+        relative = image.dockerfile_path or str(extra.get("dockerfile_path") or "Dockerfile")
+        dockerfile = _inside(job_dir, relative, "jobtype_extra.dockerfile_path")
+        if not dockerfile.is_file():
+            raise BuildFailed(f"Dockerfile {relative!r} (jobtype_extra.dockerfile_path) not found in the job's source")
+        log(f"using the job's own Dockerfile {relative}")
+        return job_dir, dockerfile
+    if image.template is None or not Path(image.template).is_file():
+        raise BuildFailed(f"job type {job_type.full_name}: Dockerfile template {image.template} is missing")
+    base_image = base_image_for(settings, job_type)
+    build_env = {str(k): str(v) for k, v in (getattr(manifest, "build_env", None) or {}).items()}
+    variables: dict[str, Any] = {
+        "manifest": manifest,
+        "manifest_jobtype_extra": dict(getattr(manifest, "jobtype_extra", None) or {}),
+        "env_vars": build_env,
+        "git_version": git_version,
+        "deployed_by_racetrack_version": trackside_version(),
+        "job_type_version": job_type.version,
+        "resource_name": f"job-{manifest.name}-v-{str(manifest.version).replace('.', '-')}",
+        "base_image": base_image,
+        "job_dir": job_dir.resolve().relative_to(workspace_root.resolve()).as_posix() or ".",
+        "secret_mount": f"--mount=type=secret,id={SECRET_ID},target={SECRET_TARGET}",
+        "secret_target": SECRET_TARGET,
+    }
+    if base_image:
+        _check_base_image(engine, base_image, log)
+    prepare = getattr(job_type, "prepare_image", None)
+    if prepare is not None:
+        variables.update(
+            prepare(ImageContext(manifest, workspace_root, job_dir, cache_dir, log, base_image, build_env, no_cache))
+            or {}
+        )
+    try:
+        template = jinja2.Template(
+            Path(image.template).read_text(), undefined=jinja2.StrictUndefined, keep_trailing_newline=True
+        )
+        text = template.render(**variables)
+    except jinja2.TemplateError as exc:
+        raise BuildFailed(f"job type {job_type.full_name}: Dockerfile template {image.template}: {exc}") from exc
+    dockerfile = workspace_root / f".job-{index}.Dockerfile"
+    dockerfile.write_text(text)
+    return workspace_root, dockerfile
+
+
+def _check_base_image(engine: DockerEngine, base_image: str, log: Callable[[str], None]) -> None:
+    if not engine.image_exists(base_image):
+        raise BuildFailed(
+            f"base image {base_image} is not on Docker engine {engine.url} and builds pull nothing: "
+            "run scripts/docker-setup, or set docker_base_images in the settings"
+        )
+    log(f"base image {base_image}")
+
+
+def _inside(root: Path, relative: str, what: str) -> Path:
+    base = root.resolve()
+    path = (base / relative).resolve()
+    if path != base and base not in path.parents:
+        raise BuildFailed(f"{what} {relative!r} must be a path inside the job's source")
+    return path
+
+
+def build_image(
+    engine: DockerEngine,
+    name: str,
+    context_dir: Path,
+    dockerfile: Path,
+    log: Callable[[str], None],
+    secret_build_env: dict[str, str] | None = None,
+    no_cache: bool = False,
+    labels: dict[str, str] | None = None,
+    timeout: float = BUILD_TIMEOUT,
+) -> None:
+    """`docker build` with BuildKit and no network; BuildFailed carries the failing step's output."""
+    args = ["build", "--network", "none", "--progress", "plain", "-t", name, "-f", str(dockerfile)]
+    if no_cache:
+        args.append("--no-cache")
+    for key, value in (labels or {}).items():
+        args += ["--label", f"{key}={value}"]
+    secrets_dir = None
+    try:
+        if secret_build_env:
+            secrets_dir = Path(tempfile.mkdtemp(prefix="trackside-build-secrets-"))
+            secrets_file = secrets_dir / "build_secrets.env"
+            fd = os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write("".join(f"{k}={shlex.quote(str(v))}\n" for k, v in secret_build_env.items()))
+            args += ["--secret", f"id={SECRET_ID},src={secrets_file}"]
+        args.append(str(context_dir))
+        started = time.monotonic()
+        code, last = engine.stream(args, log, timeout=timeout, buildkit=True)
+    finally:
+        if secrets_dir is not None:
+            shutil.rmtree(secrets_dir, ignore_errors=True)
+    if code != 0:
+        text = "\n".join(last)
+        if "Cannot connect to the Docker daemon" in text or "error during connect" in text:
+            raise Unavailable(f"Docker engine {engine.url} is not reachable: {last[-1] if last else ''}")
+        raise BuildFailed(f"image build failed:\n{_failure_summary(last)}")
+    log(f"docker build finished in {time.monotonic() - started:.2f} s")
+
+
+def _failure_summary(last: list[str]) -> str:
+    """The failing step and its error, from BuildKit's plain progress output."""
+    interesting = [line for line in last if line.strip() and not line.startswith("#") or "ERROR" in line]
+    return "\n".join(interesting[-15:]) or "\n".join(last[-15:])
+
+
+def push_image(engine: DockerEngine, name: str, registry: str, log: Callable[[str], None]) -> None:
+    code, last = engine.stream(["push", name], log, timeout=BUILD_TIMEOUT)
+    if code != 0:
+        reason = last[-1] if last else "no output"
+        if any(m in reason for m in ("connection refused", "no such host", "i/o timeout", "dial tcp")):
+            raise Unavailable(f"registry {registry} is not reachable (pushing {name}): {reason}")
+        raise BuildFailed(f"pushing {name} to registry {registry} failed: {reason}")

@@ -1,0 +1,37 @@
+"""The built-in `python3` job type: a Racetrack Python job class served by Trackside's runtime.
+
+Loaded by the plugin engine exactly as an installed job type bundle is (seed 002). `build_local`
+serves the local target; `Dockerfile.j2` with `image.prepare_image` builds the image for container
+targets.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from trackside.build.images import ContainerJobType
+from trackside.build.jobtype import JobType, JobTypeImage
+from trackside.build.jobtypes.python3.image import DEFAULT_BASE_IMAGE, TEMPLATE, prepare_image
+from trackside.build.jobtypes.python3.local import JOB_TYPE_NAME, JOB_TYPE_VERSION, build_local
+
+if TYPE_CHECKING:
+    from trackside.config import Settings
+
+__all__ = ["Plugin", "build_local"]
+
+
+class Plugin:
+    plugin_manifest: dict[str, Any] = {"name": "python3-job-type", "version": "1.0.0", "category": "job-type"}
+    settings: Settings | None = None  # set by the PluginEngine before any hook is called
+
+    def job_types(self) -> dict[str, JobType]:
+        return {
+            f"{JOB_TYPE_NAME}:{JOB_TYPE_VERSION}": ContainerJobType(
+                name=JOB_TYPE_NAME,
+                version=JOB_TYPE_VERSION,
+                local_builder=build_local,
+                images=[JobTypeImage(source="jobtype", template=TEMPLATE)],
+                prepare_image=prepare_image,
+                default_base_image=DEFAULT_BASE_IMAGE,
+            )
+        }

@@ -1,0 +1,121 @@
+"""The python3 job type's image: the build context the Dockerfile template expects.
+
+The image runs the same stdlib-only runtime as the local target (copied in as `trackside_runtime`),
+in a virtualenv made from the base image's Python. An image build has no network, so the job's
+requirements are turned into wheels on the build host (`pip wheel`, cached by the requirements'
+content) and installed inside the image from those files only (`pip install --no-index`). The wheels
+are bind-mounted into that one `RUN` step, so they are not kept in a layer.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from trackside.build.images import ImageContext
+from trackside.build.jobtypes.python3.entrypoint import check_entrypoint
+from trackside.build.jobtypes.python3.local import RUNTIME_PACKAGE, _requirements_file, copy_runtime
+from trackside.build.jobtypes.python3.options import PythonOptions
+from trackside.build.jobtypes.python3.venvs import requirements_fingerprint, run_streaming
+from trackside.errors import BuildFailed
+
+EXTRAS_DIR = ".trackside"
+TEMPLATE = Path(__file__).with_name("Dockerfile.j2")
+DEFAULT_BASE_IMAGE = "trackside/python3-base:bookworm"
+WHEELS_SCHEMA = "trackside-wheels-1"
+MARKER = ".complete"
+
+
+def prepare_image(context: ImageContext) -> dict[str, Any]:
+    """Check the entrypoint, copy the runtime and the wheels into the context; the template variables."""
+    log = context.log
+    manifest = context.manifest
+    options = PythonOptions.from_manifest(manifest)
+    job_class = check_entrypoint(context.job_dir, options.entrypoint_path, options.entrypoint_class)
+    log(f"entrypoint {options.entrypoint_path}, class {job_class}")
+    system_dependencies = list(getattr(manifest, "system_dependencies", None) or [])
+    if system_dependencies:
+        raise BuildFailed(
+            f"system_dependencies ({', '.join(system_dependencies)}) can't be installed: image builds have no "
+            "network; use a base image that has them (settings docker_base_images.python3) or the dockerfile "
+            "job type"
+        )
+    extras = context.context_dir / EXTRAS_DIR
+    if extras.exists():
+        shutil.rmtree(extras)
+    copy_runtime(extras / "runtime" / RUNTIME_PACKAGE)
+    requirements = _requirements_file(context.job_dir, options.requirements_path)
+    wheels = extras / "wheels"
+    if requirements is not None:
+        log(f"requirements: {requirements.relative_to(context.job_dir.resolve())}")
+        cached = _wheels(requirements, context)
+        shutil.copytree(cached, wheels, ignore=shutil.ignore_patterns(MARKER))
+        shutil.copyfile(requirements, wheels / "requirements.txt")
+    else:
+        log("requirements: none")
+        wheels.mkdir(parents=True)
+    command = ["/job-venv/bin/python", "-m", RUNTIME_PACKAGE, "--entrypoint-path", options.entrypoint_path]
+    if options.entrypoint_class:
+        command += ["--entrypoint-class", options.entrypoint_class]
+    runtime_env = {}
+    if options.max_concurrency is not None:
+        runtime_env["JOB_MAX_CONCURRENCY"] = str(options.max_concurrency)
+    if options.max_concurrency_queue is not None:
+        runtime_env["JOB_MAX_CONCURRENCY_QUEUE"] = str(options.max_concurrency_queue)
+    if options.home_page:
+        runtime_env["JOB_HOME_PAGE"] = options.home_page
+    return {
+        "extras_dir": EXTRAS_DIR,
+        "has_requirements": requirements is not None,
+        "command": command,
+        "runtime_env": runtime_env,
+    }
+
+
+def _wheels(requirements: Path, context: ImageContext) -> Path:
+    """Wheels for `requirements`, made once per distinct requirements set and reused by later builds."""
+    import hashlib
+
+    fingerprint = requirements_fingerprint(requirements, context.job_dir)
+    build_env = sorted(context.build_env.items())
+    key = hashlib.sha256(f"{WHEELS_SCHEMA}\n{sys.version_info[:2]}\n{build_env}\n{fingerprint}".encode()).hexdigest()[
+        :24
+    ]
+    target = context.cache_dir / "wheels" / key
+    if (target / MARKER).is_file() and not context.no_cache:
+        context.log(f"wheels from the cache ({key})")
+        return target
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME")}
+    env.update(context.build_env)
+    env.update({"PIP_DISABLE_PIP_VERSION_CHECK": "1", "NO_COLOR": "1"})
+    context.log("downloading wheels on the build host (the image build has no network)")
+    code, last = run_streaming(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-input",
+            "--progress-bar",
+            "off",
+            "-w",
+            str(target),
+            "-r",
+            str(requirements),
+        ],
+        requirements.parent,
+        env,
+        context.log,
+        timeout=900.0,
+    )
+    if code != 0:
+        shutil.rmtree(target, ignore_errors=True)
+        raise BuildFailed("could not download the job's requirements:\n" + "\n".join(last[-10:]))
+    (target / MARKER).write_text("")
+    return target

@@ -1,0 +1,311 @@
+"""Connections from the gateway to jobs: a response-parsing protocol and a keep-alive pool.
+
+Each `UpstreamConnection` parses responses with httptools and hands the events to whoever is
+using it (a `ResponseSink`, the client connection being served) as they arrive, so bodies stream
+and nothing is buffered whole. Idle connections wait in a per-"host:port" LIFO stack: the most
+recently used one is the least likely to have been closed by the job's keep-alive timeout, and
+connections idle longer than `idle_timeout` (kept below uvicorn's 5 s default) are not reused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Protocol
+
+import httptools
+
+# (name as sent, lower-case name, value)
+Headers = list[tuple[bytes, bytes, bytes]]
+
+
+class ResponseSink(Protocol):
+    """Receives one upstream response; the connection calls it only while the response is in flight.
+
+    Body bytes skip the sink's methods: the connection appends them (chunk-framed when
+    `chunk_out` is set) to the `out` list given to `begin`, and calls `upstream_flush` after each
+    read, so one read from the job becomes one write to the client.
+    """
+
+    def upstream_informational(self, conn: UpstreamConnection, status: int, headers: Headers) -> None: ...
+
+    def upstream_head(self, conn: UpstreamConnection, status: int, headers: Headers) -> None: ...
+
+    def upstream_flush(self, conn: UpstreamConnection) -> None: ...
+
+    def upstream_end(self, conn: UpstreamConnection, keep_alive: bool) -> None: ...
+
+    def upstream_lost(self, conn: UpstreamConnection, exc: BaseException | None) -> None: ...
+
+    def upstream_pause_writing(self) -> None: ...
+
+    def upstream_resume_writing(self) -> None: ...
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection to a job replica, serving one request at a time."""
+
+    def __init__(self, pool: UpstreamPool, key: str) -> None:
+        self.pool = pool
+        self.key = key
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]  # set in connection_made
+        self.sink: ResponseSink | None = None
+        self.out: list[bytes] = []
+        self.chunk_out = False
+        self.parser = httptools.HttpResponseParser(self)
+        self.headers: Headers = []
+        self.status = 0
+        self.got_bytes = False
+        self.head_done = False
+        self.done = True
+        self.no_body = False
+        self.head_request = False
+        self.close_delimited = False
+        self.has_length = False
+        self.chunked = False
+        self.informational = False
+        self.reused = False
+        self.in_pool = False
+        self.closed = False
+        self.read_paused = False
+        self.idle_since = 0.0
+
+    # -- used by the client side --------------------------------------------------------------
+
+    def begin(self, sink: ResponseSink, out: list[bytes], head_request: bool) -> None:
+        """Attach the sink that receives the response to the request about to be written."""
+        self.sink = sink
+        self.out = out
+        self.chunk_out = False
+        self.head_request = head_request
+        self.got_bytes = False
+        self.head_done = False
+        self.done = False
+        self.headers = []
+        self.has_length = False
+        self.chunked = False
+
+    def detach(self) -> None:
+        self.sink = None
+
+    def pause_reading(self) -> None:
+        if not self.read_paused and not self.closed:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.read_paused and not self.closed:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        self.sink = None
+        if not self.closed:
+            self.transport.close()
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        sink = self.sink
+        if sink is None:
+            # Bytes on an idle connection (or after the response we wanted): it is out of sync.
+            self.transport.close()
+            return
+        self.got_bytes = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            sink = self.sink
+            self.sink = None
+            self.transport.close()
+            if sink is not None and not self.done:
+                sink.upstream_lost(self, exc)
+            return
+        sink = self.sink
+        if sink is not None:
+            sink.upstream_flush(self)
+
+    def eof_received(self) -> bool | None:
+        return False  # close our side too; connection_lost settles a close-delimited body
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.in_pool:
+            self.pool.discard(self)
+        sink = self.sink
+        self.sink = None
+        if sink is None or self.done:
+            return
+        if self.head_done and self.close_delimited:
+            self.done = True
+            sink.upstream_end(self, False)
+        else:
+            sink.upstream_lost(self, exc)
+
+    def pause_writing(self) -> None:
+        if self.sink is not None:
+            self.sink.upstream_pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.sink is not None:
+            self.sink.upstream_resume_writing()
+
+    # -- httptools callbacks ------------------------------------------------------------------
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        lname = name.lower()
+        self.headers.append((name, lname, value))
+        if lname == b"content-length":
+            self.has_length = True
+        elif lname == b"transfer-encoding":
+            self.chunked = True
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        self.status = status
+        sink = self.sink
+        if sink is None:
+            return
+        if status < 200:
+            self.informational = True
+            sink.upstream_informational(self, status, self.headers)
+            self.headers = []
+            self.has_length = False
+            self.chunked = False
+            return
+        self.head_done = True
+        self.no_body = self.head_request or status in (204, 304)
+        self.close_delimited = not self.no_body and not self.has_length and not self.chunked
+        sink.upstream_head(self, status, self.headers)
+        if self.head_request and self.sink is not None:
+            # httptools cannot be told a response has no body, so a HEAD response's Content-Length
+            # would make it wait for bytes that never come: finish here and start a fresh parser.
+            keep_alive = self.parser.should_keep_alive()
+            self.parser = httptools.HttpResponseParser(self)
+            self._finish(keep_alive)
+
+    def on_body(self, body: bytes) -> None:
+        if self.sink is not None:
+            if self.chunk_out:
+                self.out += (b"%x\r\n" % len(body), body, b"\r\n")
+            else:
+                self.out.append(body)
+
+    def on_message_complete(self) -> None:
+        if self.informational:
+            self.informational = False
+            return
+        if not self.done:
+            self.done = True
+            sink = self.sink
+            self.sink = None
+            if sink is not None:
+                sink.upstream_end(self, self.parser.should_keep_alive())
+
+    def _finish(self, keep_alive: bool) -> None:
+        self.done = True
+        sink = self.sink
+        self.sink = None
+        if sink is not None:
+            sink.upstream_end(self, keep_alive)
+
+
+def split_host_port(key: str) -> tuple[str, int]:
+    """ "host:port" or "[v6]:port" -> (host, port); ValueError names the bad address."""
+    host, sep, port = key.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"upstream address {key!r} is not host:port")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
+class UpstreamPool:
+    """Idle keep-alive connections per "host:port", reused most-recent-first."""
+
+    def __init__(
+        self, *, max_idle_per_host: int = 64, idle_timeout: float = 4.0, connect_timeout: float = 10.0
+    ) -> None:
+        self.max_idle_per_host = max_idle_per_host
+        self.idle_timeout = idle_timeout
+        self.connect_timeout = connect_timeout
+        self._idle: dict[str, list[UpstreamConnection]] = {}
+        self.connections_made = 0
+
+    def acquire_nowait(self, key: str) -> UpstreamConnection | None:
+        stack = self._idle.get(key)
+        if not stack:
+            return None
+        now = time.monotonic()
+        while stack:
+            conn = stack.pop()
+            conn.in_pool = False
+            if conn.closed or conn.transport.is_closing():
+                continue
+            if now - conn.idle_since > self.idle_timeout:
+                # Everything below it in the stack is older still.
+                conn.close()
+                for older in stack:
+                    older.in_pool = False
+                    older.close()
+                stack.clear()
+                return None
+            conn.reused = True
+            return conn
+        return None
+
+    async def connect(self, key: str) -> UpstreamConnection:
+        """A fresh connection; raises OSError or TimeoutError."""
+        host, port = split_host_port(key)
+        loop = asyncio.get_running_loop()
+        _, conn = await asyncio.wait_for(
+            loop.create_connection(lambda: UpstreamConnection(self, key), host, port), self.connect_timeout
+        )
+        self.connections_made += 1
+        return conn
+
+    def release(self, conn: UpstreamConnection) -> None:
+        """Return a connection whose response is complete; it is closed when the stack is full."""
+        conn.sink = None
+        if conn.closed:
+            return
+        if conn.read_paused:
+            conn.resume_reading()
+        stack = self._idle.get(conn.key)
+        if stack is None:
+            stack = self._idle[conn.key] = []
+        if len(stack) >= self.max_idle_per_host:
+            conn.close()
+            return
+        conn.idle_since = time.monotonic()
+        conn.in_pool = True
+        stack.append(conn)
+
+    def discard(self, conn: UpstreamConnection) -> None:
+        conn.in_pool = False
+        stack = self._idle.get(conn.key)
+        if stack and conn in stack:
+            stack.remove(conn)
+
+    def idle_count(self, key: str) -> int:
+        return len(self._idle.get(key, ()))
+
+    def sweep(self) -> None:
+        """Close connections idle longer than `idle_timeout` (called periodically)."""
+        deadline = time.monotonic() - self.idle_timeout
+        for stack in self._idle.values():
+            stale = [c for c in stack if c.idle_since < deadline]
+            for conn in stale:
+                stack.remove(conn)
+                conn.in_pool = False
+                conn.close()
+
+    def close(self) -> None:
+        for stack in self._idle.values():
+            for conn in stack:
+                conn.in_pool = False
+                conn.close()
+        self._idle.clear()

@@ -1,0 +1,196 @@
+"""JobDeployer of a Docker target: a job version is a set of labelled containers (replicas).
+
+With the host network (the default) each replica listens on a free port of the engine's host, so the
+gateway and the job's own calls to the gateway (`PUB_URL`) both work over loopback; with a named
+bridge network each replica listens on 7000 inside and the engine publishes it on a host port.
+`resources` become `--memory`, `--memory-reservation`, `--cpus` and `--cpu-shares`; a request the
+engine can't meet is refused before anything starts, naming the field.
+
+A forced redeploy has no gap: `deploy_job` starts the new deployment's containers (labelled with its
+build tag) beside the serving ones; the deploy service switches traffic once they are ready and then
+calls `retire_previous`, or `discard_deployment` when they never get ready (the old ones keep serving).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from trackside.build.images import image_reference
+from trackside.domain import JobDto, JobFamilyDto, JobSecrets, JobStatus
+from trackside.errors import DeployFailed, InvalidInput
+from trackside.infra.base import JobDeployer
+from trackside.infra.docker.containers import CONTAINER_PORT, JobContainers, RunSpec
+from trackside.infra.docker.engine import DockerError
+from trackside.infra.docker.naming import container_name, job_labels
+from trackside.infra.secrets import SecretFileStore
+
+if TYPE_CHECKING:
+    from trackside.config import Settings
+    from trackside.manifest.model import Manifest
+    from trackside.plugins.engine import PluginEngine
+
+
+STOP_GRACE_S = 5  # a retired replica's time to finish in-flight calls after SIGTERM
+
+
+class DockerJobDeployer(JobDeployer):
+    # A forced redeploy starts a new generation of containers beside the serving one (see naming.py).
+    overlapping_redeploy = True
+
+    def __init__(self, target: str, containers: JobContainers, secrets: SecretFileStore, network: str) -> None:
+        self.target = target
+        self.containers = containers
+        self.secrets = secrets
+        self.network = network or "host"
+
+    @property
+    def engine(self) -> Any:
+        return self.containers.engine
+
+    def deploy_job(
+        self,
+        manifest: Manifest,
+        config: Settings,
+        plugin_engine: PluginEngine,
+        tag: str,
+        runtime_env_vars: dict[str, str],
+        family: JobFamilyDto,
+        containers_num: int = 1,
+        runtime_secret_vars: dict[str, str] | None = None,
+    ) -> JobDto:
+        name, version = manifest.name, manifest.version
+        replicas = getattr(manifest, "replicas", None) or containers_num
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 1:
+            raise InvalidInput(f"job {name} {version}: replicas must be a positive integer, got {replicas!r}")
+        image = image_reference(config, name, tag)
+        self._ensure_image(image, config)
+        limits = self._limits(manifest)
+        timestamp = int(runtime_env_vars.get("JOB_DEPLOYMENT_TIMESTAMP") or 0)
+        job_type = self._image_label(image, "trackside.job-type") or str(getattr(manifest, "jobtype", "") or "")
+        self.containers.ensure_network(self.network)
+        # The version's earlier deployments keep serving: they go in `retire_previous`, once the
+        # deploy service has moved traffic to this one. Only a retry of this very build is replaced.
+        self.containers.remove_deployment(name, version, tag)
+        started: list[str] = []
+        addresses: list[str] = []
+        taken: set[int] = set()
+        host_network = self.network == "host"
+        local_engine = self.containers.host in ("127.0.0.1", "localhost")
+        try:
+            for index in range(replicas):
+                port = self.containers.free_port(taken) if host_network else CONTAINER_PORT
+                taken.add(port)
+                env = {
+                    **runtime_env_vars,
+                    **(runtime_secret_vars or {}),
+                    "PORT": str(port),
+                    "JOB_HOST": "127.0.0.1" if host_network and local_engine else "0.0.0.0",
+                    "JOB_USER_MODULE_HOSTNAME": "localhost",
+                }
+                container = container_name(self.target, name, version, index, tag)
+                spec = RunSpec(
+                    container=container,
+                    image=image,
+                    labels=job_labels(self.target, name, version, index, tag, port, timestamp, job_type),
+                    env=env,
+                    network=self.network,
+                    port=port,
+                    publish_host="127.0.0.1" if local_engine else "",
+                    **limits,
+                )
+                self.containers.start(spec)
+                started.append(container)
+            for replica in self.containers.find(name, version, tag):
+                addresses.append(replica.address)
+        except Exception:
+            self.containers.remove_deployment(name, version, tag)
+            raise
+        if len(addresses) != replicas:
+            raise DeployFailed(f"job {name} {version}: started {replicas} containers but {len(addresses)} are there")
+        return JobDto(
+            name=name,
+            version=version,
+            status=JobStatus.STARTING.value,
+            internal_name=addresses[0],
+            replica_internal_names=addresses,
+            image_tag=tag,
+            infrastructure_target=self.target,
+            job_type_version=job_type.partition(":")[2] or None,
+            infrastructure_stats={"image": image, "containers": started},
+        )
+
+    def _image_label(self, image: str, label: str) -> str:
+        result = self.engine.run(
+            ["image", "inspect", "--format", f'{{{{index .Config.Labels "{label}"}}}}', image], check=False
+        )
+        value = result.stdout.strip() if result.returncode == 0 else ""
+        return "" if value == "<no value>" else value
+
+    def _ensure_image(self, image: str, config: Any) -> None:
+        if self.engine.image_exists(image):
+            return
+        registry = str(getattr(config, "docker_registry", "") or "")
+        if not registry:
+            raise DeployFailed(f"image {image} is not on Docker engine {self.engine.url} and no registry is configured")
+        try:
+            self.engine.run(["pull", image], timeout=600, what=f"pulling {image}")
+        except DockerError as exc:
+            raise DeployFailed(f"image {image} could not be pulled from registry {registry}: {exc.stderr}") from None
+
+    def _limits(self, manifest: Any) -> dict[str, Any]:
+        resources = getattr(manifest, "resources", None)
+        if resources is None:
+            return {}
+        info = self.engine.info()
+        cpus = int(info.get("NCPU") or 0)
+        memory_total = int(info.get("MemTotal") or 0)
+        limits: dict[str, Any] = {}
+        if resources.memory_max is not None:
+            limits["memory"] = resources.memory_max_bytes
+            if memory_total and resources.memory_max_bytes > memory_total:
+                raise DeployFailed(
+                    f"resources.memory_max {resources.memory_max} is more than the {memory_total // 2**20} MiB "
+                    f"of memory of Docker engine {self.engine.url}"
+                )
+        if resources.memory_min is not None:
+            limits["memory_reservation"] = resources.memory_min_bytes
+            if memory_total and resources.memory_min_bytes > memory_total:
+                raise DeployFailed(
+                    f"resources.memory_min {resources.memory_min} is more than the {memory_total // 2**20} MiB "
+                    f"of memory of Docker engine {self.engine.url}"
+                )
+        if resources.cpu_max is not None:
+            limits["cpus"] = resources.cpu_max_cores
+            if cpus and resources.cpu_max_cores > cpus:
+                raise DeployFailed(
+                    f"resources.cpu_max {resources.cpu_max} asks for more than the {cpus} CPUs of Docker engine "
+                    f"{self.engine.url}"
+                )
+        if resources.cpu_min is not None:
+            limits["cpu_shares"] = max(2, int(resources.cpu_min_cores * 1024))
+        return limits
+
+    def retire_previous(self, job_name: str, job_version: str, keep_tag: str) -> None:
+        """Stop (letting in-flight calls finish) and remove the version's deployments other than `keep_tag`."""
+        old = [r for r in self.containers.find(job_name, job_version) if r.tag != keep_tag]
+        if not old:
+            return
+        ids = [r.id for r in old]
+        self.engine.run(["stop", "--time", str(STOP_GRACE_S), *ids], check=False, timeout=STOP_GRACE_S + 60)
+        self.containers.remove(old)
+
+    def discard_deployment(self, job_name: str, job_version: str, tag: str) -> None:
+        self.containers.remove_deployment(job_name, job_version, tag)
+
+    def delete_job(self, job_name: str, job_version: str) -> None:
+        self.containers.remove_job(job_name, job_version)
+        self.secrets.remove(job_name, job_version)
+
+    def job_exists(self, job_name: str, job_version: str) -> bool:
+        return bool(self.containers.find(job_name, job_version))
+
+    def save_job_secrets(self, job_name: str, job_version: str, job_secrets: JobSecrets) -> None:
+        self.secrets.save(job_name, job_version, job_secrets)
+
+    def get_job_secrets(self, job_name: str, job_version: str) -> JobSecrets:
+        return self.secrets.get(job_name, job_version)

@@ -1,0 +1,161 @@
+"""JobMonitor of a Docker target: what runs (found by labels), whether it answers, its recent output.
+
+Probes go to each replica's address as the gateway would call it. Waiting for a fresh deployment
+fails at once, with the container's last lines, when a container exits or is being restarted by the
+engine, rather than waiting for the timeout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, NoReturn
+
+from trackside.domain import JobDto, JobStatus
+from trackside.errors import DeployFailed
+from trackside.infra.base import JobMonitor
+from trackside.infra.docker.containers import JobContainers
+from trackside.infra.docker.naming import Replica
+from trackside.infra.probes import last_call_timestamp, live_error, probe
+from trackside.infra.readiness import ReplicaEndpoint, split_address, wait_until_ready
+
+if TYPE_CHECKING:
+    from trackside.config import Settings
+
+ERROR_LOG_LINES = 20
+FIRST_POLL_DELAY = 0.05
+MAX_POLL_DELAY = 0.5
+MAX_PROBE_THREADS = 16
+
+
+def _describe_state(replica: Replica) -> str:
+    if replica.status == "restarting" or (replica.running and replica.restart_count):
+        return f"container {replica.container} keeps exiting (restarted {replica.restart_count} times)"
+    if replica.exit_code is not None:
+        return f"container {replica.container} exited with code {replica.exit_code}"
+    return f"container {replica.container} is {replica.status}"
+
+
+def _health(replica: Replica) -> tuple[bool, str | None, int | None]:
+    """(ready, error, last call timestamp) of one replica."""
+    if not replica.running:
+        return False, _describe_state(replica), None
+    host, port = split_address(replica.address)
+    live = probe(host, port, "/live")
+    if not live.ok:
+        what = f"not answering ({live.error})" if live.status is None else f"not live: {live_error(live)}"
+        return False, f"replica {replica.index} ({replica.address}): {what}", None
+    ready = probe(host, port, "/ready")
+    if not ready.ok:
+        return False, f"replica {replica.index} ({replica.address}): not ready: {ready.describe()}", None
+    metrics = probe(host, port, "/metrics")
+    return True, None, last_call_timestamp(metrics.body) if metrics.ok else None
+
+
+Checked = tuple[Replica, tuple[bool, str | None, int | None]]
+
+
+def _serving(by_tag: dict[str, list[Checked]]) -> list[Checked]:
+    """The deployment that serves a version while a forced redeploy runs two: the newest healthy one.
+
+    Until the new deployment is ready the old one is what serves (and what the store points at); once
+    it is, the new one is. With no healthy deployment, the newest is reported, with its errors.
+    """
+    if len(by_tag) == 1:
+        return next(iter(by_tag.values()))
+    newest_first = sorted(
+        by_tag.values(), key=lambda members: max((r.timestamp, r.created) for r, _ in members), reverse=True
+    )
+    for members in newest_first:
+        if all(ok for _, (ok, _, _) in members):
+            return members
+    return newest_first[0]
+
+
+class DockerJobMonitor(JobMonitor):
+    def __init__(self, target: str, containers: JobContainers, live_timeout: float, ready_timeout: float) -> None:
+        self.target = target
+        self.containers = containers
+        self.live_timeout = live_timeout
+        self.ready_timeout = ready_timeout
+
+    def list_jobs(self, config: Settings) -> list[JobDto]:
+        replicas = self.containers.find()
+        if not replicas:
+            return []
+        with ThreadPoolExecutor(max_workers=min(MAX_PROBE_THREADS, len(replicas))) as pool:
+            health = list(pool.map(_health, replicas))
+        generations: dict[tuple[str, str], dict[str, list[Checked]]] = {}
+        for replica, checked in zip(replicas, health, strict=True):
+            by_tag = generations.setdefault((replica.name, replica.version), {})
+            by_tag.setdefault(replica.tag, []).append((replica, checked))
+        result = []
+        for (name, version), by_tag in generations.items():
+            members = _serving(by_tag)
+            ready = [r.address for r, (ok, _, _) in members if ok]
+            errors = [error for _, (_, error, _) in members if error]
+            calls = [call for _, (_, _, call) in members if call]
+            first = members[0][0]
+            result.append(
+                JobDto(
+                    name=name,
+                    version=version,
+                    status=JobStatus.ERROR.value if errors else JobStatus.RUNNING.value,
+                    error="\n".join(errors) if errors else None,
+                    internal_name=ready[0] if ready else first.address,
+                    replica_internal_names=ready,
+                    image_tag=first.tag,
+                    infrastructure_target=self.target,
+                    job_type_version=first.job_type_version.partition(":")[2] or None,
+                    last_call_time=max(calls) if calls else None,
+                    infrastructure_stats={
+                        "replicas": len(members),
+                        "restarts": sum(r.restart_count for r, _ in members),
+                        "containers": [r.container for r, _ in members],
+                    },
+                )
+            )
+        return result
+
+    def check_job_condition(
+        self,
+        job: JobDto,
+        deployment_timestamp: int = 0,
+        on_job_alive: Callable[[], None] | None = None,
+        logs_on_error: bool = True,
+    ) -> None:
+        name, version = job.name, job.version
+
+        def fail(reason: str, replica: Replica | None) -> NoReturn:
+            self._fail(job, reason, replica, logs_on_error)
+
+        def replicas() -> list[ReplicaEndpoint]:
+            # Only this deployment's containers: a forced redeploy's predecessors run alongside.
+            found = self.containers.find(name, version, job.image_tag or None)
+            if not found:
+                raise DeployFailed(f"job {name} {version} has no containers on the {self.target} target")
+            for replica in found:
+                if not replica.running or replica.restart_count:
+                    fail(f"job process exited: {_describe_state(replica)}", replica)
+            return [ReplicaEndpoint(r.index, r.address, True, r) for r in found]
+
+        wait_until_ready(replicas, fail, deployment_timestamp=deployment_timestamp, on_job_alive=on_job_alive,
+                         live_timeout=self.live_timeout, ready_timeout=self.ready_timeout,
+                         first_delay=FIRST_POLL_DELAY, max_delay=MAX_POLL_DELAY)
+
+    def _fail(self, job: JobDto, reason: str, replica: Replica | None, logs_on_error: bool) -> NoReturn:
+        if not logs_on_error or replica is None:
+            raise DeployFailed(reason)
+        lines = "\n".join(self.containers.logs(replica.container, ERROR_LOG_LINES))
+        raise DeployFailed(f"{reason}; its last lines:\n{lines}" if lines else reason)
+
+    def read_recent_logs(self, job: JobDto, tail: int = 20) -> str:
+        """The last `tail` lines of each replica (all when tail=0), prefixed `[replica-i]` when several."""
+        replicas = self.containers.find(job.name, job.version)
+        if job.image_tag and any(r.tag == job.image_tag for r in replicas):
+            replicas = [r for r in replicas if r.tag == job.image_tag]
+        if len(replicas) == 1:
+            return "\n".join(self.containers.logs(replicas[0].container, tail))
+        return "\n".join(
+            f"[replica-{r.index}] {line}" for r in replicas for line in self.containers.logs(r.container, tail)
+        )

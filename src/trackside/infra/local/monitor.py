@@ -1,0 +1,187 @@
+"""JobMonitor of the local target: what runs, whether it answers, and its recent output.
+
+Probes go straight to each replica's loopback port. Waiting for a fresh deployment polls fast at
+first (20 ms, growing to 500 ms) because the local target aims at a first answer within 2 s of a
+deploy, and fails at once when a replica's process exits instead of waiting for a timeout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NoReturn
+
+from trackside.domain import JobDto, JobStatus
+from trackside.errors import DeployFailed
+from trackside.infra.base import JobMonitor
+from trackside.infra.local.deployer import TARGET_NAME
+from trackside.infra.local.logs import tail_lines
+from trackside.infra.local.replicas import ERROR_LOG_LINES, ReplicaManager, ReplicaView, describe_exit
+from trackside.infra.probes import last_call_timestamp, live_error, probe
+from trackside.infra.readiness import ReplicaEndpoint, wait_until_ready
+
+if TYPE_CHECKING:
+    from trackside.config import Settings
+
+HOST = "127.0.0.1"
+FIRST_POLL_DELAY = 0.02
+MAX_POLL_DELAY = 0.5
+MAX_PROBE_THREADS = 16
+# A replica that has answered before is reported in error only after this many failed probes in
+# a row (as a Kubernetes probe's failureThreshold): one slow answer on a loaded machine is not an
+# outage. A replica that never answered (just started or restarted) is in error at once.
+FAILURE_THRESHOLD = 2
+
+
+@dataclass
+class _ReplicaHealth:
+    view: ReplicaView
+    live: bool = False
+    ready: bool = False
+    error: str | None = None
+    last_call: int | None = None
+
+
+def _probe_replica(view: ReplicaView) -> _ReplicaHealth:
+    health = _ReplicaHealth(view)
+    if not view.running:
+        restart = f", restarting in {view.restart_in:.1f}s" if view.restart_in is not None else ""
+        reason = view.error.split("\n", 1)[0].rstrip(":") if view.error else describe_exit(view.exit_code)
+        health.error = f"replica {view.index}: {reason}{restart}"
+        return health
+    live = probe(HOST, view.port, "/live")
+    if not live.ok:
+        what = f"not answering ({live.error})" if live.status is None else f"not live: {live_error(live)}"
+        health.error = f"replica {view.index} ({view.address}): {what}"
+        return health
+    health.live = True
+    ready = probe(HOST, view.port, "/ready")
+    if not ready.ok:
+        health.error = f"replica {view.index} ({view.address}): not ready: {ready.describe()}"
+        return health
+    health.ready = True
+    metrics = probe(HOST, view.port, "/metrics")
+    if metrics.ok:
+        health.last_call = last_call_timestamp(metrics.body)
+    return health
+
+
+class LocalJobMonitor(JobMonitor):
+    def __init__(self, manager: ReplicaManager, live_timeout: float, ready_timeout: float) -> None:
+        self.manager = manager
+        self.live_timeout = live_timeout
+        self.ready_timeout = ready_timeout
+        self._failures: dict[tuple[str, str, int, int | None], int] = {}
+        self._answered: set[tuple[str, str, int, int | None]] = set()
+
+    def list_jobs(self, config: Settings) -> list[JobDto]:
+        jobs = self.manager.snapshot_all()
+        views = [view for replicas in jobs.values() for view in replicas]
+        if not views:
+            return []
+        with ThreadPoolExecutor(max_workers=min(MAX_PROBE_THREADS, len(views))) as pool:
+            health = dict(
+                zip([(v.name, v.version, v.index) for v in views], pool.map(_probe_replica, views), strict=True)
+            )
+        self._tolerate_single_failures(health.values())
+        result = []
+        for (name, version), replicas in jobs.items():
+            checks = [health[(name, version, v.index)] for v in replicas]
+            live_names = [c.view.address for c in checks if c.live]
+            errors = [c.error for c in checks if c.error]
+            last_calls = [c.last_call for c in checks if c.last_call]
+            first = replicas[0]
+            result.append(
+                JobDto(
+                    name=name,
+                    version=version,
+                    status=JobStatus.ERROR.value if errors else JobStatus.RUNNING.value,
+                    error="\n".join(errors) if errors else None,
+                    internal_name=live_names[0] if live_names else first.address,
+                    replica_internal_names=live_names,
+                    image_tag=first.tag,
+                    infrastructure_target=TARGET_NAME,
+                    job_type_version=first.job_type_version or None,
+                    last_call_time=max(last_calls) if last_calls else None,
+                    infrastructure_stats={
+                        "replicas": len(replicas),
+                        "restarts": sum(v.restart_count for v in replicas),
+                        "pids": [v.pid for v in replicas],
+                    },
+                )
+            )
+        return result
+
+    def _tolerate_single_failures(self, checks: Iterable[_ReplicaHealth]) -> None:
+        failures: dict[tuple[str, str, int, int | None], int] = {}
+        answered: set[tuple[str, str, int, int | None]] = set()
+        for check in checks:
+            view = check.view
+            key = (view.name, view.version, view.index, view.pid)
+            if check.error is None:
+                answered.add(key)
+            elif view.running and key in self._answered:
+                failures[key] = self._failures.get(key, 0) + 1
+                if failures[key] < FAILURE_THRESHOLD:
+                    check.error, check.live, check.ready = None, True, True
+                    answered.add(key)
+        # Replicas that are gone (or restarted: a new pid) drop out of both.
+        self._failures, self._answered = failures, answered
+
+    def check_job_condition(
+        self,
+        job: JobDto,
+        deployment_timestamp: int = 0,
+        on_job_alive: Callable[[], None] | None = None,
+        logs_on_error: bool = True,
+    ) -> None:
+        name, version = job.name, job.version
+        baseline: dict[int, int] = {}
+
+        def fail(reason: str, view: ReplicaView | None) -> NoReturn:
+            self._fail(job, reason, view, logs_on_error)
+
+        def replicas() -> list[ReplicaEndpoint]:
+            views = self.manager.snapshot(name, version)
+            if not views:
+                raise DeployFailed(f"job {name} {version} has no replicas on the local target")
+            if not baseline:
+                baseline.update({v.index: v.crashes for v in views})
+            for view in views:
+                crashed = view.crashes > baseline.get(view.index, 0)
+                if (not view.running and not view.retrying_bind) or crashed:
+                    fail(f"job process exited with code {view.exit_code}" if view.exit_code is not None
+                         else "job process exited", view)
+            return [ReplicaEndpoint(v.index, f"{HOST}:{v.port}", v.running, v) for v in views]
+
+        wait_until_ready(replicas, fail, deployment_timestamp=deployment_timestamp, on_job_alive=on_job_alive,
+                         live_timeout=self.live_timeout, ready_timeout=self.ready_timeout,
+                         first_delay=FIRST_POLL_DELAY, max_delay=MAX_POLL_DELAY)
+
+    def _fail(
+        self,
+        job: JobDto,
+        reason: str,
+        view: ReplicaView | None,
+        logs_on_error: bool,
+    ) -> NoReturn:
+        if not logs_on_error:
+            raise DeployFailed(reason)
+        if view is not None:
+            lines = "\n".join(tail_lines(view.log_path, ERROR_LOG_LINES))
+        else:
+            lines = self.read_recent_logs(job, ERROR_LOG_LINES)
+        raise DeployFailed(f"{reason}:\n{lines}" if lines else reason)
+
+    def read_recent_logs(self, job: JobDto, tail: int = 20) -> str:
+        """The last `tail` lines of each replica (all when tail=0), prefixed `[replica-i]` when several."""
+        count = self.manager.replica_count(job.name, job.version)
+        if count:
+            paths = [self.manager.layout.log_file(job.name, job.version, i) for i in range(count)]
+        else:
+            directory = self.manager.layout.job_log_dir(job.name, job.version)
+            paths = sorted(directory.glob("replica-*.log")) if directory.is_dir() else []
+        if len(paths) == 1:
+            return "\n".join(tail_lines(paths[0], tail))
+        return "\n".join(f"[{path.stem}] {line}" for path in paths for line in tail_lines(path, tail))

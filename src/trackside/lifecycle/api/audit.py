@@ -1,0 +1,73 @@
+"""`/audit`: the audit log, filtered by job, by family, and by "related to me" (Racetrack's routes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+
+from trackside.auth.subjects import Caller
+from trackside.lifecycle import audit
+from trackside.lifecycle.access import require_user
+from trackside.lifecycle.api.deps import get_caller, get_context
+from trackside.lifecycle.context import LifecycleContext
+
+router = APIRouter()
+
+LIMIT = 100
+
+
+def _events(context: LifecycleContext, **filters: Any) -> list[dict[str, Any]]:
+    with context.db.session() as session:
+        return [audit.event_to_api(e) for e in audit.list_events(session, **filters)]
+
+
+@router.get("/audit/activity")
+def activity(
+    job_name: str | None = Query(None),
+    job_version: str | None = Query(None),
+    related_to_me: bool = Query(False),
+    limit: int = Query(LIMIT, ge=1, le=1000),
+    caller: Caller = Depends(get_caller),
+    context: LifecycleContext = Depends(get_context),
+) -> dict[str, Any]:
+    """Events filtered by family (`job_name`), job (`job_name` + `job_version`) and the caller's involvement."""
+    require_user(caller)
+    events = _events(
+        context,
+        job_name=job_name or None,
+        job_version=job_version or None,
+        related_to=caller.name if related_to_me else None,
+        limit=limit,
+    )
+    return {
+        "filter_job_name": job_name,
+        "filter_job_version": job_version,
+        "filter_related_to_me": related_to_me,
+        "events": events,
+    }
+
+
+@router.get("/audit/user_events")
+@router.get("/audit/user_events/job/{job_name}")
+@router.get("/audit/user_events/job/{job_name}/{job_version}")
+def user_events(
+    job_name: str | None = None,
+    job_version: str | None = None,
+    caller: Caller = Depends(get_caller),
+    context: LifecycleContext = Depends(get_context),
+) -> list[dict[str, Any]]:
+    require_user(caller)
+    return _events(context, job_name=job_name, job_version=job_version, related_to=caller.name, limit=LIMIT)
+
+
+@router.get("/audit/events")
+@router.get("/audit/events/job/{job_name}")
+@router.get("/audit/events/job/{job_name}/{job_version}")
+def all_events(
+    job_name: str | None = None,
+    job_version: str | None = None,
+    caller: Caller = Depends(get_caller),
+    context: LifecycleContext = Depends(get_context),
+) -> list[dict[str, Any]]:
+    return _events(context, job_name=job_name, job_version=job_version, limit=LIMIT)

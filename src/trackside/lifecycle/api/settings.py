@@ -1,0 +1,47 @@
+"""`/settings/maintenance`: staff switch maintenance mode on and off; anyone logged in may look."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel
+
+from trackside.auth.subjects import Caller
+from trackside.lifecycle import audit, maintenance
+from trackside.lifecycle.access import require_staff
+from trackside.lifecycle.api.deps import get_caller, get_context
+from trackside.lifecycle.audit import EventType
+from trackside.lifecycle.context import LifecycleContext
+
+router = APIRouter()
+
+
+class MaintenanceSwitch(BaseModel):
+    enabled: bool
+
+
+@router.get("/settings/maintenance")
+def get_maintenance(
+    _caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
+) -> dict[str, Any]:
+    with context.db.session() as session:
+        return {"maintenance_mode": maintenance.is_on(session)}
+
+
+@router.put("/settings/maintenance")
+def set_maintenance(
+    body: MaintenanceSwitch, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
+) -> dict[str, Any]:
+    require_staff(caller)
+    with context.db.session() as session:
+        before = maintenance.set_mode(session, body.enabled)
+        if before != body.enabled:
+            audit.record(
+                session,
+                EventType.SETTING_CHANGED,
+                caller.username,
+                setting=maintenance.SETTING_NAME,
+                value=body.enabled,
+            )
+    return {"maintenance_mode": body.enabled}

@@ -1,0 +1,152 @@
+"""Deployment records: one per deploy, redeploy or build, with status, phase, error and build logs.
+
+A deployment is written as it progresses, so its phase and logs are visible while it runs and what
+happened is kept after it ends (or after the platform crashed in the middle of it).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from trackside.domain import DeploymentStatus
+from trackside.errors import NotFound
+from trackside.lifecycle.registry import timestamp
+from trackside.store.database import Database
+from trackside.store.models import Deployment, utcnow
+
+
+def deployment_to_api(deployment: Deployment, job: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "id": deployment.id,
+        "status": deployment.status,
+        "create_time": timestamp(deployment.create_time),
+        "update_time": timestamp(deployment.update_time),
+        "error": deployment.error,
+        "job": job,
+        "deployed_by": deployment.deployed_by,
+        "phase": deployment.phase,
+        "image_name": deployment.image_name,
+        "infrastructure_target": deployment.infrastructure_target,
+        "manifest_yaml": deployment.manifest,
+        "job_name": deployment.job_name,
+        "job_version": deployment.job_version,
+        "warnings": deployment.warnings or None,
+    }
+
+
+def get_deployment(session: Session, deployment_id: str) -> Deployment:
+    deployment = session.get(Deployment, deployment_id)
+    if deployment is None:
+        raise NotFound(f"deployment {deployment_id} not found")
+    return deployment
+
+
+def list_deployments(session: Session, limit: int = 100) -> list[Deployment]:
+    query = select(Deployment).order_by(Deployment.create_time.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
+def latest_deployment(session: Session, name: str, version: str) -> Deployment | None:
+    query = (
+        select(Deployment)
+        .where(Deployment.job_name == name, Deployment.job_version == version, Deployment.kind != "build")
+        .order_by(Deployment.create_time.desc())
+        .limit(1)
+    )
+    return session.scalars(query).first()
+
+
+def recent_in_progress(session: Session, name: str, version: str, within: timedelta) -> Deployment | None:
+    query = select(Deployment).where(
+        Deployment.job_name == name,
+        Deployment.job_version == version,
+        Deployment.status == DeploymentStatus.IN_PROGRESS.value,
+        Deployment.create_time >= utcnow() - within,
+    )
+    return session.scalars(query).first()
+
+
+def fail_interrupted(db: Database) -> int:
+    """Mark deployments that were running when the platform stopped as failed."""
+    with db.session() as session:
+        result = session.execute(
+            update(Deployment)
+            .where(Deployment.status == DeploymentStatus.IN_PROGRESS.value)
+            .values(
+                status=DeploymentStatus.FAILED.value,
+                error="deployment halted: the platform restarted while it was in progress; deploy again",
+                update_time=utcnow(),
+            )
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+class DeploymentProgress:
+    """Writes one deployment's phase and build log lines as they happen.
+
+    Log lines are batched (flushed at most every `flush_interval` seconds and at every phase
+    change) so a chatty installer does not turn into thousands of write transactions.
+    """
+
+    def __init__(self, db: Database, deployment_id: str, secrets: list[str] | None = None,
+                 flush_interval: float = 0.5) -> None:
+        self.db = db
+        self.id = deployment_id
+        self._secrets = [s for s in (secrets or []) if s]
+        self._pending: list[str] = []
+        self._lock = threading.Lock()
+        self._last_flush = time.monotonic()
+        self.flush_interval = flush_interval
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def log(self, line: str) -> None:
+        with self._lock:
+            self._pending.append(self.redact(line))
+            due = time.monotonic() - self._last_flush >= self.flush_interval
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            lines, self._pending = self._pending, []
+            self._last_flush = time.monotonic()
+        if not lines:
+            return
+        with self.db.session() as session:
+            deployment = get_deployment(session, self.id)
+            deployment.build_logs = (deployment.build_logs or "") + "\n".join(lines) + "\n"
+            deployment.update_time = utcnow()
+
+    def phase(self, phase: str) -> None:
+        self.flush()
+        self.update(phase=phase)
+
+    def warn(self, warning: str) -> None:
+        with self.db.session() as session:
+            deployment = get_deployment(session, self.id)
+            deployment.warnings = ((deployment.warnings + "\n") if deployment.warnings else "") + warning
+
+    def update(self, **fields: Any) -> None:
+        with self.db.session() as session:
+            deployment = get_deployment(session, self.id)
+            for key, value in fields.items():
+                setattr(deployment, key, value)
+            deployment.update_time = utcnow()
+
+    def done(self) -> None:
+        self.flush()
+        self.update(status=DeploymentStatus.DONE.value, phase="done")
+
+    def failed(self, error: str) -> None:
+        self.flush()
+        self.update(status=DeploymentStatus.FAILED.value, error=self.redact(error))

@@ -1,0 +1,111 @@
+"""The supervisor: keeps the store's job statuses true to what the infrastructure targets report.
+
+The store says what should exist; targets say what does. Every `supervisor_interval` seconds each
+target's monitor lists its jobs and the supervisor copies status, error and replicas into the
+store (writing only what changed). A job the store has but no target reports is `lost`; one a
+target reports but the store lacks is `orphaned`, which is logged and never stored. Restarting
+crashed replicas is the target's own business (as a container engine's restart policy is).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from sqlalchemy import select
+
+from trackside.config import Settings
+from trackside.domain import JobDto, JobStatus
+from trackside.lifecycle import registry
+from trackside.lifecycle.deployments import fail_interrupted
+from trackside.plugins.engine import PluginEngine
+from trackside.store.database import Database
+from trackside.store.models import Job
+
+log = logging.getLogger(__name__)
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, db: Database, plugins: PluginEngine) -> None:
+        self.settings = settings
+        self.db = db
+        self.plugins = plugins
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def recover_after_restart(self) -> None:
+        """Settle what a crash or stop in the middle of a deploy left behind."""
+        failed = fail_interrupted(self.db)
+        if failed:
+            log.warning("marked %d interrupted deployment(s) as failed", failed)
+        with self.db.session() as session:
+            for job in registry.list_jobs(session):
+                if job.status == JobStatus.STARTING.value:
+                    registry.update_job(job, status=JobStatus.ERROR.value,
+                                        error="deployment interrupted by a platform restart; redeploy it")
+
+    def start(self) -> None:
+        self.recover_after_restart()
+        self._thread = threading.Thread(target=self._loop, name="supervisor", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.settings.supervisor_interval):
+            try:
+                self.sync_once()
+            except Exception:
+                log.exception("supervisor: syncing job statuses failed")
+
+    def sync_once(self) -> dict[str, int]:
+        """One reconciliation pass; returns counts by resulting status (for logs and tests)."""
+        reported: dict[str, dict[tuple[str, str], JobDto]] = {}
+        for name, target in self.plugins.infrastructure_targets().items():
+            if target.job_monitor is None:
+                continue
+            try:
+                reported[name] = {(j.name, j.version): j for j in target.job_monitor.list_jobs(self.settings)}
+            except Exception:
+                log.exception("supervisor: target %s could not list its jobs", name)
+        counts: dict[str, int] = {}
+        known: set[tuple[str, str]] = set()
+        # Compare on plain column tuples and load a full row only when it changes: a pass over
+        # 10,000 idle jobs then costs one light query and no writes.
+        columns = (Job.id, Job.name, Job.version, Job.status, Job.infrastructure_target, Job.error,
+                   Job.internal_name, Job.replica_internal_names, Job.infrastructure_stats)
+        with self.db.session() as session:
+            for row in session.execute(select(*columns)):
+                known.add((row.name, row.version))
+                status = row.status
+                if status != JobStatus.STARTING.value and row.infrastructure_target in reported:
+                    desired = self._desired(row, reported[row.infrastructure_target].get((row.name, row.version)))
+                    if any(getattr(row, key) != value for key, value in desired.items()):
+                        job = session.get(Job, row.id)
+                        if job is not None:
+                            registry.update_job(job, **desired)
+                            status = job.status
+                counts[status] = counts.get(status, 0) + 1
+        for target_name, jobs in reported.items():
+            for key in jobs.keys() - known:
+                log.warning("supervisor: %s %s runs on %s but is not in the store (orphaned)",
+                            key[0], key[1], target_name)
+        return counts
+
+    @staticmethod
+    def _desired(row: Any, found: JobDto | None) -> dict[str, Any]:
+        """The job's fields as its target reports them."""
+        if found is None:
+            return {"status": JobStatus.LOST.value,
+                    "error": f"not found on infrastructure target {row.infrastructure_target}"}
+        return {
+            "status": found.status,
+            "error": found.error,
+            "internal_name": found.internal_name or row.internal_name,
+            "replica_internal_names": list(found.replica_internal_names),
+            "infrastructure_stats": dict(found.infrastructure_stats),
+        }

@@ -1,0 +1,112 @@
+"""The store's tables: what should exist (jobs, families), what happened (deployments, deleted jobs).
+
+Only the lifecycle reads and writes these; other components ask the lifecycle API.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON, datetime: DateTime(timezone=True)}
+
+
+class JobFamily(Base):
+    __tablename__ = "job_family"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    jobs: Mapped[list[Job]] = relationship(back_populates="family")
+
+
+class Job(Base):
+    __tablename__ = "job"
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_job_name_version"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    family_id: Mapped[str] = mapped_column(ForeignKey("job_family.id"), index=True)
+    name: Mapped[str] = mapped_column(String(128), index=True)
+    version: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(32), default="starting")
+    create_time: Mapped[datetime] = mapped_column(default=utcnow)
+    update_time: Mapped[datetime] = mapped_column(default=utcnow)
+    manifest: Mapped[str] = mapped_column(Text)  # YAML, as submitted (merged)
+    internal_name: Mapped[str | None] = mapped_column(String(256))
+    error: Mapped[str | None] = mapped_column(Text)
+    notice: Mapped[str | None] = mapped_column(Text)
+    image_tag: Mapped[str | None] = mapped_column(String(128))
+    deployed_by: Mapped[str | None] = mapped_column(String(256))
+    last_call_time: Mapped[datetime | None] = mapped_column()
+    infrastructure_target: Mapped[str | None] = mapped_column(String(128))
+    replica_internal_names: Mapped[list[str]] = mapped_column(default=list)
+    job_type_version: Mapped[str | None] = mapped_column(String(128))
+    infrastructure_stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    family: Mapped[JobFamily] = relationship(back_populates="jobs")
+
+
+class Deployment(Base):
+    __tablename__ = "deployment"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    status: Mapped[str] = mapped_column(String(32), default="in_progress", index=True)
+    create_time: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    update_time: Mapped[datetime] = mapped_column(default=utcnow)
+    manifest: Mapped[str] = mapped_column(Text)
+    job_name: Mapped[str] = mapped_column(String(128), index=True)
+    job_version: Mapped[str] = mapped_column(String(128))
+    deployed_by: Mapped[str | None] = mapped_column(String(256))
+    error: Mapped[str | None] = mapped_column(Text)
+    build_logs: Mapped[str] = mapped_column(Text, default="")
+    phase: Mapped[str | None] = mapped_column(String(128))
+    image_name: Mapped[str | None] = mapped_column(String(512))
+    infrastructure_target: Mapped[str | None] = mapped_column(String(128))
+    warnings: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[str] = mapped_column(String(32), default="deploy")  # deploy | redeploy | build
+
+
+class TrashJob(Base):
+    """A deleted job version, kept so its history stays visible and its version is not re-claimed."""
+
+    __tablename__ = "trash_job"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), index=True)
+    version: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(32))
+    create_time: Mapped[datetime] = mapped_column()
+    update_time: Mapped[datetime] = mapped_column()
+    delete_time: Mapped[datetime] = mapped_column(default=utcnow)
+    manifest: Mapped[str] = mapped_column(Text)
+    image_tag: Mapped[str | None] = mapped_column(String(128))
+    deployed_by: Mapped[str | None] = mapped_column(String(256))
+    deleted_by: Mapped[str | None] = mapped_column(String(256))
+    infrastructure_target: Mapped[str | None] = mapped_column(String(128))
+    job_type_version: Mapped[str | None] = mapped_column(String(128))
+    age_days: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Setting(Base):
+    __tablename__ = "setting"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+# The governance tables live in their own module; importing it here puts them in Base.metadata.
+from trackside.store import auth_models as _auth_models  # noqa: E402,F401

@@ -1,0 +1,95 @@
+"""A forced redeploy on the docker target, inside a real `trackside up`, never fails a gateway call.
+
+The new deployment's containers start beside the serving ones; traffic moves once they are ready and
+the old ones are removed after; a new deployment that never gets ready is removed and the old one
+keeps serving.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.infra.docker.support import CallLoop, platform_with_docker, require_engine
+from tests.support.platform import RunningPlatform, deploy_and_wait, write_job
+
+from trackside.infra.docker.engine import DockerEngine
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+NAME = "regen"
+
+
+def job_source(generation: str, import_delay: float = 0.0, broken: bool = False) -> str:
+    """An adder that says which generation it is; the delay keeps a new one unready for a while."""
+    return (
+        "import time\n"
+        f"time.sleep({import_delay})\n"
+        + ("raise RuntimeError('this generation is broken')\n" if broken else "")
+        + "class Job:\n"
+        "    def perform(self, a=0, b=0):\n"
+        "        return a + b\n"
+        "    def auxiliary_endpoints(self):\n"
+        f"        return {{'/which': lambda: {generation!r}}}\n"
+    )
+
+
+@pytest.fixture
+def platform(tmp_path: Path, database_url: str) -> Iterator[RunningPlatform]:
+    with platform_with_docker(tmp_path, database_url) as running:
+        yield running
+
+
+def containers_by_tag(engine: DockerEngine) -> dict[str, int]:
+    out = engine.run(
+        ["ps", "-a", "--filter", f"label=trackside.job-name={NAME}", "--format", '{{.Label "trackside.tag"}}']
+    ).stdout.split()
+    return {tag: out.count(tag) for tag in set(out)}
+
+
+def which(platform: RunningPlatform) -> str:
+    return platform.http.post(f"{platform.url}/pub/job/{NAME}/latest/api/v1/which", json={}).json()
+
+
+def test_forced_redeploy_serves_every_call_and_leaves_only_the_new_containers(
+    platform: RunningPlatform, tmp_path: Path
+) -> None:
+    engine = require_engine()
+    job_dir = write_job(tmp_path / "job", NAME, job_source("old"), extra="infrastructure_target: docker\n")
+    assert deploy_and_wait(platform, job_dir)["status"] == "done"
+    old_tag = platform.http.get(f"{platform.api}/job/{NAME}/0.0.1").json()["image_tag"]
+    assert which(platform) == "old"
+
+    (job_dir / "job.py").write_text(job_source("new", import_delay=2.0))  # unready for 2 s after it starts
+    with CallLoop(platform, NAME) as loop:
+        redeployed = deploy_and_wait(platform, job_dir, force=True)
+        during = loop.ok
+    assert redeployed["status"] == "done", redeployed
+    assert loop.failures == []
+    assert during > 0
+    assert which(platform) == "new"
+    job = platform.http.get(f"{platform.api}/job/{NAME}/0.0.1").json()
+    assert job["status"] == "running" and job["image_tag"] != old_tag
+    assert containers_by_tag(engine) == {job["image_tag"]: 1}  # the old generation is gone
+    logs = platform.http.get(f"{platform.api}/job/{NAME}/0.0.1/build-logs").json()["logs"]
+    assert "removing the previous replicas" in logs
+
+
+def test_a_forced_redeploy_that_never_gets_ready_is_removed_and_the_old_one_keeps_serving(
+    platform: RunningPlatform, tmp_path: Path
+) -> None:
+    engine = require_engine()
+    job_dir = write_job(tmp_path / "job", NAME, job_source("old"), extra="infrastructure_target: docker\n")
+    assert deploy_and_wait(platform, job_dir)["status"] == "done"
+    old_tag = platform.http.get(f"{platform.api}/job/{NAME}/0.0.1").json()["image_tag"]
+
+    (job_dir / "job.py").write_text(job_source("broken", import_delay=1.0, broken=True))
+    with CallLoop(platform, NAME) as loop:
+        failed = deploy_and_wait(platform, job_dir, force=True)
+    assert failed["status"] == "failed", failed
+    assert "this generation is broken" in failed["error"]
+    assert loop.failures == [] and loop.ok > 0
+    assert which(platform) == "old"
+    assert containers_by_tag(engine) == {old_tag: 1}  # the failed generation was removed
+    assert platform.http.get(f"{platform.api}/job/{NAME}/0.0.1").json()["image_tag"] == old_tag

@@ -1,0 +1,59 @@
+"""The kept per-job JSON of `GET /job` never serves a stale job."""
+
+from __future__ import annotations
+
+import json
+
+from trackside.lifecycle import registry
+from trackside.lifecycle.job_listing import JobListing
+from trackside.store.database import Database
+from trackside.store.models import Job
+
+
+def add_job(db: Database, name: str, version: str) -> str:
+    with db.session() as session:
+        family = registry.get_or_create_family(session, name)
+        job = Job(family_id=family.id, name=name, version=version, status="running",
+                  manifest=f"name: {name}\nversion: {version}\n")
+        session.add(job)
+        session.flush()
+        return job.id
+
+
+def listed(db: Database, listing: JobListing, visible: object = None) -> list[dict]:
+    with db.session() as session:
+        return json.loads(listing.json(session, visible or (lambda _family, _job: True)))  # type: ignore[arg-type]
+
+
+def test_a_changed_or_deleted_job_is_listed_as_it_is_now(database_url: str) -> None:
+    db = Database(database_url)
+    db.migrate()
+    listing = JobListing("http://gw/pub")
+    add_job(db, "alpha", "1.0.0")
+    beta = add_job(db, "beta", "1.0.0")
+    first = listed(db, listing)
+    assert [(j["name"], j["status"]) for j in first] == [("alpha", "running"), ("beta", "running")]
+    assert first[1]["pub_url"] == "http://gw/pub/job/beta/1.0.0"
+    assert first[1]["manifest"] == {"name": "beta", "version": "1.0.0"}
+
+    with db.session() as session:
+        job = session.get(Job, beta)
+        assert job is not None
+        registry.update_job(job, status="error", error="boom")
+    assert [(j["name"], j["status"], j["error"]) for j in listed(db, listing)] == [
+        ("alpha", "running", None), ("beta", "error", "boom")]
+
+    with db.session() as session:
+        registry.move_to_trash(session, registry.get_job(session, "alpha", "1.0.0"), "tester")
+    assert [j["name"] for j in listed(db, listing)] == ["beta"]
+    db.dispose()
+
+
+def test_only_jobs_the_caller_may_see_are_listed(database_url: str) -> None:
+    db = Database(database_url)
+    db.migrate()
+    listing = JobListing("http://gw/pub")
+    add_job(db, "alpha", "1.0.0")
+    hidden = add_job(db, "beta", "1.0.0")
+    assert [j["name"] for j in listed(db, listing, lambda _f, job_id: job_id != hidden)] == ["alpha"]
+    db.dispose()

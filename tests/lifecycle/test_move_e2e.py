@@ -1,0 +1,86 @@
+"""Moving a job between the local and docker targets of a real `trackside up`, with no gap in service."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.infra.docker.support import CallLoop, require_engine
+from tests.infra.docker.support import platform_with_docker as docker_platform
+from tests.support.platform import RunningPlatform, deploy_and_wait, write_job
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+ADDER = "class Job:\n    def perform(self, a=0, b=0):\n        return a + b\n"
+
+
+@pytest.fixture
+def platform_with_docker(tmp_path: Path, database_url: str) -> Iterator[RunningPlatform]:
+    with docker_platform(tmp_path, database_url) as running:
+        yield running
+
+
+def test_move_local_to_docker_and_back_without_a_failed_call(
+    platform_with_docker: RunningPlatform, tmp_path: Path
+) -> None:
+    platform = platform_with_docker
+    job_dir = write_job(tmp_path / "job", "mover", ADDER, extra="infrastructure_target: local\n")
+    assert deploy_and_wait(platform, job_dir)["status"] == "done"
+    api = platform.http
+
+    with CallLoop(platform, "mover") as loop:
+        moved = api.post(f"{platform.api}/job/mover/0.0.1/move", json={"infrastructure_target": "docker"}, timeout=600)
+        assert moved.status_code == 200, moved.text
+        assert moved.json()["infrastructure_target"] == "docker"
+        during_first = loop.ok
+
+        # And back, with the CLI.
+        env = {**os.environ, "TRACKSIDE_CLIENT_CONFIG": str(tmp_path / "client")}
+        env.pop("TRACKSIDE_REMOTE", None)
+        cli = [sys.executable, "-m", "trackside.cli.main"]
+        login = subprocess.run(
+            [*cli, "login", platform.admin_token, "--remote", platform.url],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert login.returncode == 0, login.stderr
+        back = subprocess.run(
+            [*cli, "move", "mover", "--version", "0.0.1", "--infrastructure", "local", "--remote", platform.url],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert back.returncode == 0, back.stderr
+        assert "moved mover 0.0.1 to local" in back.stderr
+    assert loop.failures == []
+    assert during_first > 0 and loop.ok > during_first
+
+    job = api.get(f"{platform.api}/job/mover/0.0.1").json()
+    assert job["infrastructure_target"] == "local" and job["status"] == "running"
+    engine = require_engine()
+    leftover = engine.run(["ps", "-aq", "--filter", "label=trackside.job-name=mover"]).stdout.split()
+    assert leftover == []  # the docker replicas went once the job served from local again
+    build_logs = api.get(f"{platform.api}/job/mover/0.0.1/build-logs").json()["logs"]
+    assert "moving job mover 0.0.1 from docker to local" in build_logs
+
+
+def test_move_refuses_unknown_targets_and_the_current_one(
+    platform_with_docker: RunningPlatform, tmp_path: Path
+) -> None:
+    platform = platform_with_docker
+    job_dir = write_job(tmp_path / "job", "mover", ADDER, extra="infrastructure_target: local\n")
+    assert deploy_and_wait(platform, job_dir)["status"] == "done"
+    api = platform.http
+    unknown = api.post(f"{platform.api}/job/mover/0.0.1/move", json={"infrastructure_target": "mars"})
+    assert unknown.status_code == 400 and "'mars' is not available" in unknown.json()["error"]
+    same = api.post(f"{platform.api}/job/mover/0.0.1/move", json={"infrastructure_target": "local"})
+    assert same.status_code == 400 and "already runs on" in same.json()["error"]
+    missing = api.post(f"{platform.api}/job/mover/0.0.1/move", json={})
+    assert missing.status_code == 400 and "infrastructure_target" in missing.json()["error"]
