@@ -106,10 +106,15 @@ class Server:
         except OSError:
             return ""
 
-    def stop(self) -> None:
+    def terminate(self) -> None:
+        """Ask the process group to stop, without waiting (`stop` waits)."""
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGTERM)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.terminate()
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -132,12 +137,14 @@ def start_server(
     ready_method: str = "GET",
     ready_body: Any = None,
 ) -> Server:
-    """Start `command` (pinned to `core`), wait until `ready_path` answers 200 on `port`."""
+    """Start `command`, wait until `ready_path` answers 200 on `port`, then pin it (and its children) to `core`.
+
+    Pinned only once ready: start-up is not measured, and several servers starting on one core at
+    once (a quick run starts six) would take seconds longer than on all of them."""
     log_path = log_dir / f"{name}.log"
-    prefix = pinned(core) if core is not None else []
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(
-            prefix + command, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+            command, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
         )
     server = Server(name, process, log_path, port)
     url = f"http://127.0.0.1:{port}{ready_path}"
@@ -148,6 +155,9 @@ def start_server(
         try:
             response = httpx.request(ready_method, url, json=ready_body, timeout=2)
             if response.status_code == 200:
+                if core is not None:
+                    for pid in process_tree(process.pid):
+                        pin_pid(pid, core)
                 return server
         except httpx.HTTPError:
             pass
@@ -182,6 +192,8 @@ def servers() -> Iterator[list[Server]]:
     try:
         yield started
     finally:
+        for server in started:  # all at once: a quick run stops six servers, some slow to exit
+            server.terminate()
         for server in reversed(started):
             server.stop()
 
