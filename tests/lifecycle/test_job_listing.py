@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from sqlalchemy import select
+
 from trackside.lifecycle import registry
 from trackside.lifecycle.job_listing import JobListing
 from trackside.store.database import Database
@@ -57,3 +59,26 @@ def test_only_jobs_the_caller_may_see_are_listed(database_url: str) -> None:
     hidden = add_job(db, "beta", "1.0.0")
     assert [j["name"] for j in listed(db, listing, lambda _f, job_id: job_id != hidden)] == ["alpha"]
     db.dispose()
+
+
+def test_a_warmed_up_listing_serves_every_job_and_still_sees_later_changes(database_url: str) -> None:
+    db = Database(database_url)
+    db.migrate()
+    listing = JobListing("http://gw/pub")
+    alpha = add_job(db, "alpha", "1.0.0")
+    add_job(db, "beta", "1.0.0")
+
+    listing.warm_up(db)
+
+    assert set(listing._fragments) == {job.id for job in _all_jobs(db)}
+    with db.session() as session:
+        job = session.get(Job, alpha)
+        assert job is not None
+        registry.update_job(job, status="error", error="boom")
+    assert [(j["name"], j["status"]) for j in listed(db, listing)] == [("alpha", "error"), ("beta", "running")]
+    db.dispose()
+
+
+def _all_jobs(db: Database) -> list[Job]:
+    with db.session() as session:
+        return list(session.scalars(select(Job)))

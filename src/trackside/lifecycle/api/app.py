@@ -1,9 +1,21 @@
-"""The lifecycle's ASGI app: routes mounted under `/lifecycle/api/v1` and, as Racetrack, `/api/v1`."""
+"""The lifecycle's ASGI app: routes mounted under `/lifecycle/api/v1` and, as Racetrack, `/api/v1`.
+
+The Swagger page at `/lifecycle/docs` serves Swagger UI from the installed `swagger_ui_bundle`
+package, not FastAPI's default CDN: a self-hosted platform's docs must work on an air-gapped network.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator
+
+import swagger_ui_bundle
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
 
 from trackside.lifecycle.api import audit as audit_api
 from trackside.lifecycle.api import auth as auth_api
@@ -17,13 +29,32 @@ from trackside.lifecycle.context import LifecycleContext
 API_ROUTERS = (deploy.router, jobs.router, info.router, gateway_auth.router, plugins_api.router,
                users.router, escs.router, auth_api.router, audit_api.router, settings_api.router,
                public_endpoints.router, move.router)
+DOCS_URL = "/lifecycle/docs"
+OPENAPI_URL = "/lifecycle/openapi.json"
+SWAGGER_ASSETS_URL = "/lifecycle/docs/assets"
+
+
+log = logging.getLogger(__name__)
+
+
+def _warm_up_job_listing(context: LifecycleContext) -> None:
+    try:
+        context.job_listing.warm_up(context.db)
+    except Exception:  # only a head start: GET /job does the same work itself
+        log.warning("warming up the job listing failed", exc_info=True)
 
 
 def create_app(context: LifecycleContext) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        threading.Thread(target=_warm_up_job_listing, args=(context,), name="job-listing-warm-up", daemon=True).start()
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Trackside lifecycle API",
-        docs_url="/lifecycle/docs",
-        openapi_url="/lifecycle/openapi.json",
+        docs_url=None,
+        openapi_url=OPENAPI_URL,
         redoc_url=None,
     )
     app.state.context = context
@@ -35,9 +66,21 @@ def create_app(context: LifecycleContext) -> FastAPI:
     for prefix in ("/lifecycle", ""):
         app.include_router(info.probes, prefix=prefix)
 
+    app.mount(SWAGGER_ASSETS_URL, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger-ui")
+
+    @app.get(DOCS_URL, include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=OPENAPI_URL,
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{SWAGGER_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{SWAGGER_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{SWAGGER_ASSETS_URL}/favicon-32x32.png",
+        )
+
     @app.get("/", include_in_schema=False)
     @app.get("/lifecycle", include_in_schema=False)
     def home() -> RedirectResponse:
-        return RedirectResponse("/lifecycle/docs")
+        return RedirectResponse(DOCS_URL)
 
     return app
