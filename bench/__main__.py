@@ -21,7 +21,11 @@ BENCHMARKS = ("runtime", "gateway", "deploy", "control_plane", "memory", "docker
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="short runs, one round: everything in under a minute")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="short runs, one round: everything in under a minute; prints its results, writes nothing into docs/",
+    )
     parser.add_argument(
         "--only",
         action="append",
@@ -75,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     from bench import report
 
     report.print_summary(results, meta)
-    if not args.no_report:
+    # One short round is a smoke test, not a figure to publish: it must not replace a full run's.
+    if not args.no_report and not profile.quick:
         report.write(results, meta, partial=bool(args.only))
     if failed:
         print(f"bench: {len(failed)} benchmark(s) failed: {', '.join(failed)}", file=sys.stderr)

@@ -72,7 +72,7 @@ def _markdown(stored: dict[str, Any], charts: dict[str, str]) -> str:
         "",
         "```",
         ".venv/bin/python -m bench            # all benchmarks, writes docs/benchmarks.{json,md} and docs/img/",
-        ".venv/bin/python -m bench --quick",
+        ".venv/bin/python -m bench --quick    # a smoke test: prints its figures, writes nothing",
         ".venv/bin/python -m bench --only gateway --only runtime",
         "```",
         "",
