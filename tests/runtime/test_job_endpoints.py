@@ -265,7 +265,8 @@ def test_max_concurrency_queue_overflow_gets_429(start_job: StartJob) -> None:
     job = start_job(SLOW, env={"JOB_MAX_CONCURRENCY": "1", "JOB_MAX_CONCURRENCY_QUEUE": "1"})
 
     def call() -> httpx.Response:
-        return httpx.post(f"{job.url}/api/v1/perform", json={}, timeout=10)
+        # Long enough that all four arrive while the first still runs, even on a loaded machine.
+        return httpx.post(f"{job.url}/api/v1/perform", json={"seconds": 2.0}, timeout=10)
 
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         futures = []

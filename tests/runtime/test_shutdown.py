@@ -15,6 +15,7 @@ import time
 
 class Slow:
     def perform(self, seconds: float) -> str:
+        print("perform started", flush=True)
         time.sleep(seconds)
         return "finished"
 """
@@ -29,7 +30,7 @@ def test_sigterm_finishes_in_flight_request_and_exits_0(start_job: StartJob) -> 
 
     thread = threading.Thread(target=call)
     thread.start()
-    time.sleep(0.3)
+    job.wait_for(lambda: "perform started" in job.stdout())  # in flight, however slow the machine
     job.proc.send_signal(signal.SIGTERM)
     thread.join(10)
     assert result["resp"].status_code == 200
