@@ -103,28 +103,9 @@ def allow_esc(
         esc = session.get(Esc, esc_id)
         if esc is None:
             raise NotFound(f"ESC {esc_id} not found")
-        family = _family(session, family_name)
-        job_id, path = _narrowing(session, family, version, endpoint)
-        added = add_grant(session, subject_of(session, esc_id=esc.id).id, wanted, family.id, job_id, path)
-        audit.record(
-            session,
-            EventType.PERMISSION_GRANTED,
-            caller.username,
-            job_name=family.name,
-            job_version=version,
-            grantee=f"ESC {esc.name}",
-            esc_id=esc.id,
-            scope=wanted.value,
-            endpoint=path,
-        )
-    return {
-        "granted": added,
-        "subject": f"ESC {esc.name}",
-        "job_family": family_name,
-        "scope": wanted.value,
-        "job_version": version,
-        "endpoint": path,
-    }
+        subject_id = subject_of(session, esc_id=esc.id).id
+        return _grant(session, caller, subject_id, f"ESC {esc.name}", family_name, wanted, version, endpoint,
+                      esc_id=esc.id)
 
 
 @router.post("/auth/allow/job_family/{source}/job/{target}/scope/{scope}", status_code=201)
@@ -141,27 +122,41 @@ def allow_family(
     wanted = parse_scope(scope)
     with context.db.session() as session:
         require_scope(session, caller, Scope.CALL_ADMIN_API)
-        source_family = _family(session, source)
-        target_family = _family(session, target)
-        job_id, path = _narrowing(session, target_family, version, endpoint)
-        added = add_grant(
-            session, subject_of(session, job_family_id=source_family.id).id, wanted, target_family.id, job_id, path
-        )
-        audit.record(
-            session,
-            EventType.PERMISSION_GRANTED,
-            caller.username,
-            job_name=target,
-            job_version=version,
-            grantee=f"Job family {source}",
-            scope=wanted.value,
-            endpoint=path,
-        )
+        subject_id = subject_of(session, job_family_id=_family(session, source).id).id
+        return _grant(session, caller, subject_id, f"Job family {source}", target, wanted, version, endpoint)
+
+
+def _grant(
+    session: Session,
+    caller: Caller,
+    subject_id: str,
+    grantee: str,
+    family_name: str,
+    scope: Scope,
+    version: str | None,
+    endpoint: str | None,
+    **audit_details: Any,
+) -> dict[str, Any]:
+    """Grant `scope` on a family (narrowed to a version and endpoint when given), audited; the answer."""
+    family = _family(session, family_name)
+    job_id, path = _narrowing(session, family, version, endpoint)
+    added = add_grant(session, subject_id, scope, family.id, job_id, path)
+    audit.record(
+        session,
+        EventType.PERMISSION_GRANTED,
+        caller.username,
+        job_name=family.name,
+        job_version=version,
+        grantee=grantee,
+        scope=scope.value,
+        endpoint=path,
+        **audit_details,
+    )
     return {
         "granted": added,
-        "subject": f"Job family {source}",
-        "job_family": target,
-        "scope": wanted.value,
+        "subject": grantee,
+        "job_family": family_name,
+        "scope": scope.value,
         "job_version": version,
         "endpoint": path,
     }
