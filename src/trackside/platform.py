@@ -135,13 +135,13 @@ def run_component(name: str, settings: Settings) -> None:
     from trackside.lifecycle.supervisor import Supervisor
 
     context = LifecycleContext.create(settings, component=name)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     try:
         if name == "supervisor":
             supervisor = Supervisor(settings, context.db, context.plugins)
             supervisor.recover_after_restart()
-            stop = threading.Event()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, lambda *_: stop.set())
             while not stop.wait(settings.supervisor_interval):
                 try:
                     supervisor.sync_once()
@@ -150,7 +150,12 @@ def run_component(name: str, settings: Settings) -> None:
             return
         from trackside.lifecycle.api.app import create_app
 
-        uvicorn.run(create_app(context), host=settings.host, port=settings.port,
-                    log_level=settings.log_level, access_log=False)
+        # uvicorn in a thread, as in `up`: run in the main thread, uvicorn re-raises SIGTERM once it has
+        # shut down, which killed the process before `context.close()` stopped the replicas it supervises.
+        lifecycle = LifecycleServer(create_app(context), settings.host, settings.port, settings.log_level)
+        lifecycle.start()
+        print(f"trackside lifecycle listening on http://{settings.host}:{lifecycle.port}/lifecycle", flush=True)
+        stop.wait()
+        lifecycle.stop()
     finally:
         context.close()

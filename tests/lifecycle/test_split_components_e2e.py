@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.conftest import EXAMPLES
+from tests.infra.local.localjob import pid_gone
 from tests.support.platform import deploy_and_wait, free_port, start_trackside
 
 pytestmark = pytest.mark.slow
@@ -45,6 +46,10 @@ def test_separate_lifecycle_gateway_and_supervisor_deploy_and_serve_a_job(tmp_pa
         assert supervisor.process.poll() is None, supervisor.logs()
         job = httpx.get(f"{lifecycle.api}/job/adder/0.0.1", headers=lifecycle.auth).json()
         assert job["status"] == "running", job
+        replica_pids = job["infrastructure_stats"]["pids"]
+        assert replica_pids, job
     finally:
         for process in reversed(started):
             process.stop()
+    # The last component to stop stops the replicas: nothing is left running once all are stopped.
+    assert [pid for pid in replica_pids if not pid_gone(pid)] == []

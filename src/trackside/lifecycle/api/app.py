@@ -6,10 +6,8 @@ package, not FastAPI's default CDN: a self-hosted platform's docs must work on a
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator
 
 import swagger_ui_bundle
 from fastapi import FastAPI
@@ -45,13 +43,10 @@ def _warm_up_job_listing(context: LifecycleContext) -> None:
 
 
 def create_app(context: LifecycleContext) -> FastAPI:
-    @contextlib.asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        threading.Thread(target=_warm_up_job_listing, args=(context,), name="job-listing-warm-up", daemon=True).start()
-        yield
-
+    """The app, for a process about to serve it: the job listing starts warming up in the background
+    (here rather than in a lifespan handler, which `trackside up` runs without)."""
+    threading.Thread(target=_warm_up_job_listing, args=(context,), name="job-listing-warm-up", daemon=True).start()
     app = FastAPI(
-        lifespan=lifespan,
         title="Trackside lifecycle API",
         docs_url=None,
         openapi_url=OPENAPI_URL,
