@@ -8,6 +8,7 @@ from trackside.config import Settings
 from trackside.infra.base import InfrastructureTarget
 from trackside.lifecycle.deployer import DeployService
 from trackside.lifecycle.job_listing import JobListing
+from trackside.lifecycle.recovery import recover_interrupted_deploys
 from trackside.plugins.engine import PluginEngine
 from trackside.store.database import Database
 
@@ -27,6 +28,10 @@ class LifecycleContext:
         db.migrate()
         plugins = PluginEngine(settings, component=component)
         return cls(settings, db, plugins, DeployService(settings, db, plugins), JobListing(settings.pub_url))
+
+    def recover_interrupted_deploys(self) -> None:
+        """At the lifecycle's start: settle the deploys its previous run left in progress."""
+        recover_interrupted_deploys(self.db, self.plugins, self.deployer.artifacts)
 
     def target(self, name: str | None) -> InfrastructureTarget | None:
         return self.plugins.infrastructure_targets().get(name or "")

@@ -72,19 +72,22 @@ def recent_in_progress(session: Session, name: str, version: str, within: timede
     return session.scalars(query).first()
 
 
-def fail_interrupted(db: Database) -> int:
-    """Mark deployments that were running when the platform stopped as failed."""
+INTERRUPTED_ERROR = "deployment halted: the platform restarted while it was in progress; deploy again"
+
+
+def fail_interrupted(db: Database) -> list[Deployment]:
+    """Mark deployments that were running when the platform stopped as failed; those deployments."""
     with db.session() as session:
-        result = session.execute(
-            update(Deployment)
-            .where(Deployment.status == DeploymentStatus.IN_PROGRESS.value)
-            .values(
-                status=DeploymentStatus.FAILED.value,
-                error="deployment halted: the platform restarted while it was in progress; deploy again",
-                update_time=utcnow(),
-            )
+        interrupted = list(
+            session.scalars(select(Deployment).where(Deployment.status == DeploymentStatus.IN_PROGRESS.value))
         )
-        return int(getattr(result, "rowcount", 0) or 0)
+        if interrupted:
+            session.execute(
+                update(Deployment)
+                .where(Deployment.id.in_([d.id for d in interrupted]))
+                .values(status=DeploymentStatus.FAILED.value, error=INTERRUPTED_ERROR, update_time=utcnow())
+            )
+        return interrupted
 
 
 class DeploymentProgress:

@@ -18,7 +18,6 @@ from sqlalchemy import select
 from trackside.config import Settings
 from trackside.domain import JobDto, JobStatus
 from trackside.lifecycle import registry
-from trackside.lifecycle.deployments import fail_interrupted
 from trackside.plugins.engine import PluginEngine
 from trackside.store.database import Database
 from trackside.store.models import Job
@@ -34,19 +33,7 @@ class Supervisor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def recover_after_restart(self) -> None:
-        """Settle what a crash or stop in the middle of a deploy left behind."""
-        failed = fail_interrupted(self.db)
-        if failed:
-            log.warning("marked %d interrupted deployment(s) as failed", failed)
-        with self.db.session() as session:
-            for job in registry.list_jobs(session):
-                if job.status == JobStatus.STARTING.value:
-                    registry.update_job(job, status=JobStatus.ERROR.value,
-                                        error="deployment interrupted by a platform restart; redeploy it")
-
     def start(self) -> None:
-        self.recover_after_restart()
         self._thread = threading.Thread(target=self._loop, name="supervisor", daemon=True)
         self._thread.start()
 
