@@ -11,6 +11,9 @@ from tests.conftest import EXAMPLES
 from tests.infra.local.localjob import pid_gone
 from tests.support.platform import deploy_and_wait, free_port, start_trackside
 
+from trackside.infra.local.layout import LocalLayout
+from trackside.infra.local.state import read_state
+
 pytestmark = pytest.mark.slow
 
 
@@ -46,8 +49,9 @@ def test_separate_lifecycle_gateway_and_supervisor_deploy_and_serve_a_job(tmp_pa
         assert supervisor.process.poll() is None, supervisor.logs()
         job = httpx.get(f"{lifecycle.api}/job/adder/0.0.1", headers=lifecycle.auth).json()
         assert job["status"] == "running", job
-        replica_pids = job["infrastructure_stats"]["pids"]
-        assert replica_pids, job
+        states = [read_state(path) for *_, path in LocalLayout(data_dir).state_files()]
+        replica_pids = [state.pid for state in states if state is not None]
+        assert replica_pids, states
     finally:
         for process in reversed(started):
             process.stop()
