@@ -13,14 +13,14 @@ import logging
 import threading
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from trackside.config import Settings
 from trackside.domain import JobDto, JobStatus
-from trackside.lifecycle import registry
 from trackside.plugins.engine import PluginEngine
 from trackside.store.database import Database
-from trackside.store.models import Job
+from trackside.store.models import Job, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -63,25 +63,44 @@ class Supervisor:
         known: set[tuple[str, str]] = set()
         # Compare on plain column tuples and load a full row only when it changes: a pass over
         # 10,000 idle jobs then costs one light query and no writes.
-        columns = (Job.id, Job.name, Job.version, Job.status, Job.infrastructure_target, Job.error,
+        columns = (Job.id, Job.name, Job.version, Job.status, Job.infrastructure_target, Job.image_tag, Job.error,
                    Job.internal_name, Job.replica_internal_names, Job.infrastructure_stats)
         with self.db.session() as session:
-            for row in session.execute(select(*columns)):
+            for row in session.execute(select(*columns)).all():
                 known.add((row.name, row.version))
                 status = row.status
                 if status != JobStatus.STARTING.value and row.infrastructure_target in reported:
                     desired = self._desired(row, reported[row.infrastructure_target].get((row.name, row.version)))
-                    if any(getattr(row, key) != value for key, value in desired.items()):
-                        job = session.get(Job, row.id)
-                        if job is not None:
-                            registry.update_job(job, **desired)
-                            status = job.status
+                    if any(getattr(row, key) != value for key, value in desired.items()) and self._write_if_unchanged(
+                        session, row, desired
+                    ):
+                        status = desired["status"]
                 counts[status] = counts.get(status, 0) + 1
         for target_name, jobs in reported.items():
             for key in jobs.keys() - known:
                 log.warning("supervisor: %s %s runs on %s but is not in the store (orphaned)",
                             key[0], key[1], target_name)
         return counts
+
+    @staticmethod
+    def _write_if_unchanged(session: Session, row: Any, desired: dict[str, Any]) -> bool:
+        """Write `desired` only if no deploy, redeploy or move changed the row since it was read.
+
+        A move that switched the job to another target between our read and our write would
+        otherwise get the old target's replicas written back, and the gateway would route calls
+        to replicas about to be removed. The check is in the UPDATE itself, so it holds under
+        concurrent writers on PostgreSQL as on SQLite."""
+        result = session.execute(
+            update(Job)
+            .where(
+                Job.id == row.id,
+                Job.infrastructure_target == row.infrastructure_target,
+                Job.image_tag == row.image_tag,
+                Job.status != JobStatus.STARTING.value,
+            )
+            .values(**desired, update_time=utcnow())
+        )
+        return bool(getattr(result, "rowcount", 0))
 
     @staticmethod
     def _desired(row: Any, found: JobDto | None) -> dict[str, Any]:

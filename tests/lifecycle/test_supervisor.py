@@ -1,0 +1,61 @@
+"""The supervisor copies what targets report into the store, but never over a newer deploy or move."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from trackside.lifecycle import registry
+from trackside.lifecycle.supervisor import Supervisor
+from trackside.store.database import Database
+from trackside.store.models import Job
+
+COLUMNS = (Job.id, Job.infrastructure_target, Job.image_tag)
+
+
+def running_job(db: Database, target: str, tag: str) -> str:
+    with db.session() as session:
+        family = registry.get_or_create_family(session, "mover")
+        job = Job(family_id=family.id, name="mover", version="1.0.0", status="running", manifest="name: mover\n",
+                  infrastructure_target=target, image_tag=tag, replica_internal_names=["127.0.0.1:1000"])
+        session.add(job)
+        session.flush()
+        return job.id
+
+
+def test_a_report_read_before_a_move_is_not_written_over_the_move(database_url: str) -> None:
+    db = Database(database_url)
+    db.migrate()
+    job_id = running_job(db, "local", "t1")
+    with db.session() as session:
+        before_move = session.execute(select(*COLUMNS).where(Job.id == job_id)).one()
+    with db.session() as session:  # a move switches the job to docker meanwhile
+        registry.update_job(session.get(Job, job_id), infrastructure_target="docker", image_tag="t2",
+                            replica_internal_names=["127.0.0.1:2000"])
+
+    with db.session() as session:
+        written = Supervisor._write_if_unchanged(
+            session, before_move, {"status": "running", "replica_internal_names": ["127.0.0.1:1000"]}
+        )
+
+    assert not written
+    with db.session() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        assert (job.infrastructure_target, job.replica_internal_names) == ("docker", ["127.0.0.1:2000"])
+    db.dispose()
+
+
+def test_a_report_for_an_unchanged_job_is_written(database_url: str) -> None:
+    db = Database(database_url)
+    db.migrate()
+    job_id = running_job(db, "local", "t1")
+    with db.session() as session:
+        row = session.execute(select(*COLUMNS).where(Job.id == job_id)).one()
+        written = Supervisor._write_if_unchanged(session, row, {"status": "error", "error": "replica 0 exited"})
+
+    assert written
+    with db.session() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        assert (job.status, job.error) == ("error", "replica 0 exited")
+    db.dispose()
