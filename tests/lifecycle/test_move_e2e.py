@@ -75,12 +75,14 @@ def test_move_refuses_unknown_targets_and_the_current_one(
     platform_with_docker: RunningPlatform, tmp_path: Path
 ) -> None:
     platform = platform_with_docker
-    job_dir = write_job(tmp_path / "job", "mover", ADDER, extra="infrastructure_target: local\n")
+    # Not "mover": parallel tests share the docker engine, and this platform's clean-up removes
+    # every container of the jobs it deployed, by name.
+    job_dir = write_job(tmp_path / "job", "stayer", ADDER, extra="infrastructure_target: local\n")
     assert deploy_and_wait(platform, job_dir)["status"] == "done"
     api = platform.http
-    unknown = api.post(f"{platform.api}/job/mover/0.0.1/move", json={"infrastructure_target": "mars"})
+    unknown = api.post(f"{platform.api}/job/stayer/0.0.1/move", json={"infrastructure_target": "mars"})
     assert unknown.status_code == 400 and "'mars' is not available" in unknown.json()["error"]
-    same = api.post(f"{platform.api}/job/mover/0.0.1/move", json={"infrastructure_target": "local"})
+    same = api.post(f"{platform.api}/job/stayer/0.0.1/move", json={"infrastructure_target": "local"})
     assert same.status_code == 400 and "already runs on" in same.json()["error"]
-    missing = api.post(f"{platform.api}/job/mover/0.0.1/move", json={})
+    missing = api.post(f"{platform.api}/job/stayer/0.0.1/move", json={})
     assert missing.status_code == 400 and "infrastructure_target" in missing.json()["error"]

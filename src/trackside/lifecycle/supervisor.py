@@ -50,7 +50,17 @@ class Supervisor:
                 log.exception("supervisor: syncing job statuses failed")
 
     def sync_once(self) -> dict[str, int]:
-        """One reconciliation pass; returns counts by resulting status (for logs and tests)."""
+        """One reconciliation pass; returns counts by resulting status (for logs and tests).
+
+        The store is read before the targets are asked, so every report is newer than the row it
+        is compared with: a report taken while a deploy was still waiting for its replicas cannot
+        be written over the row that deploy has since marked running."""
+        # Compare on plain column tuples and write only what changed: a pass over 10,000 idle jobs
+        # then costs one light query and no writes.
+        columns = (Job.id, Job.name, Job.version, Job.status, Job.infrastructure_target, Job.image_tag, Job.error,
+                   Job.internal_name, Job.replica_internal_names, Job.infrastructure_stats)
+        with self.db.session() as session:
+            rows = session.execute(select(*columns)).all()
         reported: dict[str, dict[tuple[str, str], JobDto]] = {}
         for name, target in self.plugins.infrastructure_targets().items():
             if target.job_monitor is None:
@@ -61,12 +71,8 @@ class Supervisor:
                 log.exception("supervisor: target %s could not list its jobs", name)
         counts: dict[str, int] = {}
         known: set[tuple[str, str]] = set()
-        # Compare on plain column tuples and load a full row only when it changes: a pass over
-        # 10,000 idle jobs then costs one light query and no writes.
-        columns = (Job.id, Job.name, Job.version, Job.status, Job.infrastructure_target, Job.image_tag, Job.error,
-                   Job.internal_name, Job.replica_internal_names, Job.infrastructure_stats)
         with self.db.session() as session:
-            for row in session.execute(select(*columns)).all():
+            for row in rows:
                 known.add((row.name, row.version))
                 status = row.status
                 if status != JobStatus.STARTING.value and row.infrastructure_target in reported:

@@ -18,7 +18,9 @@ from trackside.infra.docker.engine import DockerEngine
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
+# One name per test: parallel tests share the docker engine, and these look at every container of a job.
 NAME = "regen"
+BROKEN_NAME = "regen-broken"
 
 
 def job_source(generation: str, import_delay: float = 0.0, broken: bool = False) -> str:
@@ -41,15 +43,15 @@ def platform(tmp_path: Path, database_url: str) -> Iterator[RunningPlatform]:
         yield running
 
 
-def containers_by_tag(engine: DockerEngine) -> dict[str, int]:
+def containers_by_tag(engine: DockerEngine, name: str = NAME) -> dict[str, int]:
     out = engine.run(
-        ["ps", "-a", "--filter", f"label=trackside.job-name={NAME}", "--format", '{{.Label "trackside.tag"}}']
+        ["ps", "-a", "--filter", f"label=trackside.job-name={name}", "--format", '{{.Label "trackside.tag"}}']
     ).stdout.split()
     return {tag: out.count(tag) for tag in set(out)}
 
 
-def which(platform: RunningPlatform) -> str:
-    return platform.http.post(f"{platform.url}/pub/job/{NAME}/latest/api/v1/which", json={}).json()
+def which(platform: RunningPlatform, name: str = NAME) -> str:
+    return platform.http.post(f"{platform.url}/pub/job/{name}/latest/api/v1/which", json={}).json()
 
 
 def test_forced_redeploy_serves_every_call_and_leaves_only_the_new_containers(
@@ -80,16 +82,16 @@ def test_a_forced_redeploy_that_never_gets_ready_is_removed_and_the_old_one_keep
     platform: RunningPlatform, tmp_path: Path
 ) -> None:
     engine = require_engine()
-    job_dir = write_job(tmp_path / "job", NAME, job_source("old"), extra="infrastructure_target: docker\n")
+    job_dir = write_job(tmp_path / "job", BROKEN_NAME, job_source("old"), extra="infrastructure_target: docker\n")
     assert deploy_and_wait(platform, job_dir)["status"] == "done"
-    old_tag = platform.http.get(f"{platform.api}/job/{NAME}/0.0.1").json()["image_tag"]
+    old_tag = platform.http.get(f"{platform.api}/job/{BROKEN_NAME}/0.0.1").json()["image_tag"]
 
     (job_dir / "job.py").write_text(job_source("broken", import_delay=1.0, broken=True))
-    with CallLoop(platform, NAME) as loop:
+    with CallLoop(platform, BROKEN_NAME) as loop:
         failed = deploy_and_wait(platform, job_dir, force=True)
     assert failed["status"] == "failed", failed
     assert "this generation is broken" in failed["error"]
     assert loop.failures == [] and loop.ok > 0
-    assert which(platform) == "old"
-    assert containers_by_tag(engine) == {old_tag: 1}  # the failed generation was removed
-    assert platform.http.get(f"{platform.api}/job/{NAME}/0.0.1").json()["image_tag"] == old_tag
+    assert which(platform, BROKEN_NAME) == "old"
+    assert containers_by_tag(engine, BROKEN_NAME) == {old_tag: 1}  # the failed generation was removed
+    assert platform.http.get(f"{platform.api}/job/{BROKEN_NAME}/0.0.1").json()["image_tag"] == old_tag
