@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
 from sqlalchemy import select
 
 from trackside.lifecycle import registry
@@ -22,9 +25,15 @@ def running_job(db: Database, target: str, tag: str) -> str:
         return job.id
 
 
-def test_a_report_read_before_a_move_is_not_written_over_the_move(database_url: str) -> None:
-    db = Database(database_url)
-    db.migrate()
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    database.migrate()
+    yield database
+    database.dispose()
+
+
+def test_a_report_read_before_a_move_is_not_written_over_the_move(db: Database) -> None:
     job_id = running_job(db, "local", "t1")
     with db.session() as session:
         before_move = session.execute(select(*COLUMNS).where(Job.id == job_id)).one()
@@ -42,12 +51,9 @@ def test_a_report_read_before_a_move_is_not_written_over_the_move(database_url: 
         job = session.get(Job, job_id)
         assert job is not None
         assert (job.infrastructure_target, job.replica_internal_names) == ("docker", ["127.0.0.1:2000"])
-    db.dispose()
 
 
-def test_a_report_for_an_unchanged_job_is_written(database_url: str) -> None:
-    db = Database(database_url)
-    db.migrate()
+def test_a_report_for_an_unchanged_job_is_written(db: Database) -> None:
     job_id = running_job(db, "local", "t1")
     with db.session() as session:
         row = session.execute(select(*COLUMNS).where(Job.id == job_id)).one()
@@ -58,4 +64,3 @@ def test_a_report_for_an_unchanged_job_is_written(database_url: str) -> None:
         job = session.get(Job, job_id)
         assert job is not None
         assert (job.status, job.error) == ("error", "replica 0 exited")
-    db.dispose()
