@@ -17,6 +17,7 @@ import pytest
 
 from tests.support.platform import RunningPlatform, start_platform
 from tests.support.services import postgres_admin_url, require_postgres
+from trackside.store.database import Database
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "examples"
@@ -31,6 +32,15 @@ def database_url(tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database: SQLite in tmp_path, or a new PostgreSQL database."""
     with fresh_database(tmp_path) as url:
         yield url
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    """The `database_url` database with the schema migrated; disposed of afterwards."""
+    database = Database(database_url)
+    database.migrate()
+    yield database
+    database.dispose()
 
 
 @contextmanager

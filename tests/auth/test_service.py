@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -20,14 +19,6 @@ from trackside.store.database import Database
 from trackside.store.models import JobFamily, utcnow
 
 OLD_KEY, NEW_KEY = "old-auth-key-" + "x" * 24, "new-auth-key-" + "y" * 24
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.migrate()
-    yield database
-    database.dispose()
 
 
 @pytest.fixture

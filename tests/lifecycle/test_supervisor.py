@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from sqlalchemy import select
 
 from trackside.lifecycle import registry
@@ -23,14 +20,6 @@ def running_job(db: Database, target: str, tag: str) -> str:
         session.add(job)
         session.flush()
         return job.id
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.migrate()
-    yield database
-    database.dispose()
 
 
 def test_a_report_read_before_a_move_is_not_written_over_the_move(db: Database) -> None:
