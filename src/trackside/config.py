@@ -99,7 +99,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
             raise InvalidInput(f"config file {path}: expected a mapping of settings")
         file_values = loaded
     # Environment beats the file: drop file keys that an env var sets.
-    env_keys = {k[len("TRACKSIDE_"):].lower() for k in os.environ if k.startswith("TRACKSIDE_")}
+    env_keys = {k[len("TRACKSIDE_") :].lower() for k in os.environ if k.startswith("TRACKSIDE_")}
     merged = {k: v for k, v in file_values.items() if k not in env_keys}
     merged.update(overrides)
     try:

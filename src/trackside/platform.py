@@ -46,11 +46,11 @@ class LifecycleServer:
         # of being refused.
         self.sock.listen(2048)
         self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=3)
+        config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off", timeout_graceful_shutdown=3)
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
-                                       name="lifecycle-api", daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, name="lifecycle-api", daemon=True
+        )
 
     def start(self) -> None:
         self.thread.start()
@@ -101,8 +101,9 @@ def run_platform(settings: Settings) -> None:
         stop = _wait_for_signal(loop)
         port = await gateway.start(settings.host, settings.port)
         base = f"http://{settings.host}:{port}"
-        print(f"Trackside is up on {base}  (lifecycle API {base}/lifecycle, jobs {base}/pub/job/NAME/VERSION)",
-              flush=True)
+        print(
+            f"Trackside is up on {base}  (lifecycle API {base}/lifecycle, jobs {base}/pub/job/NAME/VERSION)", flush=True
+        )
         print(f"data dir {settings.data_dir}, database {context.db.safe_url}", flush=True)
         await stop.wait()
         print("Trackside is stopping...", flush=True)

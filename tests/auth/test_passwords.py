@@ -28,8 +28,12 @@ def test_garbage_hashes_never_verify() -> None:
 
 @pytest.mark.parametrize(
     ("password", "rule"),
-    [("short1", "too short"), ("1234567890123", "numeric"), ("password123", "too common"),
-     ("alice-secret-2024", "similar to the username")],
+    [
+        ("short1", "too short"),
+        ("1234567890123", "numeric"),
+        ("password123", "too common"),
+        ("alice-secret-2024", "similar to the username"),
+    ],
 )
 def test_weak_passwords_are_refused_naming_the_rule(password: str, rule: str) -> None:
     with pytest.raises(InvalidInput) as caught:

@@ -33,8 +33,7 @@ CASES = [
 
 
 @pytest.mark.parametrize(("grant", "scope", "resource", "allowed"), CASES)
-def test_grant_matching_follows_racetracks_rules(grant: Grant, scope: Scope, resource: Resource,
-                                                 allowed: bool) -> None:
+def test_grant_matching_follows_racetracks_rules(grant: Grant, scope: Scope, resource: Resource, allowed: bool) -> None:
     assert grant_matches(grant, scope, resource) is allowed
 
 
@@ -48,8 +47,13 @@ def test_no_grants_allow_nothing_and_any_matching_grant_allows() -> None:
 
 @pytest.mark.parametrize(
     ("scopes", "scope", "allowed"),
-    [(None, Scope.DELETE_JOB, True), ([], Scope.DELETE_JOB, True), (["full_access"], Scope.CALL_ADMIN_API, True),
-     (["read_job"], Scope.READ_JOB, True), (["read_job"], Scope.DELETE_JOB, False)],
+    [
+        (None, Scope.DELETE_JOB, True),
+        ([], Scope.DELETE_JOB, True),
+        (["full_access"], Scope.CALL_ADMIN_API, True),
+        (["read_job"], Scope.READ_JOB, True),
+        (["read_job"], Scope.DELETE_JOB, False),
+    ],
 )
 def test_internal_token_scopes(scopes: list[str] | None, scope: Scope, allowed: bool) -> None:
     assert internal_scopes_allow(scopes, scope) is allowed

@@ -48,8 +48,11 @@ def test_malformed_tokens_are_refused(token: str) -> None:
 
 def test_the_none_algorithm_is_refused() -> None:
     header = base64.urlsafe_b64encode(json.dumps({"alg": "none", "typ": "JWT"}).encode()).rstrip(b"=").decode()
-    body = base64.urlsafe_b64encode(
-        json.dumps({"subject": "admin", "subject_type": "internal"}).encode()).rstrip(b"=").decode()
+    body = (
+        base64.urlsafe_b64encode(json.dumps({"subject": "admin", "subject_type": "internal"}).encode())
+        .rstrip(b"=")
+        .decode()
+    )
     with pytest.raises(Unauthorized):
         decode_token(KEY, f"{header}.{body}.")
 

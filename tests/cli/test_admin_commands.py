@@ -14,21 +14,24 @@ from trackside.store.database import Database
 
 
 def trackside(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "trackside.cli.main", *args], input=stdin, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "trackside.cli.main", *args], input=stdin, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_create_user_set_password_and_generate_auth_without_a_server(tmp_path: Path, database_url: str) -> None:
     where = ["--data-dir", str(tmp_path / "data"), "--database-url", database_url]
-    created = trackside("admin", "create-user", "ops@example.com", "--staff", "--password-stdin", *where,
-                        stdin="Tangerine-Orbit-88\n")
+    created = trackside(
+        "admin", "create-user", "ops@example.com", "--staff", "--password-stdin", *where, stdin="Tangerine-Orbit-88\n"
+    )
     assert created.returncode == 0, created.stderr
     assert "Tangerine" not in created.stdout + created.stderr
 
     weak = trackside("admin", "set-password", "ops@example.com", "--password-stdin", *where, stdin="123\n")
     assert weak.returncode == 1 and "too short" in weak.stderr
-    changed = trackside("admin", "set-password", "ops@example.com", "--password-stdin", *where,
-                        stdin="Another-Fine-Phrase-42\n")
+    changed = trackside(
+        "admin", "set-password", "ops@example.com", "--password-stdin", *where, stdin="Another-Fine-Phrase-42\n"
+    )
     assert changed.returncode == 0, changed.stderr
     missing = trackside("admin", "set-password", "nobody", "--password-stdin", *where, stdin="Another-Fine-Phrase-42\n")
     assert missing.returncode == 1 and "nobody not found" in missing.stderr

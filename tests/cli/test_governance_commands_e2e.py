@@ -14,8 +14,9 @@ pytestmark = pytest.mark.slow
 
 
 def trackside(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "trackside.cli.main", *args], input=stdin, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "trackside.cli.main", *args], input=stdin, capture_output=True, text=True, timeout=120
+    )
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:
@@ -31,8 +32,10 @@ def test_login_esc_grant_token_revoke_audit_maintenance_logout(platform: Running
     assert wrong.returncode == 1 and "invalid username or password" in wrong.stderr
     ok(trackside("login", "--username", "admin", "--password-stdin", *remote, stdin=platform.admin_password + "\n"))
     token = ok(trackside("get", "auth-token", *remote)).strip()
-    assert httpx.get(f"{platform.api}/users/validate_user_auth", headers={"X-Racetrack-Auth": token}).json()[
-        "username"] == "admin"
+    assert (
+        httpx.get(f"{platform.api}/users/validate_user_auth", headers={"X-Racetrack-Auth": token}).json()["username"]
+        == "admin"
+    )
     assert deploy_and_wait(platform, EXAMPLES / "adder")["status"] == "done"
 
     created = trackside("esc", "create", "billing", *remote)

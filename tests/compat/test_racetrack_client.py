@@ -27,8 +27,12 @@ def racetrack_cli(tmp_path_factory: pytest.TempPathFactory) -> Path:
     uv_bin = uv.find_uv_bin()
     try:
         subprocess.run([uv_bin, "venv", "--python", sys.executable, str(venv)], check=True, capture_output=True)
-        subprocess.run([uv_bin, "pip", "install", "--python", str(venv / "bin" / "python"), RACETRACK_CLIENT],
-                       check=True, capture_output=True, timeout=300)
+        subprocess.run(
+            [uv_bin, "pip", "install", "--python", str(venv / "bin" / "python"), RACETRACK_CLIENT],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
     except subprocess.CalledProcessError as exc:
         pytest.fail(f"installing {RACETRACK_CLIENT} failed: {exc.stderr.decode(errors='replace')}")
     return venv / "bin" / "racetrack"
@@ -41,11 +45,11 @@ def racetrack(racetrack_cli: Path, tmp_path: Path, platform: RunningPlatform) ->
     env = {**os.environ, "HOME": str(home)}
 
     def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([str(racetrack_cli), *args], capture_output=True, text=True, env=env,
-                                timeout=180)
+        result = subprocess.run([str(racetrack_cli), *args], capture_output=True, text=True, env=env, timeout=180)
         if check and result.returncode != 0:
-            raise AssertionError(f"racetrack {' '.join(args)} failed ({result.returncode}):\n"
-                                 f"{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"racetrack {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
     run("set", "remote", platform.url)
@@ -53,8 +57,9 @@ def racetrack(racetrack_cli: Path, tmp_path: Path, platform: RunningPlatform) ->
     yield run
 
 
-def test_racetrack_client_deploys_lists_reads_logs_and_deletes(racetrack, platform: RunningPlatform,
-                                                               tmp_path: Path) -> None:
+def test_racetrack_client_deploys_lists_reads_logs_and_deletes(
+    racetrack, platform: RunningPlatform, tmp_path: Path
+) -> None:
     workdir = tmp_path / "adder"
     shutil.copytree(EXAMPLES / "adder", workdir)
     racetrack("deploy", str(workdir))

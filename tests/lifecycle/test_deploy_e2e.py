@@ -25,8 +25,9 @@ ADDER = EXAMPLES / "adder"
 
 
 def perform(platform: RunningPlatform, version: str = "latest", payload: dict | None = None) -> httpx.Response:
-    return platform.http.post(f"{platform.url}/pub/job/adder/{version}/api/v1/perform",
-                      json=payload or {"a": 40, "b": 2}, timeout=10)
+    return platform.http.post(
+        f"{platform.url}/pub/job/adder/{version}/api/v1/perform", json=payload or {"a": 40, "b": 2}, timeout=10
+    )
 
 
 def test_deployed_adder_answers_42_through_the_gateway_by_every_version_form(platform: RunningPlatform) -> None:
@@ -78,8 +79,10 @@ def test_latest_points_at_the_highest_stable_version(platform: RunningPlatform, 
     for version in ("1.0.0", "1.2.0", "2.0.0-beta"):
         job_dir = write_job(tmp_path / version, "versioned", source, version=version)
         assert deploy_and_wait(platform, job_dir)["status"] == "done"
+
     def call(v: str) -> object:
         return platform.http.post(f"{platform.url}/pub/job/versioned/{v}/api/v1/perform", json={}).json()
+
     assert call("latest") == "1.2.0"
     assert call("1.x") == "1.2.0"
     assert call("2.0.0-beta") == "2.0.0-beta"
@@ -105,8 +108,9 @@ def test_runtime_env_and_secrets_reach_the_job(platform: RunningPlatform, tmp_pa
         "        return {k: os.environ.get(k) for k in ('JOB_NAME', 'JOB_VERSION', 'PUB_URL', 'GREETING',"
         " 'TOKEN', 'BUILD_ONLY')}\n"
     )
-    job_dir = write_job(tmp_path / "env", "envjob", source,
-                        extra="runtime_env:\n  GREETING: hello\nbuild_env:\n  BUILD_ONLY: b\n")
+    job_dir = write_job(
+        tmp_path / "env", "envjob", source, extra="runtime_env:\n  GREETING: hello\nbuild_env:\n  BUILD_ONLY: b\n"
+    )
     result = deploy_and_wait(platform, job_dir, secret_vars={"runtime_env": {"TOKEN": "s3cret"}, "build_env": {}})
     assert result["status"] == "done", result
     env = platform.http.post(f"{platform.url}/pub/job/envjob/latest/api/v1/perform", json={}).json()
@@ -122,14 +126,26 @@ def test_runtime_env_and_secrets_reach_the_job(platform: RunningPlatform, tmp_pa
     ("case", "source", "requirements", "expected"),
     [
         ("missing-entrypoint", None, None, "entrypoint"),
-        ("import-error", "import not_a_module_anywhere\nclass Job:\n    def perform(self):\n        return 1\n",
-         None, "not_a_module_anywhere"),
-        ("bad-requirements", "class Job:\n    def perform(self):\n        return 1\n",
-         "this-package-does-not-exist-trackside==1.0\n", "this-package-does-not-exist-trackside"),
+        (
+            "import-error",
+            "import not_a_module_anywhere\nclass Job:\n    def perform(self):\n        return 1\n",
+            None,
+            "not_a_module_anywhere",
+        ),
+        (
+            "bad-requirements",
+            "class Job:\n    def perform(self):\n        return 1\n",
+            "this-package-does-not-exist-trackside==1.0\n",
+            "this-package-does-not-exist-trackside",
+        ),
     ],
 )
 def test_failed_deploys_say_why_and_leave_nothing_behind(
-    platform: RunningPlatform, tmp_path: Path, case: str, source: str | None, requirements: str | None,
+    platform: RunningPlatform,
+    tmp_path: Path,
+    case: str,
+    source: str | None,
+    requirements: str | None,
     expected: str,
 ) -> None:
     job_dir = write_job(tmp_path / case, case, source or "", requirements=requirements)
@@ -150,10 +166,29 @@ def test_failed_deploys_say_why_and_leave_nothing_behind(
     ("body", "expected"),
     [
         ({"manifest": {"name": "x"}}, "owner_email"),
-        ({"manifest": {"name": "x", "owner_email": "a@b.c", "jobtype": "cobol:1.0",
-                       "git": {"remote": "https://example.com/r"}}}, "cobol"),
-        ({"manifest": {"name": "x", "owner_email": "a@b.c", "jobtype": "python3:latest",
-                       "jobtype_extra": {"entrypoint_path": "j.py"}, "colour": "red"}}, "colour"),
+        (
+            {
+                "manifest": {
+                    "name": "x",
+                    "owner_email": "a@b.c",
+                    "jobtype": "cobol:1.0",
+                    "git": {"remote": "https://example.com/r"},
+                }
+            },
+            "cobol",
+        ),
+        (
+            {
+                "manifest": {
+                    "name": "x",
+                    "owner_email": "a@b.c",
+                    "jobtype": "python3:latest",
+                    "jobtype_extra": {"entrypoint_path": "j.py"},
+                    "colour": "red",
+                }
+            },
+            "colour",
+        ),
         ({"manifest": "not an object"}, "manifest"),
     ],
 )

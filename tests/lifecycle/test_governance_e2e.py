@@ -48,9 +48,11 @@ class Job:
             return {"status": error.code, "body": error.read().decode()}
 '''
 # The job proves it got the plain value by its digest, so the value is nowhere in its source.
-ENV_JOB = (f"import hashlib, os\nclass Job:\n    def perform(self):\n"
-           f"        return hashlib.sha256(os.environ['MY_SECRET'].encode()).hexdigest() == "
-           f"{hashlib.sha256(SECRET_VALUE.encode()).hexdigest()!r}\n")
+ENV_JOB = (
+    f"import hashlib, os\nclass Job:\n    def perform(self):\n"
+    f"        return hashlib.sha256(os.environ['MY_SECRET'].encode()).hexdigest() == "
+    f"{hashlib.sha256(SECRET_VALUE.encode()).hexdigest()!r}\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -61,13 +63,15 @@ def gov(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
 
 
 def _governed_platform(root: Path, database_url: str) -> Iterator[RunningPlatform]:
-    platform = start_platform(root / "data", database_url,
-                              extra_env={"TRACKSIDE_GATEWAY_CACHE_TTL": str(GATEWAY_TTL)})
+    platform = start_platform(root / "data", database_url, extra_env={"TRACKSIDE_GATEWAY_CACHE_TTL": str(GATEWAY_TTL)})
     try:
         SEEN_SECRETS.add(platform.admin_password)
         SEEN_SECRETS.add(platform.admin_token)
-        for directory in (EXAMPLES / "adder", write_job(root / "secret", "secret", SECRET_JOB),
-                          write_job(root / "caller", "caller", CALLER_JOB)):
+        for directory in (
+            EXAMPLES / "adder",
+            write_job(root / "secret", "secret", SECRET_JOB),
+            write_job(root / "caller", "caller", CALLER_JOB),
+        ):
             result = deploy_and_wait(platform, directory)
             assert result["status"] == "done", result
         yield platform
@@ -107,11 +111,16 @@ def grant_esc(gov: RunningPlatform, esc_id: str, family: str, scope: str = "call
     assert response.status_code == 201, response.text
 
 
-def call(gov: RunningPlatform, job: str, token: str | None, path: str = "/api/v1/perform",
-         payload: dict | None = None) -> httpx.Response:
+def call(
+    gov: RunningPlatform, job: str, token: str | None, path: str = "/api/v1/perform", payload: dict | None = None
+) -> httpx.Response:
     headers = auth(token) if token is not None else {}
-    return httpx.post(f"{gov.url}/pub/job/{job}/latest{path}", json=payload if payload is not None else {},
-                      headers=headers, timeout=10)
+    return httpx.post(
+        f"{gov.url}/pub/job/{job}/latest{path}",
+        json=payload if payload is not None else {},
+        headers=headers,
+        timeout=10,
+    )
 
 
 def add(gov: RunningPlatform, token: str | None) -> httpx.Response:
@@ -125,8 +134,10 @@ def job_names(gov: RunningPlatform) -> list[str]:
 def raw_request(gov: RunningPlatform, target: str, token: str) -> tuple[int, str]:
     """Send a request line exactly as written (HTTP clients normalise `..` and `//` away)."""
     host, port = gov.url.removeprefix("http://").split(":")
-    request = (f"POST {target} HTTP/1.1\r\nHost: {host}\r\nX-Racetrack-Auth: {token}\r\n"
-               "Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+    request = (
+        f"POST {target} HTTP/1.1\r\nHost: {host}\r\nX-Racetrack-Auth: {token}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+    )
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(request.encode())
         chunks = []
@@ -176,27 +187,38 @@ def test_register_starts_inactive_admin_activates_then_login_change_password_log
 
     new_password = "Another-Fine-Phrase-42"
     SEEN_SECRETS.add(new_password)
-    wrong_old = httpx.put(f"{gov.api}/users/change_password", headers=auth(token),
-                          json={"old_password": "nope-nope-nope", "new_password": new_password})
+    wrong_old = httpx.put(
+        f"{gov.api}/users/change_password",
+        headers=auth(token),
+        json={"old_password": "nope-nope-nope", "new_password": new_password},
+    )
     assert wrong_old.status_code == 400
-    changed = httpx.put(f"{gov.api}/users/change_password", headers=auth(token),
-                        json={"old_password": PASSWORD, "new_password": new_password})
+    changed = httpx.put(
+        f"{gov.api}/users/change_password",
+        headers=auth(token),
+        json={"old_password": PASSWORD, "new_password": new_password},
+    )
     assert changed.status_code == 200, changed.text
     assert httpx.post(f"{gov.api}/users/login", json={"username": username, "password": PASSWORD}).status_code == 401
-    assert httpx.post(f"{gov.api}/users/login",
-                      json={"username": username, "password": new_password}).status_code == 200
+    assert (
+        httpx.post(f"{gov.api}/users/login", json={"username": username, "password": new_password}).status_code == 200
+    )
     logout = httpx.get(f"{gov.api}/users/logout")
     assert logout.status_code == 200 and 'X-Racetrack-Auth=""' in logout.headers["set-cookie"]
 
     events = gov.http.get(f"{gov.api}/audit/activity").json()["events"]
-    assert any(e["event_type"] == "user_activated" and e["username_subject"] == username
-               and e["username_executor"] == "admin" for e in events)
+    assert any(
+        e["event_type"] == "user_activated" and e["username_subject"] == username and e["username_executor"] == "admin"
+        for e in events
+    )
 
 
 def test_repeated_failed_logins_are_slowed_down_and_the_refusal_says_so(gov: RunningPlatform) -> None:
     username, _token = new_user(gov)
-    answers = [httpx.post(f"{gov.api}/users/login", json={"username": username, "password": f"wrong-{i}-xyz"})
-               for i in range(7)]
+    answers = [
+        httpx.post(f"{gov.api}/users/login", json={"username": username, "password": f"wrong-{i}-xyz"})
+        for i in range(7)
+    ]
     assert answers[0].status_code == 401
     assert answers[-1].status_code == 429
     assert "slowed down" in answers[-1].json()["error"] and username in answers[-1].json()["error"]
@@ -221,8 +243,9 @@ def test_a_user_deploys_sees_jobs_and_only_the_deployer_may_delete(gov: RunningP
     assert httpx.delete(f"{gov.api}/job/{name}/0.0.1", headers=auth(alice_token)).status_code == 200
     assert name not in job_names(gov)
 
-    mine = httpx.get(f"{gov.api}/audit/activity", params={"related_to_me": "true", "job_name": name},
-                     headers=auth(alice_token)).json()["events"]
+    mine = httpx.get(
+        f"{gov.api}/audit/activity", params={"related_to_me": "true", "job_name": name}, headers=auth(alice_token)
+    ).json()["events"]
     assert [e["event_type"] for e in mine] == ["job_deleted", "job_deployed"]
     assert "has been deleted by" in mine[0]["explanation"]
 
@@ -269,15 +292,21 @@ def test_open_paths_need_no_token(gov: RunningPlatform) -> None:
 
 def test_public_endpoints_are_open_only_after_staff_approve(gov: RunningPlatform, tmp_path: Path) -> None:
     name = f"p{uuid.uuid4().hex[:6]}"
-    job_dir = write_job(tmp_path / name, name, "class Job:\n    def perform(self):\n        return 'public'\n",
-                        extra="public_endpoints:\n  - /api/v1/perform\n")
+    job_dir = write_job(
+        tmp_path / name,
+        name,
+        "class Job:\n    def perform(self):\n        return 'public'\n",
+        extra="public_endpoints:\n  - /api/v1/perform\n",
+    )
     assert deploy_and_wait(gov, job_dir)["status"] == "done"
     assert call(gov, name, None).status_code == 401
     requests = [r for r in gov.http.get(f"{gov.api}/public-endpoints").json() if r["job_name"] == name]
     assert [(r["endpoint"], r["active"]) for r in requests] == [("/api/v1/perform", False)]
     _user, user_token = new_user(gov)
-    assert httpx.post(f"{gov.api}/public-endpoints/{requests[0]['id']}/approve",
-                      headers=auth(user_token)).status_code == 403
+    assert (
+        httpx.post(f"{gov.api}/public-endpoints/{requests[0]['id']}/approve", headers=auth(user_token)).status_code
+        == 403
+    )
     assert gov.http.post(f"{gov.api}/public-endpoints/{requests[0]['id']}/approve").status_code == 200
     opened = wait_for_status(lambda: call(gov, name, None), 200, GATEWAY_TTL + 2)
     assert opened.status_code == 200 and opened.json() == "public"
@@ -333,12 +362,18 @@ def attack_with(gov: RunningPlatform, headers: dict[str, str], expected: int) ->
     """Every door with these headers: list, delete, deploy, staff, grants, the gateway; all refused."""
     assert httpx.get(f"{gov.api}/job", headers=headers).status_code == expected
     assert httpx.delete(f"{gov.api}/job/secret/0.0.1", headers=headers).status_code == expected
-    assert httpx.post(f"{gov.api}/deploy", headers=headers,
-                      json={"manifest": {"name": "evil", "version": "0.0.1"}}).status_code == expected
+    assert (
+        httpx.post(
+            f"{gov.api}/deploy", headers=headers, json={"manifest": {"name": "evil", "version": "0.0.1"}}
+        ).status_code
+        == expected
+    )
     assert httpx.put(f"{gov.api}/settings/maintenance", headers=headers, json={"enabled": True}).status_code == expected
     assert httpx.post(f"{gov.api}/escs", headers=headers, json={"name": "evil"}).status_code == expected
-    assert httpx.post(f"{gov.api}/auth/allow/job_family/caller/job/secret/scope/call_job",
-                      headers=headers).status_code == expected
+    assert (
+        httpx.post(f"{gov.api}/auth/allow/job_family/caller/job/secret/scope/call_job", headers=headers).status_code
+        == expected
+    )
     gateway = httpx.post(f"{gov.url}/pub/job/secret/latest/api/v1/perform", headers=headers, json={})
     assert gateway.status_code == expected and "SECRET" not in gateway.text
     assert_nothing_changed(gov)
@@ -354,11 +389,17 @@ def test_attack_malformed_token_is_401(gov: RunningPlatform) -> None:
 
 
 def test_attack_token_signed_with_another_key_is_401(gov: RunningPlatform) -> None:
-    forged = jwt.encode({"seed": "x", "subject": "admin", "subject_type": "internal", "scopes": ["full_access"]},
-                        "a-different-auth-key-of-some-length", algorithm="HS256")
+    forged = jwt.encode(
+        {"seed": "x", "subject": "admin", "subject_type": "internal", "scopes": ["full_access"]},
+        "a-different-auth-key-of-some-length",
+        algorithm="HS256",
+    )
     attack_with(gov, auth(forged), 401)
-    forged_user = jwt.encode({"seed": "x", "subject": "admin", "subject_type": "user"},
-                             "a-different-auth-key-of-some-length", algorithm="HS256")
+    forged_user = jwt.encode(
+        {"seed": "x", "subject": "admin", "subject_type": "user"},
+        "a-different-auth-key-of-some-length",
+        algorithm="HS256",
+    )
     attack_with(gov, auth(forged_user), 401)
 
 
@@ -396,8 +437,10 @@ def test_attack_user_token_on_staff_endpoints_is_403(gov: RunningPlatform) -> No
     assert httpx.post(f"{gov.api}/users", headers=headers, json=sneaky).status_code == 403
     assert httpx.post(f"{gov.api}/escs", headers=headers, json={"name": "evil"}).status_code == 403
     assert httpx.put(f"{gov.api}/settings/maintenance", headers=headers, json={"enabled": True}).status_code == 403
-    assert httpx.post(f"{gov.api}/auth/allow/job_family/caller/job/secret/scope/call_job",
-                      headers=headers).status_code == 403
+    assert (
+        httpx.post(f"{gov.api}/auth/allow/job_family/caller/job/secret/scope/call_job", headers=headers).status_code
+        == 403
+    )
     assert httpx.post(f"{gov.api}/auth/token/user/all/regenerate", headers=headers).status_code == 403
     assert httpx.patch(f"{gov.api}/users/admin", headers=headers, json={"is_active": False}).status_code == 403
     assert "sneaky@example.com" not in [u["username"] for u in gov.http.get(f"{gov.api}/users").json()]
@@ -414,17 +457,20 @@ def test_attack_an_endpoint_permission_used_on_another_endpoint_is_403(gov: Runn
     assert call(gov, "secret", token).status_code == 403
 
 
-@pytest.mark.parametrize("target", [
-    "/pub/job/adder/latest/../../secret/latest/api/v1/perform",
-    "/pub/job/adder/latest/%2e%2e/%2e%2e/secret/latest/api/v1/perform",
-    "/pub/job/adder/latest/api/v1/perform/../../../../secret/latest/api/v1/perform",
-    "/pub/job/adder%2Flatest%2F..%2F..%2Fsecret/latest/api/v1/perform",
-    "/pub/job/adder/latest%2F..%2F..%2Fsecret%2Flatest/api/v1/perform",
-    "/pub/job/adder/latest//..//..//secret/latest/api/v1/perform",
-    "//pub/job/secret/latest/api/v1/perform",
-    "/pub/job//secret/latest/api/v1/perform",
-    "/pub/job/adder/latest/%2F%2E%2E%2F%2E%2E%2Fsecret/latest/api/v1/perform",
-])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/pub/job/adder/latest/../../secret/latest/api/v1/perform",
+        "/pub/job/adder/latest/%2e%2e/%2e%2e/secret/latest/api/v1/perform",
+        "/pub/job/adder/latest/api/v1/perform/../../../../secret/latest/api/v1/perform",
+        "/pub/job/adder%2Flatest%2F..%2F..%2Fsecret/latest/api/v1/perform",
+        "/pub/job/adder/latest%2F..%2F..%2Fsecret%2Flatest/api/v1/perform",
+        "/pub/job/adder/latest//..//..//secret/latest/api/v1/perform",
+        "//pub/job/secret/latest/api/v1/perform",
+        "/pub/job//secret/latest/api/v1/perform",
+        "/pub/job/adder/latest/%2F%2E%2E%2F%2E%2E%2Fsecret/latest/api/v1/perform",
+    ],
+)
 def test_attack_gateway_path_tricks_never_reach_another_job(gov: RunningPlatform, target: str) -> None:
     esc_id, token = new_esc(gov)
     grant_esc(gov, esc_id, "adder")
@@ -460,12 +506,16 @@ def test_maintenance_refuses_deploy_delete_and_redeploy_with_503_while_calls_go_
 def test_secrets_are_encrypted_at_rest_and_never_returned(gov: RunningPlatform, tmp_path: Path) -> None:
     name = f"s{uuid.uuid4().hex[:6]}"
     job_dir = write_job(tmp_path / name, name, ENV_JOB)
-    result = deploy_and_wait(gov, job_dir, secret_vars={"runtime_env": {"MY_SECRET": SECRET_VALUE},
-                                                        "build_env": {}})
+    result = deploy_and_wait(gov, job_dir, secret_vars={"runtime_env": {"MY_SECRET": SECRET_VALUE}, "build_env": {}})
     assert result["status"] == "done", result
     assert call(gov, name, gov.admin_token).json() is True  # the job got the plain value
-    for url in (f"{gov.api}/deploy/{result['id']}", f"{gov.api}/job/{name}/0.0.1", f"{gov.api}/deploy",
-                f"{gov.api}/job/{name}/0.0.1/build-logs", f"{gov.api}/audit/events"):
+    for url in (
+        f"{gov.api}/deploy/{result['id']}",
+        f"{gov.api}/job/{name}/0.0.1",
+        f"{gov.api}/deploy",
+        f"{gov.api}/job/{name}/0.0.1/build-logs",
+        f"{gov.api}/audit/events",
+    ):
         assert SECRET_VALUE not in gov.http.get(url).text, url
     needles = [SECRET_VALUE.encode(), gov.admin_token.encode()]
     for path in [*gov.data_dir.rglob("*"), *gov.data_dir.parent.glob("trackside.db*")]:

@@ -15,8 +15,13 @@ from trackside.store.models import Job
 def add_job(db: Database, name: str, version: str) -> str:
     with db.session() as session:
         family = registry.get_or_create_family(session, name)
-        job = Job(family_id=family.id, name=name, version=version, status="running",
-                  manifest=f"name: {name}\nversion: {version}\n")
+        job = Job(
+            family_id=family.id,
+            name=name,
+            version=version,
+            status="running",
+            manifest=f"name: {name}\nversion: {version}\n",
+        )
         session.add(job)
         session.flush()
         return job.id
@@ -43,7 +48,9 @@ def test_a_changed_or_deleted_job_is_listed_as_it_is_now(database_url: str) -> N
         assert job is not None
         registry.update_job(job, status="error", error="boom")
     assert [(j["name"], j["status"], j["error"]) for j in listed(db, listing)] == [
-        ("alpha", "running", None), ("beta", "error", "boom")]
+        ("alpha", "running", None),
+        ("beta", "error", "boom"),
+    ]
 
     with db.session() as session:
         registry.move_to_trash(session, registry.get_job(session, "alpha", "1.0.0"), "tester")

@@ -19,8 +19,9 @@ def test_an_edited_manifest_is_stored_audited_and_used_by_the_next_redeploy(plat
     assert deploy_and_wait(platform, EXAMPLES / "adder")["status"] == "done"
     manifest = yaml.safe_load(platform.http.get(f"{platform.api}/job/adder/0.0.1").json()["manifest_yaml"])
     manifest["runtime_env"] = {"GREETING": "edited"}
-    response = platform.http.put(f"{platform.api}/job/adder/0.0.1/manifest",
-                                 json={"manifest_yaml": yaml.safe_dump(manifest)})
+    response = platform.http.put(
+        f"{platform.api}/job/adder/0.0.1/manifest", json={"manifest_yaml": yaml.safe_dump(manifest)}
+    )
     assert response.status_code == 200, response.text
     assert response.json()["manifest"]["runtime_env"] == {"GREETING": "edited"}
     assert "manifest_updated" in event_types(platform, "/audit/events/job/adder/0.0.1")
@@ -41,8 +42,9 @@ def test_a_manifest_edit_that_changes_identity_or_is_invalid_is_refused(
     assert deploy_and_wait(platform, EXAMPLES / "adder")["status"] == "done"
     before = platform.http.get(f"{platform.api}/job/adder/0.0.1").json()["manifest_yaml"]
     manifest = {**yaml.safe_load(before), **change}
-    response = platform.http.put(f"{platform.api}/job/adder/0.0.1/manifest",
-                                 json={"manifest_yaml": yaml.safe_dump(manifest)})
+    response = platform.http.put(
+        f"{platform.api}/job/adder/0.0.1/manifest", json={"manifest_yaml": yaml.safe_dump(manifest)}
+    )
     assert response.status_code == 400
     assert expected in response.json()["error"]
     assert platform.http.get(f"{platform.api}/job/adder/0.0.1").json()["manifest_yaml"] == before
@@ -54,7 +56,8 @@ def test_installing_and_uninstalling_a_plugin_are_audit_events(platform: Running
     assert installed.status_code == 200, installed.text
     assert platform.http.delete(f"{platform.api}/plugin/audited/1.2.3").status_code == 200
     events = platform.http.get(f"{platform.api}/audit/events").json()
-    plugin_events = [(e["event_type"], e["properties"].get("plugin_name")) for e in events
-                     if e["event_type"].startswith("plugin_")]
+    plugin_events = [
+        (e["event_type"], e["properties"].get("plugin_name")) for e in events if e["event_type"].startswith("plugin_")
+    ]
     assert ("plugin_installed", "audited") in plugin_events
     assert ("plugin_uninstalled", "audited") in plugin_events

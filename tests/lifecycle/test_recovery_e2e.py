@@ -40,8 +40,9 @@ def replica_pids_once_started(platform: RunningPlatform, name: str, deployment_i
         deployment = platform.http.get(f"{platform.api}/deploy/{deployment_id}").json()
         assert deployment["status"] == "in_progress", deployment
         if deployment["phase"] == "initializing Job entrypoint":
-            states = [read_state(path) for job, _, _, path in LocalLayout(platform.data_dir).state_files()
-                      if job == name]
+            states = [
+                read_state(path) for job, _, _, path in LocalLayout(platform.data_dir).state_files() if job == name
+            ]
             return [state.pid for state in states if state is not None]
         time.sleep(0.1)
     raise AssertionError(f"the replicas of {name} never started")

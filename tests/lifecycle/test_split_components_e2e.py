@@ -21,13 +21,19 @@ def test_separate_lifecycle_gateway_and_supervisor_deploy_and_serve_a_job(tmp_pa
     gateway_port = free_port()
     data_dir = tmp_path / "data"
     lifecycle = start_trackside(
-        ["serve", "lifecycle"], data_dir, database_url,
+        ["serve", "lifecycle"],
+        data_dir,
+        database_url,
         extra_env={"TRACKSIDE_EXTERNAL_PUB_URL": f"http://127.0.0.1:{gateway_port}/pub"},
     )
     started = [lifecycle]
     try:
         gateway = start_trackside(
-            ["serve", "gateway"], data_dir, database_url, port=gateway_port, health_path="/pub/health",
+            ["serve", "gateway"],
+            data_dir,
+            database_url,
+            port=gateway_port,
+            health_path="/pub/health",
             extra_env={"TRACKSIDE_LIFECYCLE_URL": f"{lifecycle.url}/lifecycle"},
         )
         started.append(gateway)
@@ -37,8 +43,12 @@ def test_separate_lifecycle_gateway_and_supervisor_deploy_and_serve_a_job(tmp_pa
         result = deploy_and_wait(lifecycle, EXAMPLES / "adder")
         assert result["status"] == "done", result
         assert result["job"]["pub_url"] == f"http://127.0.0.1:{gateway_port}/pub/job/adder/0.0.1"
-        answer = httpx.post(f"{gateway.url}/pub/job/adder/latest/api/v1/perform", json={"a": 40, "b": 2},
-                            headers=lifecycle.auth, timeout=10)
+        answer = httpx.post(
+            f"{gateway.url}/pub/job/adder/latest/api/v1/perform",
+            json={"a": 40, "b": 2},
+            headers=lifecycle.auth,
+            timeout=10,
+        )
         assert answer.status_code == 200, answer.text
         assert answer.json() == 42
         refused = httpx.post(f"{gateway.url}/pub/job/adder/latest/api/v1/perform", json={"a": 1, "b": 2})

@@ -15,8 +15,16 @@ COLUMNS = (Job.id, Job.infrastructure_target, Job.image_tag)
 def running_job(db: Database, target: str, tag: str) -> str:
     with db.session() as session:
         family = registry.get_or_create_family(session, "mover")
-        job = Job(family_id=family.id, name="mover", version="1.0.0", status="running", manifest="name: mover\n",
-                  infrastructure_target=target, image_tag=tag, replica_internal_names=["127.0.0.1:1000"])
+        job = Job(
+            family_id=family.id,
+            name="mover",
+            version="1.0.0",
+            status="running",
+            manifest="name: mover\n",
+            infrastructure_target=target,
+            image_tag=tag,
+            replica_internal_names=["127.0.0.1:1000"],
+        )
         session.add(job)
         session.flush()
         return job.id
@@ -27,8 +35,12 @@ def test_a_report_read_before_a_move_is_not_written_over_the_move(db: Database) 
     with db.session() as session:
         before_move = session.execute(select(*COLUMNS).where(Job.id == job_id)).one()
     with db.session() as session:  # a move switches the job to docker meanwhile
-        registry.update_job(session.get(Job, job_id), infrastructure_target="docker", image_tag="t2",
-                            replica_internal_names=["127.0.0.1:2000"])
+        registry.update_job(
+            session.get(Job, job_id),
+            infrastructure_target="docker",
+            image_tag="t2",
+            replica_internal_names=["127.0.0.1:2000"],
+        )
 
     with db.session() as session:
         written = Supervisor._write_if_unchanged(

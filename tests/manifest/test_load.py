@@ -141,9 +141,7 @@ def test_invalid_yaml_in_base_names_the_base_file(write: Write) -> None:
 def test_overrides_apply_after_extends(write: Write) -> None:
     write("base.yaml", JOB_YAML)
     path = write("job.yaml", "extends: base.yaml\nversion: 2.0.0\n")
-    manifest = load_manifest(
-        path, ["version=3.0.0", "runtime_env.MODE=slow", "jobtype_extra.max_concurrency=2"]
-    )
+    manifest = load_manifest(path, ["version=3.0.0", "runtime_env.MODE=slow", "jobtype_extra.max_concurrency=2"])
     assert manifest.version == "3.0.0"
     assert manifest.runtime_env == {"MODE": "slow"}
     assert manifest.python_extra.max_concurrency == 2

@@ -72,9 +72,7 @@ def test_jobtype_name_and_version_are_split(minimal: dict[str, Any]) -> None:
     assert manifest.jobtype_version == "1.3.*-3.9-bullseye"
 
 
-@pytest.mark.parametrize(
-    "path", [("foo",), ("git", "tag"), ("resources", "gpu"), ("jobtype_extra", "entrypoint")]
-)
+@pytest.mark.parametrize("path", [("foo",), ("git", "tag"), ("resources", "gpu"), ("jobtype_extra", "entrypoint")])
 def test_unknown_field_is_an_error_naming_it(minimal: dict[str, Any], path: tuple[str, ...]) -> None:
     data: dict[str, Any] = {**minimal, "git": {"remote": "https://x/y"}, "resources": {}}
     data["jobtype_extra"] = dict(minimal["jobtype_extra"])
@@ -110,9 +108,7 @@ def test_python_extra_view_rejects_bad_values(minimal: dict[str, Any]) -> None:
 
 
 def test_several_problems_are_reported_one_per_line() -> None:
-    message = _error(
-        {"name": "bad_name", "owner_email": "nobody", "jobtype": "python3:latest", "colour": "red"}
-    )
+    message = _error({"name": "bad_name", "owner_email": "nobody", "jobtype": "python3:latest", "colour": "red"})
     lines = message.splitlines()
     assert len(lines) == 3
     assert all(line.startswith("job.yaml: ") for line in lines)
@@ -146,9 +142,7 @@ def test_underscore_in_name_gets_a_specific_hint(minimal: dict[str, Any]) -> Non
     assert "underscores" in _error({**minimal, "name": "my_job"})
 
 
-@pytest.mark.parametrize(
-    ("email", "ok"), [("a@b", True), ("x.y@example.com", True), ("@b", False), ("ab", False)]
-)
+@pytest.mark.parametrize(("email", "ok"), [("a@b", True), ("x.y@example.com", True), ("@b", False), ("ab", False)])
 def test_owner_email_must_match_racetrack_pattern(minimal: dict[str, Any], email: str, ok: bool) -> None:
     if ok:
         parse_manifest({**minimal, "owner_email": email})
@@ -302,9 +296,7 @@ def test_git_without_remote_is_an_error(minimal: dict[str, Any]) -> None:
 
 
 def test_git_directory_must_stay_inside_the_repo(minimal: dict[str, Any]) -> None:
-    assert "field 'git.directory'" in _error(
-        {**minimal, "git": {"remote": "https://h/r", "directory": "../x"}}
-    )
+    assert "field 'git.directory'" in _error({**minimal, "git": {"remote": "https://h/r", "directory": "../x"}})
 
 
 def test_image_type_other_than_docker_is_rejected(minimal: dict[str, Any]) -> None:

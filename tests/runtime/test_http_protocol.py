@@ -101,8 +101,8 @@ def test_chunked_request_body(adder: RunningJob) -> None:
     conn = Conn(adder.port)
     conn.send(
         b"POST /api/v1/perform HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-        b"5\r\n{\"a\":\r\n"
-        b"a;ext=1\r\n 30, \"b\": \r\n"
+        b'5\r\n{"a":\r\n'
+        b'a;ext=1\r\n 30, "b": \r\n'
     )
     conn.send(b"3\r\n12}\r\n0\r\nX-Trailer: yes\r\n\r\n")
     status, _, body = conn.read_response()
@@ -206,7 +206,7 @@ def test_oversized_head_is_431(adder: RunningJob) -> None:
 
 def test_client_disconnect_mid_request_does_not_hurt_the_server(adder: RunningJob) -> None:
     conn = Conn(adder.port)
-    conn.send(b"POST /api/v1/perform HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"a\"")
+    conn.send(b'POST /api/v1/perform HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"a"')
     conn.close()
     assert adder.client.post("/api/v1/perform", json={"a": 1}).json() == 1
 

@@ -139,12 +139,12 @@ def test_openapi_describes_perform_aux_and_auth(start_job: StartJob) -> None:
     assert media["example"] == {"a": 6, "b": 7}
     assert media["schema"]["properties"]["a"] == {"type": "integer"}
     assert media["schema"]["required"] == ["a"]
-    assert spec["paths"]["/api/v1/explain"]["post"]["requestBody"]["content"]["application/json"]["example"] == {
-        "x": 1
-    }
+    assert spec["paths"]["/api/v1/explain"]["post"]["requestBody"]["content"]["application/json"]["example"] == {"x": 1}
     assert "get" in spec["paths"]["/api/v1/search"]
     assert spec["components"]["securitySchemes"]["RacetrackAuth"] == {
-        "type": "apiKey", "in": "header", "name": "X-Racetrack-Auth",
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Racetrack-Auth",
     }
 
 

@@ -162,7 +162,10 @@ def test_bad_env_var_exits_with_a_message_naming_it(tmp_path: object) -> None:
     env = {"PYTHONPATH": str(SRC), "JOB_MAX_CONCURRENCY": "lots", "PATH": "/usr/bin:/bin"}
     proc = subprocess.run(
         [sys.executable, "-m", "trackside.runtime", "--entrypoint-path", "job.py"],
-        env=env, capture_output=True, text=True, timeout=30,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert proc.returncode == 2
     assert "JOB_MAX_CONCURRENCY" in proc.stderr and "'lots'" in proc.stderr
@@ -171,7 +174,10 @@ def test_bad_env_var_exits_with_a_message_naming_it(tmp_path: object) -> None:
 def test_missing_entrypoint_path_argument_is_a_usage_error() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "trackside.runtime"],
-        env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=30,
+        env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert proc.returncode == 2
     assert "--entrypoint-path" in proc.stderr

@@ -85,8 +85,7 @@ def test_asgi_webview_gets_root_path_and_full_path(start_job: StartJob) -> None:
     resp = job.client.post("/pub/job/adder/1.2.3/api/v1/webview/x?y=1", content=b"hi")
     assert resp.status_code == 200
     assert resp.text == (
-        "asgi root=/pub/job/adder/1.2.3/api/v1/webview path=/pub/job/adder/1.2.3/api/v1/webview/x "
-        "query=y=1 body=hi!"
+        "asgi root=/pub/job/adder/1.2.3/api/v1/webview path=/pub/job/adder/1.2.3/api/v1/webview/x query=y=1 body=hi!"
     )
 
 

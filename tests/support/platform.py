@@ -80,15 +80,26 @@ class RunningPlatform:
                 self.process.wait()
 
 
-def start_platform(data_dir: Path, database_url: str, port: int | None = None,
-                   extra_env: dict[str, str] | None = None, timeout: float = 60) -> RunningPlatform:
+def start_platform(
+    data_dir: Path,
+    database_url: str,
+    port: int | None = None,
+    extra_env: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> RunningPlatform:
     """`trackside up`: every component in one process."""
     return start_trackside(["up"], data_dir, database_url, port, extra_env, timeout)
 
 
-def start_trackside(command_args: list[str], data_dir: Path, database_url: str, port: int | None = None,
-                    extra_env: dict[str, str] | None = None, timeout: float = 60,
-                    health_path: str | None = "/lifecycle/health") -> RunningPlatform:
+def start_trackside(
+    command_args: list[str],
+    data_dir: Path,
+    database_url: str,
+    port: int | None = None,
+    extra_env: dict[str, str] | None = None,
+    timeout: float = 60,
+    health_path: str | None = "/lifecycle/health",
+) -> RunningPlatform:
     """`trackside COMMAND_ARGS...` (`up`, `serve lifecycle`, ...) as a process, once it answers `health_path`."""
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -96,8 +107,18 @@ def start_trackside(command_args: list[str], data_dir: Path, database_url: str, 
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKSIDE_")}
     env.update(extra_env or {})
     env["TRACKSIDE_SUPERVISOR_INTERVAL"] = env.get("TRACKSIDE_SUPERVISOR_INTERVAL", "0.5")
-    command = [sys.executable, "-m", "trackside.cli.main", *command_args, "--data-dir", str(data_dir),
-               "--port", str(port), "--database-url", database_url]
+    command = [
+        sys.executable,
+        "-m",
+        "trackside.cli.main",
+        *command_args,
+        "--data-dir",
+        str(data_dir),
+        "--port",
+        str(port),
+        "--database-url",
+        database_url,
+    ]
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
@@ -118,8 +139,9 @@ def start_trackside(command_args: list[str], data_dir: Path, database_url: str, 
     raise RuntimeError(f"{name} did not answer within {timeout}s:\n{running.logs()}")
 
 
-def wait_for_deployment(api: str, deployment_id: str, timeout: float = 120,
-                        headers: dict[str, str] | None = None) -> dict:
+def wait_for_deployment(
+    api: str, deployment_id: str, timeout: float = 120, headers: dict[str, str] | None = None
+) -> dict:
     if headers is None:  # the platform's admin, found by its API URL
         headers = _RUNNING[api].auth if api in _RUNNING else {}
     deadline = time.monotonic() + timeout
@@ -131,9 +153,14 @@ def wait_for_deployment(api: str, deployment_id: str, timeout: float = 120,
     raise TimeoutError(f"deployment {deployment_id} still in progress after {timeout}s")
 
 
-def deploy_directory(platform: RunningPlatform, directory: Path, force: bool = False,
-                     overrides: tuple[str, ...] = (), secret_vars: dict | None = None,
-                     token: str | None = None) -> httpx.Response:
+def deploy_directory(
+    platform: RunningPlatform,
+    directory: Path,
+    force: bool = False,
+    overrides: tuple[str, ...] = (),
+    secret_vars: dict | None = None,
+    token: str | None = None,
+) -> httpx.Response:
     """POST /deploy for a job directory, the way our CLI sends it (manifest + uploaded source).
 
     As the first admin unless `token` says who deploys.
@@ -157,8 +184,16 @@ def deploy_and_wait(platform: RunningPlatform, directory: Path, **kwargs: object
     return wait_for_deployment(platform.api, response.json()["id"], headers=platform.auth)
 
 
-def write_job(directory: Path, name: str, source: str, *, version: str = "0.0.1", entrypoint: str = "job.py",
-              requirements: str | None = None, extra: str = "") -> Path:
+def write_job(
+    directory: Path,
+    name: str,
+    source: str,
+    *,
+    version: str = "0.0.1",
+    entrypoint: str = "job.py",
+    requirements: str | None = None,
+    extra: str = "",
+) -> Path:
     """Write a python3 job (job.yaml + entrypoint file) into `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / entrypoint).write_text(source)

@@ -43,7 +43,8 @@ def require_postgres() -> str:
 def require_docker() -> None:
     if shutil.which("docker") is None:
         missing("Docker engine", "no docker client on PATH")
-    result = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True,
-                            text=True, timeout=20)
+    result = subprocess.run(
+        ["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=20
+    )
     if result.returncode != 0:
         missing("Docker engine", result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "no daemon")

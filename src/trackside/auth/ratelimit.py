@@ -57,7 +57,7 @@ class LoginThrottle:
         if excess <= 0:
             return 0.0
         delay = min(self.max_delay, self.base_delay * (2 ** (excess - 1)))
-        return max(0.0, entry.last + delay - now)
+        return max(0.0, float(entry.last + delay - now))
 
     def check(self, username: str, address: str) -> None:
         """Raise TooManyAttempts if this account or address must wait before trying again."""

@@ -112,8 +112,17 @@ def build_job_image(
     secret_build_env = dict(secret_build_env or {})
     started = time.monotonic()
     phase = phase_logger(log, on_phase)
-    job_dir, git_version = prepare_source(manifest, workspace_root, build_context, git_credentials, log, phase,
-                                          secret_build_env, source_ready, git_version)
+    job_dir, git_version = prepare_source(
+        manifest,
+        workspace_root,
+        build_context,
+        git_credentials,
+        log,
+        phase,
+        secret_build_env,
+        source_ready,
+        git_version,
+    )
 
     phase(PHASE_PREPARE)
     log(f"job type {job_type.full_name}, Docker engine {engine.url}")

@@ -117,7 +117,7 @@ class LifecycleClient:
             ) from None
 
     def info(self) -> dict[str, Any]:
-        return self.request("GET", "/info")
+        return dict(self.request("GET", "/info"))
 
     def deploy(self, body: dict[str, Any]) -> str:
         """Start a deployment; returns its id (the work goes on in the background on the server)."""
@@ -127,13 +127,13 @@ class LifecycleClient:
         return str(answer["id"])
 
     def get_deployment(self, deployment_id: str) -> dict[str, Any]:
-        return self.request("GET", f"/deploy/{quote(deployment_id, safe='')}")
+        return dict(self.request("GET", f"/deploy/{quote(deployment_id, safe='')}"))
 
     def list_jobs(self) -> list[dict[str, Any]]:
-        return self.request("GET", "/job") or []
+        return list(self.request("GET", "/job") or [])
 
     def get_job(self, name: str, version: str) -> dict[str, Any]:
-        return self.request("GET", job_path(name, version))
+        return dict(self.request("GET", job_path(name, version)))
 
     def delete_job(self, name: str, version: str) -> None:
         self.request("DELETE", job_path(name, version))

@@ -285,6 +285,6 @@ def _error_message(response: httpx.Response, status: int) -> str:
     except ValueError:
         body = None
     if isinstance(body, dict) and isinstance(body.get("error"), str):
-        return body["error"]
+        return str(body["error"])
     text = response.text.strip()
     return text[:500] if text else f"lifecycle refused the call with status {status}"

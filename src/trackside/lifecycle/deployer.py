@@ -127,15 +127,18 @@ class DeployService:
                     f"job {manifest.name} version {manifest.version} already exists; versions are immutable:"
                     " bump the version or deploy with --force"
                 )
-            if existing is None and not request.force and registry.is_in_trash(
-                session, manifest.name, manifest.version
+            if (
+                existing is None
+                and not request.force
+                and registry.is_in_trash(session, manifest.name, manifest.version)
             ):
                 raise AlreadyExists(
                     f"job {manifest.name} version {manifest.version} was deleted and can't be claimed again;"
                     " bump the version or deploy with --force"
                 )
-        plan = _Plan(manifest, manifest_to_yaml(manifest), job_type, target, request, username,
-                     replacing=existing is not None)
+        plan = _Plan(
+            manifest, manifest_to_yaml(manifest), job_type, target, request, username, replacing=existing is not None
+        )
         return self._submit(plan, kind="deploy")
 
     def start_redeploy(self, name: str, version: str, username: str | None = None) -> str:
@@ -159,8 +162,16 @@ class DeployService:
             secret_vars={"build_env": secrets.secret_build_env, "runtime_env": secrets.secret_runtime_env},
             force=True,
         )
-        plan = _Plan(manifest, manifest_yaml, self.resolve_job_type(manifest), target, request, username,
-                     replacing=True, source_dir=source_dir)
+        plan = _Plan(
+            manifest,
+            manifest_yaml,
+            self.resolve_job_type(manifest),
+            target,
+            request,
+            username,
+            replacing=True,
+            source_dir=source_dir,
+        )
         return self._submit(plan, kind="redeploy")
 
     def _submit(self, plan: _Plan, kind: str) -> str:
@@ -337,8 +348,12 @@ class DeployService:
             job = registry.find_job(session, plan.manifest.name, plan.manifest.version)
             if job is None:
                 family = registry.get_or_create_family(session, plan.manifest.name)
-                job = Job(family_id=family.id, name=plan.manifest.name, version=plan.manifest.version,
-                          manifest=plan.manifest_yaml)
+                job = Job(
+                    family_id=family.id,
+                    name=plan.manifest.name,
+                    version=plan.manifest.version,
+                    manifest=plan.manifest_yaml,
+                )
                 session.add(job)
             registry.update_job(
                 job,

@@ -97,8 +97,9 @@ class DeploymentProgress:
     change) so a chatty installer does not turn into thousands of write transactions.
     """
 
-    def __init__(self, db: Database, deployment_id: str, secrets: list[str] | None = None,
-                 flush_interval: float = 0.5) -> None:
+    def __init__(
+        self, db: Database, deployment_id: str, secrets: list[str] | None = None, flush_interval: float = 0.5
+    ) -> None:
         self.db = db
         self.id = deployment_id
         self._secrets = [s for s in (secrets or []) if s]

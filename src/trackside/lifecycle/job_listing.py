@@ -37,9 +37,11 @@ class JobListing:
     def json(self, session: Session, visible: Callable[[str, str], bool]) -> str:
         """The JSON array of the jobs for which `visible(family_id, job_id)` holds, in list order."""
         # Core rows, and update_time as the stored text: no ORM or datetime parsing per row.
-        light = session.connection().execute(
-            select(Job.id, Job.family_id, cast(Job.update_time, String)).order_by(Job.name, Job.create_time)
-        ).all()
+        light = (
+            session.connection()
+            .execute(select(Job.id, Job.family_id, cast(Job.update_time, String)).order_by(Job.name, Job.create_time))
+            .all()
+        )
         wanted = [(job_id, updated) for job_id, family_id, updated in light if visible(family_id, job_id)]
         with self._lock:
             fragments = dict(self._fragments)
@@ -59,5 +61,4 @@ class JobListing:
     @staticmethod
     def _load(session: Session, ids: list[str]) -> Iterable[Job]:
         for start in range(0, len(ids), _CHUNK):
-            yield from session.scalars(select(Job).where(Job.id.in_(ids[start:start + _CHUNK])))
-
+            yield from session.scalars(select(Job).where(Job.id.in_(ids[start : start + _CHUNK])))

@@ -62,7 +62,11 @@ def _settle(db: Database, plugins: PluginEngine, artifacts: ArtifactStore, deplo
     if tag:
         artifacts.remove(name, version, tag)
     audit.record_in(
-        db, EventType.DEPLOYMENT_FAILED, deployment.deployed_by, job_name=name, job_version=version,
+        db,
+        EventType.DEPLOYMENT_FAILED,
+        deployment.deployed_by,
+        job_name=name,
+        job_version=version,
         deployment_id=deployment.id,
     )
     log.warning("rolled back the interrupted first deploy of %s %s", name, version)

@@ -75,8 +75,7 @@ def find_job(session: Session, name: str, version: str) -> Job | None:
     if not is_version_pattern(version):
         return session.scalars(select(Job).where(Job.name == name, Job.version == version)).first()
     candidates = {
-        job.version: job
-        for job in session.scalars(select(Job).where(Job.name == name, Job.status.in_(ALIAS_STATUSES)))
+        job.version: job for job in session.scalars(select(Job).where(Job.name == name, Job.status.in_(ALIAS_STATUSES)))
     }
     resolved = resolve_job_version(version, candidates)
     return candidates.get(resolved) if resolved else None
@@ -132,8 +131,9 @@ def move_to_trash(session: Session, job: Job, deleted_by: str | None) -> None:
             age_days=(now - created).days,
         )
     )
-    session.execute(delete(TrashJob).where(TrashJob.id != job.id, TrashJob.name == job.name,
-                                           TrashJob.version == job.version))
+    session.execute(
+        delete(TrashJob).where(TrashJob.id != job.id, TrashJob.name == job.name, TrashJob.version == job.version)
+    )
     session.delete(job)
 
 

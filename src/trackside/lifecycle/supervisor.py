@@ -57,8 +57,18 @@ class Supervisor:
         be written over the row that deploy has since marked running."""
         # Compare on plain column tuples and write only what changed: a pass over 10,000 idle jobs
         # then costs one light query and no writes.
-        columns = (Job.id, Job.name, Job.version, Job.status, Job.infrastructure_target, Job.image_tag, Job.error,
-                   Job.internal_name, Job.replica_internal_names, Job.infrastructure_stats)
+        columns = (
+            Job.id,
+            Job.name,
+            Job.version,
+            Job.status,
+            Job.infrastructure_target,
+            Job.image_tag,
+            Job.error,
+            Job.internal_name,
+            Job.replica_internal_names,
+            Job.infrastructure_stats,
+        )
         with self.db.session() as session:
             rows = session.execute(select(*columns)).all()
         reported: dict[str, dict[tuple[str, str], JobDto]] = {}
@@ -84,8 +94,9 @@ class Supervisor:
                 counts[status] = counts.get(status, 0) + 1
         for target_name, jobs in reported.items():
             for key in jobs.keys() - known:
-                log.warning("supervisor: %s %s runs on %s but is not in the store (orphaned)",
-                            key[0], key[1], target_name)
+                log.warning(
+                    "supervisor: %s %s runs on %s but is not in the store (orphaned)", key[0], key[1], target_name
+                )
         return counts
 
     @staticmethod
@@ -112,8 +123,10 @@ class Supervisor:
     def _desired(row: Any, found: JobDto | None) -> dict[str, Any]:
         """The job's fields as its target reports them."""
         if found is None:
-            return {"status": JobStatus.LOST.value,
-                    "error": f"not found on infrastructure target {row.infrastructure_target}"}
+            return {
+                "status": JobStatus.LOST.value,
+                "error": f"not found on infrastructure target {row.infrastructure_target}",
+            }
         return {
             "status": found.status,
             "error": found.error,

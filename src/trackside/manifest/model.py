@@ -87,7 +87,7 @@ def parse_quantity(quantity: str) -> float:
     number = float(match.group(1))
     suffix = match.group(3) or ""
     if suffix[:1] in ("e", "E"):
-        return number * 10 ** int(suffix[1:])
+        return number * float(10 ** int(suffix[1:]))
     return number * _QUANTITY_FACTORS[suffix]
 
 
@@ -111,9 +111,7 @@ class GitConfig(_Strict):
         if value.startswith(("https://", "http://", "file://", "/", "./", "../", "~")):
             return value
         if value.startswith("ssh://") or re.match(r"^[\w.-]+@[\w.-]+:", value):
-            raise ValueError(
-                f"'{value}' is an SSH remote; use an https:// URL (credentials are given separately)"
-            )
+            raise ValueError(f"'{value}' is an SSH remote; use an https:// URL (credentials are given separately)")
         if "://" in value:
             raise ValueError(f"'{value}': unsupported URL scheme; use https://, http:// or file://")
         # A bare relative path such as `jobs/adder`.
@@ -148,9 +146,7 @@ class ResourcesConfig(_Strict):
         for kind in ("memory", "cpu"):
             low, high = getattr(self, f"{kind}_min"), getattr(self, f"{kind}_max")
             if low is not None and high is not None and parse_quantity(low) > parse_quantity(high):
-                raise ValueError(
-                    f"resources.{kind}_min ({low}) is greater than resources.{kind}_max ({high})"
-                )
+                raise ValueError(f"resources.{kind}_min ({low}) is greater than resources.{kind}_max ({high})")
         return self
 
     @property
@@ -298,8 +294,7 @@ class Manifest(_Strict):
     def _check_jobtype(cls, value: str | None) -> str | None:
         if value is not None and not _JOBTYPE_RE.match(value):
             raise ValueError(
-                f"'{value}' is not a job type reference; "
-                "expected NAME:VERSION, e.g. python3:latest or python3:2.*"
+                f"'{value}' is not a job type reference; expected NAME:VERSION, e.g. python3:latest or python3:2.*"
             )
         return value
 
@@ -349,9 +344,7 @@ class Manifest(_Strict):
         given = [name for name in LEGACY_EXTRA_FIELDS if getattr(self, name) is not None]
         if given:
             if self.jobtype_extra is not None or len(given) > 1:
-                fields = ", ".join(
-                    f"'{name}'" for name in (["jobtype_extra"] if self.jobtype_extra else []) + given
-                )
+                fields = ", ".join(f"'{name}'" for name in (["jobtype_extra"] if self.jobtype_extra else []) + given)
                 raise ValueError(f"fields {fields} are aliases of each other; keep only 'jobtype_extra'")
             legacy = given[0]
             warnings.append(f"field '{legacy}' is deprecated; use 'jobtype_extra' instead")

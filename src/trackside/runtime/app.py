@@ -38,9 +38,7 @@ _HTML = b"text/html; charset=utf-8"
 _PROMETHEUS = b"text/plain; version=0.0.4; charset=utf-8"
 
 
-def error(
-    status: int, message: str, type_name: str, headers: list[tuple[str, str]] | None = None
-) -> Response:
+def error(status: int, message: str, type_name: str, headers: list[tuple[str, str]] | None = None) -> Response:
     return Response(status, dumps({"error": message, "type": type_name}), headers=headers)
 
 
@@ -105,9 +103,7 @@ def _aux_endpoints(instance: Any) -> list[tuple[str, str, Callable[..., Any]]]:
     if callable(v1):
         mapping = v1()
         if not isinstance(mapping, dict):
-            raise TypeError(
-                f"auxiliary_endpoints() must return a dict {{path: method}}, got {type(mapping).__name__}"
-            )
+            raise TypeError(f"auxiliary_endpoints() must return a dict {{path: method}}, got {type(mapping).__name__}")
         for path, fn in mapping.items():
             if not isinstance(path, str) or not callable(fn):
                 raise TypeError(f"auxiliary_endpoints(): entry {path!r} must map a path string to a callable")
@@ -121,9 +117,7 @@ def _aux_endpoints(instance: Any) -> list[tuple[str, str, Callable[..., Any]]]:
 
             path, method, fn = get("path"), (get("method") or "POST"), get("handler")
             if not isinstance(path, str) or not callable(fn):
-                raise TypeError(
-                    f"auxiliary_endpoints_v2()[{index}] needs a string 'path' and a callable 'handler'"
-                )
+                raise TypeError(f"auxiliary_endpoints_v2()[{index}] needs a string 'path' and a callable 'handler'")
             method = str(method).upper()
             if method not in ("GET", "POST"):
                 raise TypeError(
@@ -306,9 +300,7 @@ class JobApp:
     def _not_ready(self, req: Request) -> Response:
         if self.error is not None:
             return error(500, f"the job failed to load: {self.error}", "JobLoadError")
-        return error(
-            503, "the job is still loading; retry shortly (see /ready)", "Unavailable", [("retry-after", "1")]
-        )
+        return error(503, "the job is still loading; retry shortly (see /ready)", "Unavailable", [("retry-after", "1")])
 
     # docs ---------------------------------------------------------------------------------------
     def _docs_page(self, req: Request) -> Response:
@@ -406,7 +398,8 @@ class JobApp:
         try:
             if ep.is_async:
                 return await self._run_async(ep, kwargs, req)
-            return await self.pool.submit(self._run_sync, ep, kwargs, req)
+            response: Response = await self.pool.submit(self._run_sync, ep, kwargs, req)
+            return response
         finally:
             sem.release()
 

@@ -157,9 +157,7 @@ def build_openapi(
             }
         }
     for probe, desc in (("/live", "liveness"), ("/ready", "readiness"), ("/health", "health summary")):
-        paths[probe] = {
-            "get": {"summary": desc, "tags": ["probes"], "responses": {"200": {"description": "ok"}}}
-        }
+        paths[probe] = {"get": {"summary": desc, "tags": ["probes"], "responses": {"200": {"description": "ok"}}}}
     paths["/metrics"] = {
         "get": {
             "summary": "Prometheus metrics",
@@ -172,9 +170,7 @@ def build_openapi(
         "info": {"title": title, "version": version or "0.0.0", "description": job_doc},
         "paths": paths,
         "components": {
-            "securitySchemes": {
-                "RacetrackAuth": {"type": "apiKey", "in": "header", "name": "X-Racetrack-Auth"}
-            }
+            "securitySchemes": {"RacetrackAuth": {"type": "apiKey", "in": "header", "name": "X-Racetrack-Auth"}}
         },
         "security": [{"RacetrackAuth": []}],
     }

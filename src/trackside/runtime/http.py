@@ -162,13 +162,7 @@ def encode_response(resp: Response, keep_alive: bool, head_only: bool, tracing_i
     if resp.status == 204 or resp.status == 304:
         body = b""  # these never carry a body, nor a Content-Length (RFC 9110 8.6)
     else:
-        out += (
-            b"content-type: "
-            + resp.content_type
-            + b"\r\ncontent-length: "
-            + str(len(body)).encode()
-            + b"\r\n"
-        )
+        out += b"content-type: " + resp.content_type + b"\r\ncontent-length: " + str(len(body)).encode() + b"\r\n"
     if resp.headers:
         for name, value in resp.headers:
             out += f"{name}: {value}\r\n".encode("latin-1", "replace")
@@ -451,9 +445,7 @@ class HttpProtocol(asyncio.Protocol):
         keep_alive = req.keep_alive and not self._server.stopping
         if self._transport is None or self._closed:
             return
-        data = encode_response(
-            resp, keep_alive, req.method == "HEAD", req.headers.get("x-request-tracing-id")
-        )
+        data = encode_response(resp, keep_alive, req.method == "HEAD", req.headers.get("x-request-tracing-id"))
         self._transport.write(data)
         if not keep_alive:
             self.close()

@@ -34,9 +34,7 @@ def load_job(entrypoint_path: str, entrypoint_class: str | None = None) -> Any:
 
 
 def _pick_class(module: Any, entrypoint_path: str, name: str | None) -> type:
-    defined = [
-        obj for obj in vars(module).values() if inspect.isclass(obj) and obj.__module__ == module.__name__
-    ]
+    defined = [obj for obj in vars(module).values() if inspect.isclass(obj) and obj.__module__ == module.__name__]
     if name:
         cls = getattr(module, name, None)
         if not inspect.isclass(cls):

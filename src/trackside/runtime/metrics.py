@@ -116,11 +116,7 @@ def render_user_metrics(source: Callable[[], Any]) -> list[str]:
     lines: list[str] = []
     seen: set[str] = set()
     for index, entry in enumerate(entries or []):
-        get = (
-            entry.get
-            if isinstance(entry, dict)
-            else (lambda key, default=None, e=entry: getattr(e, key, default))
-        )
+        get = entry.get if isinstance(entry, dict) else (lambda key, default=None, e=entry: getattr(e, key, default))
         name = get("name")
         value = get("value")
         if not isinstance(name, str) or not _NAME.match(name):

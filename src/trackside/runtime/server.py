@@ -70,9 +70,7 @@ def run(entrypoint_path: str, entrypoint_class: str | None, settings: RuntimeSet
     try:
         loop.run_until_complete(serve(app, settings, stop))
     except OSError as exc:
-        print(
-            f"trackside job runtime: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr
-        )
+        print(f"trackside job runtime: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
         return 1
     finally:
         app.pool.shutdown()

@@ -24,9 +24,7 @@ class StaticFiles:
         elif os.path.isfile(path):
             self.files[route] = (path, mimetype)
         else:
-            raise FileNotFoundError(
-                f"static endpoint {route!r}: {target!r} is neither a file nor a directory"
-            )
+            raise FileNotFoundError(f"static endpoint {route!r}: {target!r} is neither a file nor a directory")
 
     def routes(self) -> list[str]:
         return list(self.files) + [prefix + "{path}" for prefix, _, _ in self.dirs]

@@ -43,9 +43,7 @@ def _header_list(req: Request) -> list[tuple[str, str]]:
     return list(req.headers.items())
 
 
-def call_wsgi(
-    app: Callable[..., Any], req: Request, mount: str, rest: str, server: tuple[str, int]
-) -> Response:
+def call_wsgi(app: Callable[..., Any], req: Request, mount: str, rest: str, server: tuple[str, int]) -> Response:
     """Run a WSGI app for one request (in a worker thread) and collect its response."""
     host = req.headers.get("host", f"{server[0]}:{server[1]}")
     environ: dict[str, Any] = {
@@ -73,9 +71,7 @@ def call_wsgi(
         environ["HTTP_" + name.upper().replace("-", "_")] = value
     state: dict[str, Any] = {}
 
-    def start_response(
-        status: str, headers: list[tuple[str, str]], exc_info: Any = None
-    ) -> Callable[[bytes], None]:
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
         if exc_info is not None and state.get("sent"):
             raise exc_info[1].with_traceback(exc_info[2])
         state["status"] = status

@@ -44,9 +44,7 @@ class Workers:
         with self._lock:
             if len(self._threads) >= self.size:
                 return
-            thread = threading.Thread(
-                target=self._work, name=f"{self.name}-{len(self._threads)}", daemon=True
-            )
+            thread = threading.Thread(target=self._work, name=f"{self.name}-{len(self._threads)}", daemon=True)
             self._threads.append(thread)
         thread.start()
 

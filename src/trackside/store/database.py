@@ -24,7 +24,7 @@ def normalize_url(url: str) -> str:
     """Accept `postgresql://` and `postgres://` and pick the psycopg 3 driver for them."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

@@ -139,9 +139,16 @@ class DockerJobMonitor(JobMonitor):
                     fail(f"job process exited: {_describe_state(replica)}", replica)
             return [ReplicaEndpoint(r.index, r.address, True, r) for r in found]
 
-        wait_until_ready(replicas, fail, deployment_timestamp=deployment_timestamp, on_job_alive=on_job_alive,
-                         live_timeout=self.live_timeout, ready_timeout=self.ready_timeout,
-                         first_delay=FIRST_POLL_DELAY, max_delay=MAX_POLL_DELAY)
+        wait_until_ready(
+            replicas,
+            fail,
+            deployment_timestamp=deployment_timestamp,
+            on_job_alive=on_job_alive,
+            live_timeout=self.live_timeout,
+            ready_timeout=self.ready_timeout,
+            first_delay=FIRST_POLL_DELAY,
+            max_delay=MAX_POLL_DELAY,
+        )
 
     def _fail(self, job: JobDto, reason: str, replica: Replica | None, logs_on_error: bool) -> NoReturn:
         if not logs_on_error or replica is None:

@@ -151,13 +151,24 @@ class LocalJobMonitor(JobMonitor):
             for view in views:
                 crashed = view.crashes > baseline.get(view.index, 0)
                 if (not view.running and not view.retrying_bind) or crashed:
-                    fail(f"job process exited with code {view.exit_code}" if view.exit_code is not None
-                         else "job process exited", view)
+                    fail(
+                        f"job process exited with code {view.exit_code}"
+                        if view.exit_code is not None
+                        else "job process exited",
+                        view,
+                    )
             return [ReplicaEndpoint(v.index, f"{HOST}:{v.port}", v.running, v) for v in views]
 
-        wait_until_ready(replicas, fail, deployment_timestamp=deployment_timestamp, on_job_alive=on_job_alive,
-                         live_timeout=self.live_timeout, ready_timeout=self.ready_timeout,
-                         first_delay=FIRST_POLL_DELAY, max_delay=MAX_POLL_DELAY)
+        wait_until_ready(
+            replicas,
+            fail,
+            deployment_timestamp=deployment_timestamp,
+            on_job_alive=on_job_alive,
+            live_timeout=self.live_timeout,
+            ready_timeout=self.ready_timeout,
+            first_delay=FIRST_POLL_DELAY,
+            max_delay=MAX_POLL_DELAY,
+        )
 
     def _fail(
         self,

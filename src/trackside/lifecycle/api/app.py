@@ -24,9 +24,20 @@ from trackside.lifecycle.api.deps import install_auth
 from trackside.lifecycle.api.errors import install_error_handlers
 from trackside.lifecycle.context import LifecycleContext
 
-API_ROUTERS = (deploy.router, jobs.router, info.router, gateway_auth.router, plugins_api.router,
-               users.router, escs.router, auth_api.router, audit_api.router, settings_api.router,
-               public_endpoints.router, move.router)
+API_ROUTERS = (
+    deploy.router,
+    jobs.router,
+    info.router,
+    gateway_auth.router,
+    plugins_api.router,
+    users.router,
+    escs.router,
+    auth_api.router,
+    audit_api.router,
+    settings_api.router,
+    public_endpoints.router,
+    move.router,
+)
 DOCS_URL = "/lifecycle/docs"
 OPENAPI_URL = "/lifecycle/openapi.json"
 SWAGGER_ASSETS_URL = "/lifecycle/docs/assets"

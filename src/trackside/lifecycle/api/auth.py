@@ -104,8 +104,9 @@ def allow_esc(
         if esc is None:
             raise NotFound(f"ESC {esc_id} not found")
         subject_id = subject_of(session, esc_id=esc.id).id
-        return _grant(session, caller, subject_id, f"ESC {esc.name}", family_name, wanted, version, endpoint,
-                      esc_id=esc.id)
+        return _grant(
+            session, caller, subject_id, f"ESC {esc.name}", family_name, wanted, version, endpoint, esc_id=esc.id
+        )
 
 
 @router.post("/auth/allow/job_family/{source}/job/{target}/scope/{scope}", status_code=201)

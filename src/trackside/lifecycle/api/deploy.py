@@ -51,8 +51,9 @@ def _deployment_api(context: LifecycleContext, session: Session, deployment: Dep
 
 
 @router.post("/deploy", status_code=201)
-def deploy(body: DeployBody, caller: Caller = Depends(get_caller),
-           context: LifecycleContext = Depends(get_context)) -> dict[str, str]:
+def deploy(
+    body: DeployBody, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
+) -> dict[str, str]:
     maintenance.refuse_changes(context.db, "deploying")
     name, version = body.manifest.get("name"), body.manifest.get("version")
     if isinstance(name, str) and isinstance(version, str):  # otherwise start_deploy says what is wrong
@@ -74,14 +75,18 @@ def deploy(body: DeployBody, caller: Caller = Depends(get_caller),
 
 
 @router.get("/deploy")
-def deployments(limit: int = Query(100, ge=1, le=1000), _caller: Caller = Depends(get_caller),
-                context: LifecycleContext = Depends(get_context)) -> list[dict[str, Any]]:
+def deployments(
+    limit: int = Query(100, ge=1, le=1000),
+    _caller: Caller = Depends(get_caller),
+    context: LifecycleContext = Depends(get_context),
+) -> list[dict[str, Any]]:
     with context.db.session() as session:
         return [_deployment_api(context, session, d) for d in list_deployments(session, limit)]
 
 
 @router.get("/deploy/{deployment_id}")
-def deployment(deployment_id: str, _caller: Caller = Depends(get_caller),
-               context: LifecycleContext = Depends(get_context)) -> dict[str, Any]:
+def deployment(
+    deployment_id: str, _caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
+) -> dict[str, Any]:
     with context.db.session() as session:
         return _deployment_api(context, session, get_deployment(session, deployment_id))

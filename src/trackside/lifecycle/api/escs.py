@@ -55,7 +55,7 @@ def token_to_api(auth: AuthService, row: AuthToken, *, with_value: bool) -> dict
 
 
 def get_esc(session: Any, esc_id: str) -> Esc:
-    esc = session.get(Esc, esc_id)
+    esc: Esc | None = session.get(Esc, esc_id)
     if esc is None:
         raise NotFound(f"ESC {esc_id} not found")
     return esc

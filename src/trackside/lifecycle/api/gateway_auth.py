@@ -52,8 +52,11 @@ def clean_path(path: str) -> str:
 def is_public(session: Session, job: Job, endpoint: str) -> bool:
     if endpoint in OPEN_PATHS:
         return True
-    prefixes = session.scalars(select(PublicEndpointRequest.endpoint).where(
-        PublicEndpointRequest.job_id == job.id, PublicEndpointRequest.active.is_(True)))
+    prefixes = session.scalars(
+        select(PublicEndpointRequest.endpoint).where(
+            PublicEndpointRequest.job_id == job.id, PublicEndpointRequest.active.is_(True)
+        )
+    )
     for prefix in prefixes:
         base = normalize_endpoint(prefix)
         if endpoint == base or endpoint.startswith(base.rstrip("/") + "/"):
@@ -63,8 +66,9 @@ def is_public(session: Session, job: Job, endpoint: str) -> bool:
 
 @router.get("/auth/can-call-job/{name}/{version}/{path:path}")
 @router.get("/auth/can-call-job/{name}/{version}")
-def can_call_job(name: str, version: str, request: Request, path: str = "",
-                 context: LifecycleContext = Depends(get_context)) -> dict[str, Any]:
+def can_call_job(
+    name: str, version: str, request: Request, path: str = "", context: LifecycleContext = Depends(get_context)
+) -> dict[str, Any]:
     endpoint = clean_path(path)
     caller: Caller | None = None
     with context.db.session() as session:

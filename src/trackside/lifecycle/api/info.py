@@ -49,6 +49,12 @@ def ready() -> dict[str, Any]:
 @probes.get("/health")
 def health(context: LifecycleContext = Depends(get_context)) -> JSONResponse:
     connected = context.db.is_connected()
-    body = {"service": "lifecycle", "version": trackside_version(), "live": True, "ready": connected,
-            "database_connected": connected, "status": "pass" if connected else "fail"}
+    body = {
+        "service": "lifecycle",
+        "version": trackside_version(),
+        "live": True,
+        "ready": connected,
+        "database_connected": connected,
+        "status": "pass" if connected else "fail",
+    }
     return JSONResponse(body, status_code=200 if connected else 500)

@@ -30,8 +30,9 @@ router = APIRouter()
 ANSI_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-def _job_dto(context: LifecycleContext, name: str, version: str, caller: Caller,
-             scope: Scope = Scope.READ_JOB) -> JobDto:
+def _job_dto(
+    context: LifecycleContext, name: str, version: str, caller: Caller, scope: Scope = Scope.READ_JOB
+) -> JobDto:
     with context.db.session() as session:
         job = registry.get_job(session, name, version)
         require_job(session, caller, scope, job)
@@ -51,13 +52,15 @@ def list_jobs(caller: Caller = Depends(get_caller), context: LifecycleContext = 
     with context.db.session() as session:
         grants = Grants.of(session, caller)
         body = context.job_listing.json(
-            session, lambda family_id, job_id: grants.allows(Scope.READ_JOB, Resource(family_id, job_id)))
+            session, lambda family_id, job_id: grants.allows(Scope.READ_JOB, Resource(family_id, job_id))
+        )
     return Response(body, media_type="application/json")
 
 
 @router.get("/job_family")
-def list_families(caller: Caller = Depends(get_caller),
-                  context: LifecycleContext = Depends(get_context)) -> list[dict[str, str]]:
+def list_families(
+    caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
+) -> list[dict[str, str]]:
     """The families of the jobs the caller may read."""
     with context.db.session() as session:
         visible = {job.family_id for job in Grants.of(session, caller).readable(registry.list_jobs(session))}
@@ -65,14 +68,16 @@ def list_families(caller: Caller = Depends(get_caller),
 
 
 @router.get("/job/{name}/{version}")
-def get_job(name: str, version: str, caller: Caller = Depends(get_caller),
-            context: LifecycleContext = Depends(get_context)) -> dict[str, Any]:
+def get_job(
+    name: str, version: str, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
+) -> dict[str, Any]:
     return _job_dto(context, name, version, caller).to_api()
 
 
 @router.delete("/job/{name}/{version}")
-def delete_job(name: str, version: str, caller: Caller = Depends(get_caller),
-               context: LifecycleContext = Depends(get_context)) -> dict[str, str]:
+def delete_job(
+    name: str, version: str, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
+) -> dict[str, str]:
     _job_dto(context, name, version, caller, Scope.DELETE_JOB)
     maintenance.refuse_changes(context.db, "deleting jobs")
     context.deployer.delete_job(name, version, username=caller.username)
@@ -80,8 +85,9 @@ def delete_job(name: str, version: str, caller: Caller = Depends(get_caller),
 
 
 @router.post("/job/{name}/{version}/redeploy", status_code=202)
-def redeploy_job(name: str, version: str, caller: Caller = Depends(get_caller),
-                 context: LifecycleContext = Depends(get_context)) -> dict[str, str]:
+def redeploy_job(
+    name: str, version: str, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
+) -> dict[str, str]:
     _job_dto(context, name, version, caller, Scope.DEPLOY_JOB)
     maintenance.refuse_changes(context.db, "redeploying jobs")
     return {"id": context.deployer.start_redeploy(name, version, username=caller.username)}
@@ -92,20 +98,26 @@ class ManifestBody(BaseModel):
 
 
 @router.put("/job/{name}/{version}/manifest")
-def update_manifest(name: str, version: str, body: ManifestBody, caller: Caller = Depends(get_caller),
-                    context: LifecycleContext = Depends(get_context)) -> dict[str, Any]:
+def update_manifest(
+    name: str,
+    version: str,
+    body: ManifestBody,
+    caller: Caller = Depends(get_caller),
+    context: LifecycleContext = Depends(get_context),
+) -> dict[str, Any]:
     """Edit the stored manifest online; it takes effect on the next redeploy (Racetrack's semantics)."""
     job = _job_dto(context, name, version, caller, Scope.DEPLOY_JOB)
     maintenance.refuse_changes(context.db, "editing manifests")
     manifest = manifest_from_yaml(body.manifest_yaml, source="manifest_yaml")
     if (manifest.name, manifest.version) != (job.name, job.version):
-        raise InvalidInput(f"manifest_yaml: name and version are immutable (job {job.name} {job.version}, "
-                           f"got {manifest.name} {manifest.version})")
+        raise InvalidInput(
+            f"manifest_yaml: name and version are immutable (job {job.name} {job.version}, "
+            f"got {manifest.name} {manifest.version})"
+        )
     with context.db.session() as session:
         row = registry.get_job(session, job.name, job.version)
         registry.update_job(row, manifest=manifest_to_yaml(manifest))
-        audit.record(session, EventType.MANIFEST_UPDATED, caller.username, job_name=job.name,
-                     job_version=job.version)
+        audit.record(session, EventType.MANIFEST_UPDATED, caller.username, job_name=job.name, job_version=job.version)
         return registry.job_to_dto(row, context.settings.pub_url).to_api()
 
 
@@ -118,21 +130,35 @@ def _runtime_logs(context: LifecycleContext, name: str, version: str, tail: int,
 
 
 @router.get("/job/{name}/{version}/logs")
-def runtime_logs(name: str, version: str, tail: int = Query(20, ge=0), caller: Caller = Depends(get_caller),
-                 context: LifecycleContext = Depends(get_context)) -> dict[str, str]:
+def runtime_logs(
+    name: str,
+    version: str,
+    tail: int = Query(20, ge=0),
+    caller: Caller = Depends(get_caller),
+    context: LifecycleContext = Depends(get_context),
+) -> dict[str, str]:
     return {"logs": _runtime_logs(context, name, version, tail, caller)}
 
 
 @router.get("/job/{name}/{version}/logs/plain", response_class=PlainTextResponse)
-def runtime_logs_plain(name: str, version: str, tail: int = Query(20, ge=0), caller: Caller = Depends(get_caller),
-                       context: LifecycleContext = Depends(get_context)) -> str:
+def runtime_logs_plain(
+    name: str,
+    version: str,
+    tail: int = Query(20, ge=0),
+    caller: Caller = Depends(get_caller),
+    context: LifecycleContext = Depends(get_context),
+) -> str:
     return ANSI_ESCAPES.sub("", _runtime_logs(context, name, version, tail, caller))
 
 
 @router.get("/job/{name}/{version}/logs/stream")
-async def runtime_logs_stream(name: str, version: str, tail: int = Query(20, ge=0),
-                              caller: Caller = Depends(get_caller),
-                              context: LifecycleContext = Depends(get_context)) -> StreamingResponse:
+async def runtime_logs_stream(
+    name: str,
+    version: str,
+    tail: int = Query(20, ge=0),
+    caller: Caller = Depends(get_caller),
+    context: LifecycleContext = Depends(get_context),
+) -> StreamingResponse:
     """Follow a job's logs as server-sent events: one `data:` event per line."""
     job = await asyncio.to_thread(_job_dto, context, name, version, caller)
     target = context.target(job.infrastructure_target)
@@ -180,12 +206,22 @@ def _build_logs(context: LifecycleContext, name: str, version: str, tail: int, c
 
 
 @router.get("/job/{name}/{version}/build-logs")
-def build_logs(name: str, version: str, tail: int = Query(0, ge=0), caller: Caller = Depends(get_caller),
-               context: LifecycleContext = Depends(get_context)) -> dict[str, str]:
+def build_logs(
+    name: str,
+    version: str,
+    tail: int = Query(0, ge=0),
+    caller: Caller = Depends(get_caller),
+    context: LifecycleContext = Depends(get_context),
+) -> dict[str, str]:
     return {"logs": _build_logs(context, name, version, tail, caller)}
 
 
 @router.get("/job/{name}/{version}/build-logs/plain", response_class=PlainTextResponse)
-def build_logs_plain(name: str, version: str, tail: int = Query(0, ge=0), caller: Caller = Depends(get_caller),
-                     context: LifecycleContext = Depends(get_context)) -> str:
+def build_logs_plain(
+    name: str,
+    version: str,
+    tail: int = Query(0, ge=0),
+    caller: Caller = Depends(get_caller),
+    context: LifecycleContext = Depends(get_context),
+) -> str:
     return ANSI_ESCAPES.sub("", _build_logs(context, name, version, tail, caller))

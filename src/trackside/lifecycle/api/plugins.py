@@ -43,14 +43,21 @@ def _store(context: LifecycleContext) -> PluginStore:
     return store
 
 
-def _install(context: LifecycleContext, caller: Caller, data: bytes, filename: str | None,
-             replace: bool) -> dict[str, Any]:
+def _install(
+    context: LifecycleContext, caller: Caller, data: bytes, filename: str | None, replace: bool
+) -> dict[str, Any]:
     if not data:
         raise InvalidInput("plugin upload: the body is empty; send the plugin's zip bundle")
     manifest = _store(context).install(data, filename=filename, replace=replace)
     context.plugins.reload()
-    audit.record_in(context.db, EventType.PLUGIN_INSTALLED, caller.username,
-                    plugin_name=manifest.name, plugin_version=manifest.version, replace=replace)
+    audit.record_in(
+        context.db,
+        EventType.PLUGIN_INSTALLED,
+        caller.username,
+        plugin_name=manifest.name,
+        plugin_version=manifest.version,
+        replace=replace,
+    )
     return manifest.to_api()
 
 
@@ -122,20 +129,27 @@ def plugin_tree(context: LifecycleContext = Depends(get_context)) -> list[dict[s
 
 
 @router.delete("/plugin/all")
-def delete_all_plugins(caller: Caller = Depends(staff_only),
-                       context: LifecycleContext = Depends(get_context)) -> dict[str, str]:
+def delete_all_plugins(
+    caller: Caller = Depends(staff_only), context: LifecycleContext = Depends(get_context)
+) -> dict[str, str]:
     removed = _store(context).list()
     _store(context).uninstall_all()
     context.plugins.reload()
     for plugin in removed:
-        audit.record_in(context.db, EventType.PLUGIN_UNINSTALLED, caller.username,
-                        plugin_name=plugin.manifest.name, plugin_version=plugin.manifest.version)
+        audit.record_in(
+            context.db,
+            EventType.PLUGIN_UNINSTALLED,
+            caller.username,
+            plugin_name=plugin.manifest.name,
+            plugin_version=plugin.manifest.version,
+        )
     return {"status": "deleted"}
 
 
 @router.delete("/plugin/{name}/{version}")
-def delete_plugin(name: str, version: str, caller: Caller = Depends(staff_only),
-                  context: LifecycleContext = Depends(get_context)) -> dict[str, str]:
+def delete_plugin(
+    name: str, version: str, caller: Caller = Depends(staff_only), context: LifecycleContext = Depends(get_context)
+) -> dict[str, str]:
     _store(context).uninstall(name, version)
     context.plugins.reload()
     audit.record_in(context.db, EventType.PLUGIN_UNINSTALLED, caller.username, plugin_name=name, plugin_version=version)
