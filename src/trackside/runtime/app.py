@@ -445,7 +445,7 @@ class JobApp:
             result = ep.fn(**kwargs)
         except TypeError as exc:
             return _type_error(ep, kwargs, exc, self.s.log_structured)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # sys.exit() in job code fails the call, not the job
             return _user_error(ep, exc, self.s.log_structured)
         finally:
             request_extra.reset(extra)
@@ -459,7 +459,7 @@ class JobApp:
             result = await ep.fn(**kwargs)
         except TypeError as exc:
             return _type_error(ep, kwargs, exc, self.s.log_structured)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             return _user_error(ep, exc, self.s.log_structured)
         return _result(ep, result)
 
@@ -502,7 +502,7 @@ def _type_error(ep: Endpoint, kwargs: dict[str, Any], exc: TypeError, structured
     return _user_error(ep, exc, structured)
 
 
-def _user_error(ep: Endpoint, exc: Exception, structured: bool = False) -> Response:
+def _user_error(ep: Endpoint, exc: BaseException, structured: bool = False) -> Response:
     log_exception(f"error in {ep.route}: {type(exc).__name__}: {exc}", exc, structured)
     return error(500, str(exc), type(exc).__name__)
 

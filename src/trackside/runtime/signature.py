@@ -130,14 +130,22 @@ def _hashable(value: Any) -> bool:
 
 
 def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    """Resolved annotations; when some can't be resolved, each one that can (the rest go unchecked)."""
     try:
         return typing.get_type_hints(fn)
-    except Exception:  # an annotation naming something that isn't importable: check what resolves
-        hints: dict[str, Any] = {}
-        for name, value in getattr(fn, "__annotations__", {}).items():
-            if not isinstance(value, str):
-                hints[name] = value
-        return hints
+    except Exception:
+        pass
+    hints: dict[str, Any] = {}
+    namespace = dict(getattr(fn, "__globals__", {}))
+    for name, value in getattr(fn, "__annotations__", {}).items():
+        if not isinstance(value, str):
+            hints[name] = value
+            continue
+        try:
+            hints[name] = eval(value, namespace)  # what get_type_hints does, one annotation at a time
+        except Exception:
+            continue
+    return hints
 
 
 class Signature:
@@ -171,7 +179,8 @@ class Signature:
             allowed, items = spec
             if param.default is None:  # `x: int = None` takes null too
                 allowed = allowed | _SCALARS[None]
-            checks.append(Check(param.name, allowed, items, type_text(annotation)))
+            written = param.annotation if isinstance(param.annotation, str) else type_text(annotation)
+            checks.append(Check(param.name, allowed, items, written))
         self.checks: tuple[Check, ...] = tuple(checks)
 
     def check(self, kwargs: dict[str, Any]) -> str | None:
@@ -182,7 +191,7 @@ class Signature:
             value = kwargs[name]
             if type(value) not in allowed:
                 return f"invalid argument {name!r} for {self.endpoint}: expected {expected}, got {_shown(value)}"
-            if items is not None:
+            if items is not None and (type(value) is list or type(value) is dict):
                 values = value.values() if type(value) is dict else value
                 for item in values:
                     if type(item) not in items:
