@@ -116,3 +116,41 @@ class Job:
     )
     page = job.client.get("/api/v1/webview/", headers={"x-caller-name": "carol"})
     assert page.text == "caller=carol"
+
+
+def test_request_extra_behaves_like_a_context_var_of_a_dict_per_request(start_job: StartJob) -> None:
+    job = start_job(
+        """
+class Job:
+    def __init__(self):
+        self.errors = []
+
+    def perform(self, value: str) -> dict:
+        extra = self.request_extra
+        before = dict(extra.get())
+        extra.get()["value"] = value
+        token = extra.set({"replaced": value})
+        replaced = extra.get()
+        extra.reset(token)
+        return {"before": before, "replaced": replaced, "after": extra.get()}
+
+    def outside(self) -> str:
+        import threading
+
+        found = []
+        thread = threading.Thread(target=lambda: found.append(self.request_extra.get("no request")))
+        thread.start()
+        thread.join()
+        return found[0]
+
+    def auxiliary_endpoints(self):
+        return {"/outside": self.outside}
+"""
+    )
+    for value in ("a", "b"):
+        assert job.client.post("/api/v1/perform", json={"value": value}).json() == {
+            "before": {},
+            "replaced": {"replaced": value},
+            "after": {"value": value},
+        }
+    assert job.client.post("/api/v1/outside", json={}).json() == "no request"

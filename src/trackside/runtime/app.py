@@ -440,7 +440,6 @@ class JobApp:
 
     def _run_sync(self, ep: Endpoint, kwargs: dict[str, Any], req: Request) -> Response:
         token = request_context.set(JobRequest(req))
-        extra = request_extra.set({})
         try:
             result = ep.fn(**kwargs)
         except TypeError as exc:
@@ -448,13 +447,11 @@ class JobApp:
         except (Exception, SystemExit) as exc:  # sys.exit() in job code fails the call, not the job
             return _user_error(ep, exc, self.s.log_structured)
         finally:
-            request_extra.reset(extra)
             request_context.reset(token)
         return _result(ep, result)
 
     async def _run_async(self, ep: Endpoint, kwargs: dict[str, Any], req: Request) -> Response:
         request_context.set(JobRequest(req))  # each task runs in its own context copy
-        request_extra.set({})
         try:
             result = await ep.fn(**kwargs)
         except TypeError as exc:
@@ -477,16 +474,13 @@ class JobApp:
 
     async def _asgi(self, app: Any, req: Request, mount: str) -> Response:
         request_context.set(JobRequest(req))  # the task's own context copy
-        request_extra.set({})
         return await call_asgi(app, req, mount, self.server_addr)
 
     def _wsgi(self, webview: WsgiWebview, req: Request, mount: str, rest: str) -> Response:
         token = request_context.set(JobRequest(req))
-        extra = request_extra.set({})
         try:
             return webview(req, mount, rest, self.server_addr)
         finally:
-            request_extra.reset(extra)
             request_context.reset(token)
 
 

@@ -1,8 +1,10 @@
 """The request being served, as job code sees it (Racetrack's `request_context` and `request_extra`).
 
-The runtime sets both ContextVars around every call into job code (perform, auxiliary endpoints,
-webviews) and also puts them on the job instance as `entrypoint.request_context` and
-`entrypoint.request_extra`, where Racetrack's runner puts them. The request is a `JobRequest`: a thin
+The runtime sets `request_context` around every call into job code (perform, auxiliary endpoints,
+webviews) and puts it and `request_extra` on the job instance as `entrypoint.request_context` and
+`entrypoint.request_extra`, where Racetrack's runner puts them. `request_extra` answers like a
+ContextVar holding a fresh dict per request, but the dict lives on the request and is made only
+when job code asks for it, so calls that never use it pay nothing for it. The request is a `JobRequest`: a thin
 read-only view of the runtime's parsed request whose `headers` answer any capitalisation
 (`headers.get('X-Caller-Name')`), like the Starlette request Racetrack's jobs get.
 """
@@ -18,8 +20,6 @@ from urllib.parse import parse_qsl
 # The current request (a JobRequest) while job code runs for one; None outside requests.
 request_context: ContextVar[Any | None] = ContextVar("request_context", default=None)
 
-# A fresh dict per request, for job code to keep per-request values in (Racetrack's `request_extra`).
-request_extra: ContextVar[dict[str, Any]] = ContextVar("request_extra")
 
 # Headers that job-to-job calls carry forward from the current request.
 FORWARDED_HEADERS = ("x-request-tracing-id", "x-caller-name")
@@ -74,17 +74,14 @@ class URL(str):
 class JobRequest:
     """What `request_context.get()` returns inside job code: the current request, read-only."""
 
-    __slots__ = ("_req", "_headers")
+    __slots__ = ("_req", "_extra")  # made for every call into job code: nothing computed up front
 
     def __init__(self, req: Any) -> None:
         self._req = req
-        self._headers: Headers | None = None
 
     @property
     def headers(self) -> Headers:
-        if self._headers is None:
-            self._headers = Headers(self._req.headers)
-        return self._headers
+        return Headers(self._req.headers)
 
     @property
     def method(self) -> str:
@@ -141,3 +138,51 @@ def current_headers() -> dict[str, str]:
         if value is not None:
             found[name.lower()] = value
     return found
+
+
+_UNSET: Any = object()
+
+
+class RequestExtra:
+    """Racetrack's `request_extra`: `.get()` is a dict of the current request's own, made on first use.
+
+    It offers a ContextVar's `get`, `set` and `reset`; outside a request `get()` raises LookupError
+    (or returns the default given), as Racetrack's ContextVar without a default does.
+    """
+
+    name = "request_extra"
+
+    def get(self, *default: Any) -> Any:
+        req = request_context.get()
+        if req is None:
+            if default:
+                return default[0]
+            raise LookupError("request_extra: no request is being served")
+        try:
+            return req._extra
+        except AttributeError:
+            extra: dict[str, Any] = {}
+            req._extra = extra
+            return extra
+
+    def set(self, value: Any) -> tuple[Any, Any]:
+        req = request_context.get()
+        if req is None:
+            raise LookupError("request_extra: no request is being served")
+        token = (req, getattr(req, "_extra", _UNSET))
+        req._extra = value
+        return token
+
+    def reset(self, token: tuple[Any, Any]) -> None:
+        req, old = token
+        if old is _UNSET:
+            del req._extra
+        else:
+            req._extra = old
+
+    def __repr__(self) -> str:
+        return "<RequestExtra: a dict per request>"
+
+
+# A dict per request, for job code to keep per-request values in (Racetrack's `request_extra`).
+request_extra = RequestExtra()
