@@ -61,7 +61,9 @@ class Job:
 
     def webview_app(self, base_url):
         return None  # what Racetrack's JobEntrypoint base class returns
-"""
+""",
+        files={"static/a.css": "h1{}"},
     )
     assert job.client.get("/ready").status_code == 200
     assert job.client.get("/api/v1/webview/").status_code == 404
+    assert job.client.get("/api/v1/webview/static/a.css").status_code == 404  # static/ belongs to a webview

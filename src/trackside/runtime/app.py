@@ -85,10 +85,10 @@ class LoadedJob:
             if app is not None:  # Racetrack's base class returns None: no webview
                 self.webview_asgi = is_asgi(app)
                 self.webview = app if self.webview_asgi else WsgiWebview(app, base_url, settings.webview_wsgi_paths)
-            import os
+                import os
 
-            if os.path.isdir("static"):
-                self.webview_static.add(API + "/webview/static", "static")
+                if os.path.isdir("static"):
+                    self.webview_static.add(API + "/webview/static", "static")
         user_metrics = getattr(instance, "metrics", None)
         self.user_metrics: Callable[[], Any] | None = user_metrics if callable(user_metrics) else None
         self.parameters = to_json(parameters_of(self.perform.fn) if self.perform is not None else [])

@@ -144,7 +144,7 @@ _UNSET: Any = object()
 
 
 class RequestExtra:
-    """Racetrack's `request_extra`: `.get()` is a dict of the current request's own, made on first use.
+    """Racetrack's `request_extra`: `.get()` is the current request's own dict, made on first use.
 
     It offers a ContextVar's `get`, `set` and `reset`; outside a request `get()` raises LookupError
     (or returns the default given), as Racetrack's ContextVar without a default does.
