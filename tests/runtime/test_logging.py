@@ -74,6 +74,17 @@ def test_structured_logs_are_one_json_object_per_line(start_job: StartJob) -> No
     assert error["lvl"] == "ERROR" and "Traceback" in error["exc_info"] and "ValueError: it broke" in error["exc_info"]
     access = next(r for r in records if r["msg"] == "POST /api/v1/perform 200")
     assert access["lvl"] == "INFO" and access["caller_name"] == "erin" and access["duration_ms"] >= 0
+    assert any(r["msg"].startswith("job Job loaded in ") for r in records)  # the runtime's own messages too
+
+
+def test_a_load_failure_is_a_structured_error_record(start_job: StartJob) -> None:
+    source = "class Job:\n    def __init__(self):\n        raise OSError('no model file')\n"
+    job = start_job(source, env={"LOG_STRUCTURED": "true"})
+    assert job.client.get("/live").status_code == 500
+    job.wait_for(lambda: "no model file" in job.stdout())
+    record = next(json.loads(line) for line in job.stdout().splitlines() if "no model file" in line)
+    assert record["lvl"] == "ERROR" and record["msg"].startswith("job failed to load: OSError: no model file")
+    assert "Traceback" in record["exc_info"]
 
 
 def test_an_unknown_log_level_stops_the_runtime_with_a_clear_error(start_job: StartJob, tmp_path) -> None:

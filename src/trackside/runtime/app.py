@@ -15,7 +15,6 @@ import json
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
@@ -25,7 +24,7 @@ from .docs import DOCS_HTML, build_openapi, examples_of, parameters_of
 from .http import Handled, Handler, Request, Response
 from .jsonify import dumps, to_json
 from .loader import describe_error, load_job
-from .logs import log_exception
+from .logs import log_exception, log_info
 from .metrics import Metrics
 from .reqlog import RequestLog
 from .settings import RuntimeSettings
@@ -183,8 +182,7 @@ class JobApp:
             job = LoadedJob(instance, self.s)
         except BaseException as exc:
             self.error = describe_error(exc)
-            print(f"job failed to load: {self.error}", file=sys.stderr)
-            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+            log_exception(f"job failed to load: {self.error}", exc, self.s.log_structured)
             sys.stderr.flush()
             self.loaded.set()
             return
@@ -198,7 +196,8 @@ class JobApp:
         self.job = job
         self.routes = routes  # one reference swap: the loop sees the old or the new table
         self.loaded.set()
-        print(f"job {type(job.instance).__name__} loaded in {time.monotonic() - started:.2f}s", flush=True)
+        loaded_in = time.monotonic() - started
+        log_info(f"job {type(job.instance).__name__} loaded in {loaded_in:.2f}s", self.s.log_structured)
 
     def _base_routes(self) -> dict[str, dict[str, Handler]]:
         not_ready: dict[str, Handler] = {"GET": self._not_ready, "POST": self._not_ready}

@@ -114,6 +114,14 @@ def configure_logging(level: str, structured: bool, caller_name: bool, stream: T
     logger.setLevel(LEVELS[level])
 
 
+def log_info(message: str, structured: bool) -> None:
+    """A message of the runtime's own: a JSON record under LOG_STRUCTURED, else a plain stdout line."""
+    if structured:
+        logger.info(message)
+    else:
+        print(message, flush=True)
+
+
 def log_exception(message: str, exc: BaseException, structured: bool) -> None:
     """An error from job code: a JSON record under LOG_STRUCTURED, else the traceback on stderr."""
     if structured:
