@@ -119,3 +119,93 @@ def test_fastapi_webview_routes_under_the_mount(start_job: StartJob) -> None:
     assert index.json() == {"page": "index", "base": "/pub/job/adder/1.2.3/api/v1/webview"}
     assert job.client.get("/api/v1/webview/items/5").json() == {"item": 5}
     assert job.client.get("/api/v1/webview/items/x").status_code == 422
+
+
+# Racetrack's runner gives WSGI apps the full `/pub/job/NAME/VERSION/api/v1/webview/...` path (its
+# PathPrefixerWSGIMiddleware), so apps written for it route on `base_url + '/...'`.
+RACETRACK_WSGI = """
+class Job:
+    def perform(self):
+        return 1
+
+    def webview_app(self, base_url):
+        self.calls = []
+
+        def app(environ, start_response):
+            path = environ["PATH_INFO"]
+            self.calls.append(path)
+            if path == base_url + "/":
+                status, body = "200 OK", f"index script={environ['SCRIPT_NAME']!r} path={path}"
+            elif path == base_url + "/calls":
+                status, body = "200 OK", ",".join(self.calls)
+            else:
+                status, body = "404 Not Found", f"requested path was not found: {path}"
+            start_response(status, [("Content-Type", "text/plain")])
+            return [body.encode()]
+        return app
+"""
+
+
+def test_wsgi_app_routing_on_the_full_path_gets_it(start_job: StartJob) -> None:
+    job = start_job(RACETRACK_WSGI)
+    index = job.client.get("/pub/job/adder/latest/api/v1/webview/")
+    assert (index.status_code, index.text) == (200, "index script='' path=/pub/job/adder/1.2.3/api/v1/webview/")
+    # Reached at the root too: the path is still built from base_url, as Racetrack builds it.
+    assert job.client.get("/api/v1/webview/").status_code == 200
+    missing = job.client.get("/pub/job/adder/1.2.3/api/v1/webview/nowhere")
+    assert (missing.status_code, missing.text) == (
+        404,
+        "requested path was not found: /pub/job/adder/1.2.3/api/v1/webview/nowhere",
+    )
+    # Once the app answered on full paths, it is asked only with full paths.
+    calls = job.client.get("/api/v1/webview/calls").text.split(",")
+    assert calls == [
+        "/",
+        "/pub/job/adder/1.2.3/api/v1/webview/",
+        "/pub/job/adder/1.2.3/api/v1/webview/",
+        "/pub/job/adder/1.2.3/api/v1/webview/nowhere",
+        "/pub/job/adder/1.2.3/api/v1/webview/calls",
+    ]
+
+
+def test_wsgi_app_answering_on_mount_paths_keeps_them(start_job: StartJob) -> None:
+    job = start_job(WSGI)
+    for _ in range(2):
+        page = job.client.get("/pub/job/adder/1.2.3/api/v1/webview/a")
+        assert "script=/pub/job/adder/1.2.3/api/v1/webview path=/a " in page.text
+
+
+def test_wsgi_paths_can_be_fixed_to_full_or_mount(start_job: StartJob) -> None:
+    full = start_job(WSGI, env={"JOB_WEBVIEW_WSGI_PATHS": "full"})
+    assert "script= path=/pub/job/adder/1.2.3/api/v1/webview/a " in full.client.get("/api/v1/webview/a").text
+    mount = start_job(RACETRACK_WSGI, env={"JOB_WEBVIEW_WSGI_PATHS": "mount"})
+    page = mount.client.get("/pub/job/adder/1.2.3/api/v1/webview/")
+    assert (page.status_code, page.text) == (404, "requested path was not found: /")
+
+
+FLASK_BOTH = """
+from flask import Flask, request, url_for
+
+
+class Job:
+    def perform(self):
+        return 1
+
+    def webview_app(self, base_url):
+        app = Flask(__name__)
+
+        @app.route(base_url + "/hello")
+        def hello():
+            return {"path": request.path, "link": url_for("hello")}
+
+        return app.wsgi_app
+"""
+
+
+def test_flask_app_with_racetrack_style_routes_builds_correct_links(start_job: StartJob) -> None:
+    job = start_job(FLASK_BOTH)
+    answer = job.client.get("/pub/job/adder/latest/api/v1/webview/hello").json()
+    assert answer == {
+        "path": "/pub/job/adder/1.2.3/api/v1/webview/hello",
+        "link": "/pub/job/adder/1.2.3/api/v1/webview/hello",
+    }

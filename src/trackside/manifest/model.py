@@ -180,6 +180,9 @@ class PythonJobExtra(_Strict):
     home_page: str | None = None
     max_concurrency: int | None = Field(default=None, ge=1)
     max_concurrency_queue: int | None = Field(default=None, ge=0)
+    # Trackside's own: whether the job's venv sees the packages Racetrack's wrapper brings (fastapi,
+    # pydantic, ...); unset = decided by the job type (docs/racetrack-compat.md).
+    racetrack_compat: bool | None = None
 
     @field_validator("python_version", "debian_version", mode="before")
     @classmethod

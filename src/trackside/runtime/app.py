@@ -9,26 +9,28 @@ already answers `/live` (two-stage start, as Racetrack's runner).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
-from .context import request_context
+from .context import JobRequest, request_context, request_extra
 from .docs import DOCS_HTML, build_openapi, examples_of, parameters_of
 from .http import Handled, Handler, Request, Response
 from .jsonify import dumps, to_json
 from .loader import describe_error, load_job
+from .logs import log_exception, log_info
 from .metrics import Metrics
 from .reqlog import RequestLog
 from .settings import RuntimeSettings
+from .signature import Signature
 from .staticfiles import StaticFiles, parse_static_endpoints
-from .webview import call_asgi, call_wsgi, is_asgi
+from .webview import WsgiWebview, call_asgi, is_asgi
 from .workers import Workers
 
 API = "/api/v1"
@@ -45,24 +47,29 @@ def error(status: int, message: str, type_name: str, headers: list[tuple[str, st
 class Endpoint:
     """A callable of the job's exposed over HTTP: perform or an auxiliary endpoint."""
 
-    __slots__ = ("route", "fn", "is_async", "method")
+    __slots__ = ("route", "fn", "is_async", "method", "sig")
 
     def __init__(self, route: str, fn: Callable[..., Any], method: str = "POST") -> None:
         self.route = route
         self.fn = fn
         self.method = method
         self.is_async = inspect.iscoroutinefunction(fn)
+        self.sig = Signature(fn, route[len(API) + 1 :])
 
 
 class LoadedJob:
     """Everything derived from the user's class, built once in the loader thread."""
 
     def __init__(self, instance: Any, settings: RuntimeSettings) -> None:
+        # Where Racetrack's runner puts them: job code reads `self.request_context.get()`.
+        for name, var in (("request_context", request_context), ("request_extra", request_extra)):
+            with contextlib.suppress(AttributeError, TypeError):  # __slots__ without room: module-level vars remain
+                setattr(instance, name, var)
         perform = getattr(instance, "perform", None)
-        if not callable(perform):
-            raise TypeError(f"job class {type(instance).__name__} has no perform() method")
         self.instance = instance
-        self.endpoints: list[Endpoint] = [Endpoint(API + "/perform", perform)]
+        # perform is optional (as in Racetrack): a class may offer only auxiliary endpoints or a webview.
+        self.perform: Endpoint | None = Endpoint(API + "/perform", perform) if callable(perform) else None
+        self.endpoints: list[Endpoint] = [self.perform] if self.perform is not None else []
         for path, method, fn in _aux_endpoints(instance):
             self.endpoints.append(Endpoint(API + path, fn, method))
         statics = getattr(instance, "static_endpoints", None)
@@ -73,23 +80,25 @@ class LoadedJob:
         factory = getattr(instance, "webview_app", None)
         if callable(factory):
             base_url = f"/pub/job/{settings.job_name}/{settings.job_version}{API}/webview"
-            self.webview = factory(base_url)
-            self.webview_asgi = is_asgi(self.webview)
-            import os
+            app = factory(base_url)
+            if app is not None:  # Racetrack's base class returns None: no webview
+                self.webview_asgi = is_asgi(app)
+                self.webview = app if self.webview_asgi else WsgiWebview(app, base_url, settings.webview_wsgi_paths)
+                import os
 
-            if os.path.isdir("static"):
-                self.webview_static.add(API + "/webview/static", "static")
+                if os.path.isdir("static"):
+                    self.webview_static.add(API + "/webview/static", "static")
         user_metrics = getattr(instance, "metrics", None)
         self.user_metrics: Callable[[], Any] | None = user_metrics if callable(user_metrics) else None
-        self.parameters = to_json(parameters_of(perform))
+        self.parameters = to_json(parameters_of(self.perform.fn) if self.perform is not None else [])
         examples = examples_of(instance)
         openapi = build_openapi(
             title=settings.job_name or type(instance).__name__,
             version=settings.job_version,
             job_doc=inspect.getdoc(type(instance)) or "",
-            perform=perform,
+            perform=perform if self.perform is not None else None,
             examples=examples,
-            aux=[(e.route[len(API) :], e.method, e.fn) for e in self.endpoints[1:]],
+            aux=[(e.route[len(API) :], e.method, e.fn) for e in self.endpoints if e is not self.perform],
             static_routes=self.static.routes(),
             has_webview=self.webview is not None,
         )
@@ -136,7 +145,9 @@ class JobApp:
         self.entrypoint_path = entrypoint_path
         self.entrypoint_class = entrypoint_class
         self.metrics = Metrics()
-        self.log = RequestLog(settings.log_caller_name) if settings.log_requests else None
+        self.log = (
+            RequestLog(settings.log_caller_name, structured=settings.log_structured) if settings.log_requests else None
+        )
         self.pool = Workers(settings.thread_pool_size)
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set by start()
         self.server_addr = (settings.host, settings.port)
@@ -171,12 +182,13 @@ class JobApp:
             job = LoadedJob(instance, self.s)
         except BaseException as exc:
             self.error = describe_error(exc)
-            print(f"job failed to load: {self.error}", file=sys.stderr)
-            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+            log_exception(f"job failed to load: {self.error}", exc, self.s.log_structured)
             sys.stderr.flush()
             self.loaded.set()
             return
         routes = self._base_routes()
+        if job.perform is None:
+            routes[API + "/perform"] = {"POST": self._no_perform}
         for ep in job.endpoints:
             routes[ep.route] = {ep.method: self._endpoint_handler(ep)}
         routes[API + "/parameters"] = {"GET": self._parameters}
@@ -184,7 +196,8 @@ class JobApp:
         self.job = job
         self.routes = routes  # one reference swap: the loop sees the old or the new table
         self.loaded.set()
-        print(f"job {type(job.instance).__name__} loaded in {time.monotonic() - started:.2f}s", flush=True)
+        loaded_in = time.monotonic() - started
+        log_info(f"job {type(job.instance).__name__} loaded in {loaded_in:.2f}s", self.s.log_structured)
 
     def _base_routes(self) -> dict[str, dict[str, Handler]]:
         not_ready: dict[str, Handler] = {"GET": self._not_ready, "POST": self._not_ready}
@@ -302,6 +315,21 @@ class JobApp:
             return error(500, f"the job failed to load: {self.error}", "JobLoadError")
         return error(503, "the job is still loading; retry shortly (see /ready)", "Unavailable", [("retry-after", "1")])
 
+    def _no_perform(self, req: Request) -> Response:
+        job = self.job
+        assert job is not None
+        offered = [f"{e.method} {e.route}" for e in job.endpoints]
+        if job.webview is not None:
+            offered.append(f"GET {API}/webview/")
+        offered += [f"GET {route}" for route in job.static.routes()]
+        listing = ", ".join(offered) if offered else "none besides the probes"
+        return error(
+            404,
+            f"job class {type(job.instance).__name__} has no perform() method, so {API}/perform is not offered; "
+            f"its endpoints: {listing}",
+            "NotFound",
+        )
+
     # docs ---------------------------------------------------------------------------------------
     def _docs_page(self, req: Request) -> Response:
         return Response(200, self._docs, _HTML)
@@ -336,6 +364,8 @@ class JobApp:
 
     # calling the job ----------------------------------------------------------------------------
     def _endpoint_handler(self, ep: Endpoint) -> Handler:
+        sig = ep.sig
+        checks = bool(sig.checks)
         if ep.method == "GET":
 
             def handler(req: Request) -> Handled:
@@ -363,6 +393,10 @@ class JobApp:
                             f"{ep.route.rsplit('/', 1)[-1]}, got {type(kwargs).__name__}",
                             "InvalidInput",
                         )
+                    if checks:
+                        problem = sig.check(kwargs)
+                        if problem is not None:
+                            return error(400, problem, "InvalidInput")
                 return self._call(ep, kwargs, req)
 
         return handler
@@ -404,25 +438,25 @@ class JobApp:
             sem.release()
 
     def _run_sync(self, ep: Endpoint, kwargs: dict[str, Any], req: Request) -> Response:
-        token = request_context.set(req)
+        token = request_context.set(JobRequest(req))
         try:
             result = ep.fn(**kwargs)
         except TypeError as exc:
-            return _type_error(ep, kwargs, exc)
-        except Exception as exc:
-            return _user_error(ep, exc)
+            return _type_error(ep, kwargs, exc, self.s.log_structured)
+        except (Exception, SystemExit) as exc:  # sys.exit() in job code fails the call, not the job
+            return _user_error(ep, exc, self.s.log_structured)
         finally:
             request_context.reset(token)
         return _result(ep, result)
 
     async def _run_async(self, ep: Endpoint, kwargs: dict[str, Any], req: Request) -> Response:
-        request_context.set(req)  # each task runs in its own context copy
+        request_context.set(JobRequest(req))  # each task runs in its own context copy
         try:
             result = await ep.fn(**kwargs)
         except TypeError as exc:
-            return _type_error(ep, kwargs, exc)
-        except Exception as exc:
-            return _user_error(ep, exc)
+            return _type_error(ep, kwargs, exc, self.s.log_structured)
+        except (Exception, SystemExit) as exc:
+            return _user_error(ep, exc, self.s.log_structured)
         return _result(ep, result)
 
     # webview ------------------------------------------------------------------------------------
@@ -434,29 +468,35 @@ class JobApp:
                 307, b"", b"text/plain", [("location", "webview/" + (("?" + req.query) if req.query else ""))]
             )
         if job.webview_asgi:
-            return self.loop.create_task(call_asgi(job.webview, req, mount, self.server_addr))
-        return self.pool.submit(call_wsgi, job.webview, req, mount, rest, self.server_addr)
+            return self.loop.create_task(self._asgi(job.webview, req, mount))
+        return self.pool.submit(self._wsgi, job.webview, req, mount, rest)
+
+    async def _asgi(self, app: Any, req: Request, mount: str) -> Response:
+        request_context.set(JobRequest(req))  # the task's own context copy
+        return await call_asgi(app, req, mount, self.server_addr)
+
+    def _wsgi(self, webview: WsgiWebview, req: Request, mount: str, rest: str) -> Response:
+        token = request_context.set(JobRequest(req))
+        try:
+            return webview(req, mount, rest, self.server_addr)
+        finally:
+            request_context.reset(token)
 
 
-def _type_error(ep: Endpoint, kwargs: dict[str, Any], exc: TypeError) -> Response:
+def _type_error(ep: Endpoint, kwargs: dict[str, Any], exc: TypeError, structured: bool) -> Response:
     """400 when the arguments don't fit the signature, 500 when user code raised the TypeError.
 
     Calling first and checking the binding only on TypeError is equivalent to binding first:
     Python rejects a call whose arguments don't bind before running any of the function's body.
     """
-    try:
-        inspect.signature(ep.fn).bind(**kwargs)
-    except TypeError as bind_exc:
-        name = ep.route[len(API) + 1 :]
-        return error(400, f"invalid arguments for {name}: {bind_exc}", "InvalidInput")
-    except ValueError:
-        pass
-    return _user_error(ep, exc)
+    problem = ep.sig.describe_binding_error(kwargs)
+    if problem is not None:
+        return error(400, problem, "InvalidInput")
+    return _user_error(ep, exc, structured)
 
 
-def _user_error(ep: Endpoint, exc: Exception) -> Response:
-    print(f"error in {ep.route}: {type(exc).__name__}: {exc}", file=sys.stderr)
-    traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+def _user_error(ep: Endpoint, exc: BaseException, structured: bool = False) -> Response:
+    log_exception(f"error in {ep.route}: {type(exc).__name__}: {exc}", exc, structured)
     return error(500, str(exc), type(exc).__name__)
 
 

@@ -118,25 +118,25 @@ def build_openapi(
     title: str,
     version: str,
     job_doc: str,
-    perform: Callable[..., Any],
+    perform: Callable[..., Any] | None,
     examples: dict[str, Any],
     aux: list[tuple[str, str, Callable[..., Any]]],
     static_routes: list[str],
     has_webview: bool,
 ) -> dict[str, Any]:
     """The OpenAPI 3 document for a loaded job; `aux` holds (path under /api/v1, method, handler)."""
-    paths: dict[str, Any] = {
-        "/api/v1/perform": {
+    paths: dict[str, Any] = {}
+    if perform is not None:  # optional: a job may offer only auxiliary endpoints or a webview
+        paths["/api/v1/perform"] = {
             "post": _operation(perform, "Call the job (perform)", examples.get("/perform"), "post", "job")
-        },
-        "/api/v1/parameters": {
+        }
+        paths["/api/v1/parameters"] = {
             "get": {
                 "summary": "perform's parameters",
                 "tags": ["job"],
                 "responses": {"200": {"description": "[{name, type, default?}]"}},
             }
-        },
-    }
+        }
     for path, method, fn in aux:
         m = method.lower()
         paths.setdefault("/api/v1" + path, {})[m] = _operation(

@@ -25,9 +25,9 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name, "").strip().lower()
     if not raw:
         return default
-    if raw in ("1", "true", "yes", "on"):
+    if raw in ("1", "true", "t", "yes", "y", "on"):
         return True
-    if raw in ("0", "false", "no", "off"):
+    if raw in ("0", "false", "f", "no", "n", "off"):
         return False
     raise SettingsError(f"env var {name} must be true or false, got {raw!r}")
 
@@ -37,6 +37,10 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
     if raw not in choices:
         raise SettingsError(f"env var {name} must be one of {', '.join(choices)}, got {raw!r}")
     return raw
+
+
+# LOG_LEVEL names Racetrack's runner accepts (`off` silences the `racetrack` logger).
+LOG_LEVELS = ("debug", "info", "warn", "warning", "error", "crit", "critical", "off")
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,9 @@ class RuntimeSettings:
     deployed_by_racetrack_version: str = ""
     log_requests: bool = True
     log_caller_name: bool = False
+    log_level: str = "debug"
+    log_structured: bool = False
+    webview_wsgi_paths: str = "auto"
     thread_pool_size: int = 40
     inline_sync: bool = False
     shutdown_grace_s: float = 5.0
@@ -74,6 +81,9 @@ class RuntimeSettings:
             raise SettingsError(f"env var JOB_MAX_CONCURRENCY_QUEUE must be 0 or more, got {queue}")
         pool = _int(env, "JOB_THREAD_POOL_SIZE", 40) or 40
         grace = _int(env, "JOB_SHUTDOWN_GRACE_SECONDS", 5)
+        log_level = env.get("LOG_LEVEL", "").strip().lower() or "debug"
+        if log_level not in LOG_LEVELS:
+            raise SettingsError(f"env var LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
         return cls(
             port=port,
             host=env.get("JOB_HOST", "").strip() or "0.0.0.0",
@@ -88,6 +98,9 @@ class RuntimeSettings:
             deployed_by_racetrack_version=env.get("DEPLOYED_BY_RACETRACK_VERSION", ""),
             log_requests=_bool(env, "LOG_REQUESTS", True),
             log_caller_name=_bool(env, "LOG_CALLER_NAME", False),
+            log_level=log_level,
+            log_structured=_bool(env, "LOG_STRUCTURED", False),
+            webview_wsgi_paths=_choice(env, "JOB_WEBVIEW_WSGI_PATHS", ("auto", "mount", "full")),
             thread_pool_size=pool,
             inline_sync=_bool(env, "JOB_INLINE_SYNC", False),
             shutdown_grace_s=float(grace if grace is not None else 5),

@@ -1,8 +1,19 @@
 """Minimal WSGI and ASGI (http only) bridges for the job's `webview_app(base_url)`.
 
-The app is mounted at `/api/v1/webview`: WSGI gets SCRIPT_NAME = mount path and PATH_INFO = the
-rest; ASGI gets `root_path` = mount path and `path` = the full path (as the ASGI spec and current
-Starlette expect). Responses are collected whole: webviews are pages, not streams.
+The app is mounted at `/api/v1/webview`. ASGI apps get `root_path` = the mount path and `path` = the
+full path, as the ASGI spec, current Starlette and Racetrack's runner give them.
+
+WSGI apps are written two ways, and both work (docs/racetrack-compat.md, "Webviews"):
+- to the WSGI spec: routes relative to the mount (`@app.route('/')`), reading SCRIPT_NAME = the
+  mount path and PATH_INFO = the rest ("mount" paths);
+- to Racetrack's runner, whose middleware rewrites PATH_INFO to the full
+  `/pub/job/NAME/VERSION/api/v1/webview/...` path built from `base_url`, with routes such as
+  `@app.route(base_url + '/')` ("full" paths; SCRIPT_NAME is then empty, so URLs the app builds
+  from its routes are right too).
+`JOB_WEBVIEW_WSGI_PATHS` picks one (`mount` or `full`); by default (`auto`) a request is first given
+mount paths, and when the app answers 404 it is asked again with full paths. The first answer other
+than 404 settles which kind the app is, for the life of the process, so from then on each request
+is one call. Responses are collected whole: webviews are pages, not streams.
 """
 
 from __future__ import annotations
@@ -43,13 +54,42 @@ def _header_list(req: Request) -> list[tuple[str, str]]:
     return list(req.headers.items())
 
 
-def call_wsgi(app: Callable[..., Any], req: Request, mount: str, rest: str, server: tuple[str, int]) -> Response:
+class WsgiWebview:
+    """A WSGI webview app and which paths it routes on (`mount` or `full`, None until known)."""
+
+    def __init__(self, app: Callable[..., Any], base_url: str, paths: str = "auto") -> None:
+        self.app = app
+        self.base_url = base_url
+        self.paths: str | None = None if paths == "auto" else paths
+
+    def __call__(self, req: Request, mount: str, rest: str, server: tuple[str, int]) -> Response:
+        """Serve one request (in a worker thread)."""
+        paths = self.paths
+        if paths == "mount":
+            return call_wsgi(self.app, req, mount, rest, server)
+        if paths == "full":
+            return call_wsgi(self.app, req, "", self.base_url + rest, server)
+        relative = call_wsgi(self.app, req, mount, rest, server)
+        if relative.status != 404:
+            self.paths = "mount"
+            return relative
+        full = call_wsgi(self.app, req, "", self.base_url + rest, server)
+        if full.status != 404:
+            self.paths = "full"
+            return full
+        return relative
+
+
+def call_wsgi(
+    app: Callable[..., Any], req: Request, script_name: str, path_info: str, server: tuple[str, int]
+) -> Response:
     """Run a WSGI app for one request (in a worker thread) and collect its response."""
     host = req.headers.get("host", f"{server[0]}:{server[1]}")
     environ: dict[str, Any] = {
         "REQUEST_METHOD": req.method,
-        "SCRIPT_NAME": mount,
-        "PATH_INFO": rest,
+        "SCRIPT_NAME": script_name,
+        "PATH_INFO": path_info,
+        "REQUEST_URI": script_name + path_info + (("?" + req.query) if req.query else ""),
         "QUERY_STRING": req.query,
         "SERVER_NAME": host.split(":")[0],
         "SERVER_PORT": str(server[1]),

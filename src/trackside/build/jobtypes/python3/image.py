@@ -16,8 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from trackside.build.images import ImageContext
+from trackside.build.jobtypes.python3 import compat
 from trackside.build.jobtypes.python3.entrypoint import check_entrypoint
-from trackside.build.jobtypes.python3.local import RUNTIME_PACKAGE, _requirements_file, copy_runtime
+from trackside.build.jobtypes.python3.local import (
+    COMPAT_PACKAGE,
+    RUNTIME_PACKAGE,
+    _requirements_file,
+    copy_compat_package,
+    copy_runtime,
+)
 from trackside.build.jobtypes.python3.options import PythonOptions
 from trackside.build.jobtypes.python3.venvs import requirements_fingerprint, run_streaming
 from trackside.errors import BuildFailed
@@ -47,6 +54,8 @@ def prepare_image(context: ImageContext) -> dict[str, Any]:
     if extras.exists():
         shutil.rmtree(extras)
     copy_runtime(extras / "runtime" / RUNTIME_PACKAGE)
+    copy_compat_package(extras / "runtime" / COMPAT_PACKAGE)
+    has_compat = _compat_wheels(context, options, extras / "compat-wheels")
     requirements = _requirements_file(context.job_dir, options.requirements_path)
     wheels = extras / "wheels"
     if requirements is not None:
@@ -70,9 +79,36 @@ def prepare_image(context: ImageContext) -> dict[str, Any]:
     return {
         "extras_dir": EXTRAS_DIR,
         "has_requirements": requirements is not None,
+        "has_compat": has_compat,
+        "compat_dir": compat.IMAGE_DIR,
+        "compat_pth": compat.PTH_NAME,
         "command": command,
         "runtime_env": runtime_env,
     }
+
+
+def _compat_wheels(context: ImageContext, options: PythonOptions, dest: Path) -> bool:
+    """Wheels of the racetrack-compat layer in `dest` when the job gets it (see compat.py)."""
+    on, asked, why = compat.wanted(context.manifest, options, context.job_dir)
+    context.log(f"racetrack-compat packages: {why}")
+    if not on:
+        return False
+    listing = context.cache_dir / "racetrack-compat" / "image-requirements.txt"
+    listing.parent.mkdir(parents=True, exist_ok=True)
+    if not listing.is_file() or listing.read_text() != compat.requirements_text():
+        tmp = listing.with_name(f"{listing.name}.{os.getpid()}.tmp")
+        tmp.write_text(compat.requirements_text())
+        tmp.replace(listing)
+    try:
+        cached = _wheels(listing, context)
+    except BuildFailed as exc:
+        if asked:
+            raise
+        context.log(f"warning: building without the racetrack-compat packages: {exc}")
+        return False
+    shutil.copytree(cached, dest, ignore=shutil.ignore_patterns(MARKER))
+    shutil.copyfile(listing, dest / "requirements.txt")
+    return True
 
 
 def _wheels(requirements: Path, context: ImageContext) -> Path:

@@ -17,9 +17,11 @@ from typing import Any
 
 from trackside.build.artifacts import LocalArtifact
 from trackside.build.jobtype import BuildRequest
+from trackside.build.jobtypes.python3 import compat
 from trackside.build.jobtypes.python3.entrypoint import check_entrypoint, resolve_inside
 from trackside.build.jobtypes.python3.options import PythonOptions
 from trackside.build.jobtypes.python3.venvs import (
+    Interpreter,
     VenvCache,
     create_venv,
     find_interpreter,
@@ -32,6 +34,7 @@ from trackside.errors import BuildFailed
 JOB_TYPE_NAME = "python3"
 JOB_TYPE_VERSION = "1.0.0"
 RUNTIME_PACKAGE = "trackside_runtime"
+COMPAT_PACKAGE = "racetrack_job_wrapper"  # Racetrack's job API (src/racetrack_job_wrapper), beside the runtime
 
 
 def build_local(request: BuildRequest) -> LocalArtifact:
@@ -54,17 +57,23 @@ def build_local(request: BuildRequest) -> LocalArtifact:
     env = _installer_env({**build_env, **request.secret_build_env})
     interpreter = find_interpreter(options.python_version, env)
     log(f"python {interpreter.version} at {interpreter.path}")
-    key = venv_key(requirements_fingerprint(requirements, workspace), interpreter, build_env)
-    venv = VenvCache(request.cache_dir / "venvs").ensure(
-        key,
-        lambda target: create_venv(target, interpreter, requirements, workspace, env, log),
-        log,
-        no_cache=request.no_cache,
-    )
+    layer = _compat_layer(request, options, interpreter, env)
+    fingerprint = requirements_fingerprint(requirements, workspace)
+    if layer is not None:
+        fingerprint += f"\n# racetrack-compat {layer}"
+
+    def build_venv(target: Path) -> None:
+        create_venv(target, interpreter, requirements, workspace, env, log)
+        if layer is not None:
+            compat.link_layer(target, layer)
+
+    key = venv_key(fingerprint, interpreter, build_env)
+    venv = VenvCache(request.cache_dir / "venvs").ensure(key, build_venv, log, no_cache=request.no_cache)
     python = venv / "bin" / "python"
 
     runtime_root = request.artifact_dir / "runtime"
     copy_runtime(runtime_root / RUNTIME_PACKAGE)
+    copy_compat_package(runtime_root / COMPAT_PACKAGE)
     compile_bytecode(python, [workspace, runtime_root], env, log)
 
     command = [str(python), "-m", RUNTIME_PACKAGE, "--entrypoint-path", options.entrypoint_path]
@@ -82,6 +91,23 @@ def build_local(request: BuildRequest) -> LocalArtifact:
     if options.home_page:
         run_env["JOB_HOME_PAGE"] = options.home_page
     return LocalArtifact(command=command, cwd=str(workspace), env=run_env, job_type_version=JOB_TYPE_VERSION)
+
+
+def _compat_layer(
+    request: BuildRequest, options: PythonOptions, interpreter: Interpreter, env: dict[str, str]
+) -> Path | None:
+    """The racetrack-compat layer's site dir when the job gets one (compat.py says when)."""
+    on, asked, why = compat.wanted(request.manifest, options, request.workspace)
+    request.log(f"racetrack-compat packages: {why}")
+    if not on:
+        return None
+    try:
+        return compat.ensure_layer(request.cache_dir, interpreter, env, request.log)
+    except BuildFailed as exc:
+        if asked:
+            raise
+        request.log(f"warning: building without the racetrack-compat packages: {exc}")
+        return None
 
 
 def _requirements_file(workspace: Path, requirements_path: str | None) -> Path | None:
@@ -114,6 +140,18 @@ def copy_runtime(dest: Path) -> None:
         shutil.rmtree(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(runtime_source_dir(), dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+
+
+def copy_compat_package(dest: Path) -> None:
+    """Racetrack's `racetrack_job_wrapper` API (our thin package delegating to the runtime)."""
+    spec = importlib.util.find_spec(COMPAT_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise BuildFailed(f"the {COMPAT_PACKAGE} package is missing from this installation")
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    source = Path(next(iter(spec.submodule_search_locations)))
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 
 
 def compile_bytecode(python: Path, roots: list[Path], env: dict[str, str], log: Any) -> None:

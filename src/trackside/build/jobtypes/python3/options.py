@@ -21,6 +21,7 @@ class PythonOptions:
     max_concurrency: int | None = None
     max_concurrency_queue: int | None = None
     home_page: str | None = None
+    racetrack_compat: bool | None = None  # None: decided by compat.wanted()
 
     @classmethod
     def from_manifest(cls, manifest: Any) -> PythonOptions:
@@ -50,6 +51,13 @@ class PythonOptions:
             value = get(name)
             return None if value is None or value == "" else str(value)
 
+        compat = raw.get("racetrack_compat")
+        if compat is not None and not isinstance(compat, bool):
+            lowered = str(compat).strip().lower()
+            if lowered not in ("true", "false"):
+                raise BuildFailed(f"jobtype_extra.racetrack_compat must be true or false, got {compat!r}")
+            compat = lowered == "true"
+
         return cls(
             entrypoint_path=str(entrypoint_path),
             entrypoint_class=optional_str("entrypoint_class"),
@@ -60,4 +68,5 @@ class PythonOptions:
             max_concurrency=optional_int("max_concurrency"),
             max_concurrency_queue=optional_int("max_concurrency_queue"),
             home_page=optional_str("home_page"),
+            racetrack_compat=compat,
         )

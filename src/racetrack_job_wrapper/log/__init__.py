@@ -1,0 +1,1 @@
+"""Logging helpers of Racetrack's wrapper that job code imports."""
