@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -32,6 +32,9 @@ class RunningPlatform:
     log_path: Path
     _admin_token: str | None = None
     _http: httpx.Client | None = None
+    # Every password, token and secret value a test handled on this platform: `stop()` fails if any
+    # of them shows up in the platform's log or a job's log.
+    secrets: set[str] = field(default_factory=set)
 
     @property
     def api(self) -> str:
@@ -40,7 +43,9 @@ class RunningPlatform:
     @property
     def admin_password(self) -> str:
         """The first admin's password, from the 0600 file the platform writes on its first start."""
-        return (self.data_dir / "admin-password").read_text().strip()
+        password = (self.data_dir / "admin-password").read_text().strip()
+        self.secrets.add(password)
+        return password
 
     @property
     def admin_token(self) -> str:
@@ -50,6 +55,7 @@ class RunningPlatform:
             response = httpx.post(f"{self.api}/users/login", json=credentials, timeout=30)
             assert response.status_code == 200, response.text
             self._admin_token = str(response.json()["token"])
+            self.secrets.add(self._admin_token)
         return self._admin_token
 
     @property
@@ -67,7 +73,21 @@ class RunningPlatform:
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def stop(self, timeout: float = 20) -> None:
+    def all_logs(self) -> str:
+        """The platform's own log and every job log in its data dir."""
+        text = self.logs()
+        for job_log in sorted(self.data_dir.glob("logs/**/*.log")):
+            text += job_log.read_text(errors="replace")
+        return text
+
+    def assert_no_secret_in_logs(self) -> None:
+        logs = self.all_logs()
+        for secret in self.secrets:
+            if secret and secret in logs:
+                raise AssertionError(f"a secret starting {secret[:6]!r} is in the logs of the platform at {self.url}")
+
+    def stop(self, timeout: float = 20, check_logs: bool = True) -> None:
+        """Stop the platform; then fail if a secret it handled is in its logs (`check_logs`)."""
         if self._http is not None:
             self._http.close()
             self._http = None
@@ -78,6 +98,8 @@ class RunningPlatform:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if check_logs:
+            self.assert_no_secret_in_logs()
 
 
 def start_platform(
@@ -135,7 +157,7 @@ def start_trackside(
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    running.stop()
+    running.stop(check_logs=False)
     raise RuntimeError(f"{name} did not answer within {timeout}s:\n{running.logs()}")
 
 
