@@ -30,10 +30,11 @@
     follow.addEventListener("click", () => {
       if (source) { source.close(); source = null; follow.setAttribute("aria-pressed", "false"); follow.textContent = "Follow live"; return; }
       source = new EventSource(follow.dataset.src);
+      pre.textContent = "";  // the stream starts with the latest lines itself
       follow.setAttribute("aria-pressed", "true");
       follow.textContent = "Stop following";
       source.addEventListener("line", (e) => {
-        pre.append(document.createTextNode("\n" + JSON.parse(e.data)));
+        pre.append(document.createTextNode((pre.textContent ? "\n" : "") + JSON.parse(e.data)));
         pre.scrollTop = pre.scrollHeight;
       });
       source.addEventListener("failed", (e) => { pre.append("\n[" + JSON.parse(e.data).error + "]"); source.close(); });
@@ -51,7 +52,6 @@
       ["Latency (ms)", [["p50", "#1f7a3f", "p50_ms"], ["p99", "#b42318", "p99_ms"]]],
       ["Error rate (%)", [["errors", "#b42318", "error_rate"]]],
     ];
-    function width() { return Math.max(260, Math.min(480, charts.clientWidth - 20)); }
     function draw(data) {
       const times = data.points.map((p) => p.time);
       const columns = specs.map(([, series]) => [times].concat(series.map(([, , key]) =>
@@ -64,7 +64,7 @@
           caption.textContent = title;
           figure.append(caption);
           charts.append(figure);
-          const opts = { width: width(), height: 180, series: [{}].concat(series.map(([label, stroke]) => ({ label, stroke, spanGaps: false }))), scales: { x: { time: true } } };
+          const opts = { width: Math.max(240, figure.clientWidth - 16), height: 180, series: [{}].concat(series.map(([label, stroke]) => ({ label, stroke, spanGaps: false }))), scales: { x: { time: true } } };
           plots.push(new uPlot(opts, columns[i], figure));
         });
       } else {
@@ -99,7 +99,7 @@
       const elements = data.nodes.map((n) => ({ data: { id: n.id, label: n.title, type: n.type, subtitle: n.subtitle } }))
         .concat(data.edges.map((e, i) => ({ data: { id: "edge-" + i, source: e.from_id, target: e.to_id, label: e.scopes.join(", ") } })));
       const cy = cytoscape({
-        container: graph, elements, wheelSensitivity: 0.3,
+        container: graph, elements, maxZoom: 2,
         layout: { name: data.nodes.length > 150 ? "grid" : "cose", animate: false },
         style: [
           { selector: "node", style: { label: "data(label)", "font-size": 10, "background-color": (n) => colours[n.data("type")] || "#888", width: 18, height: 18 } },

@@ -140,7 +140,7 @@ async def logs_events(page: Page) -> Response:
 
     async def events() -> AsyncIterator[str]:
         try:
-            async with page.api.stream_lines(f"{job_path(name, version)}/logs/stream", tail=0) as lines:
+            async with page.api.stream_lines(f"{job_path(name, version)}/logs/stream", tail=100) as lines:
                 yield ": following\n\n"
                 async for line in lines:
                     if line.startswith("data: "):
