@@ -109,6 +109,7 @@ def _markdown(stored: dict[str, Any], charts: dict[str, str]) -> str:
         "gateway": _gateway_md,
         "deploy": _deploy_md,
         "control_plane": _control_plane_md,
+        "dashboard": _dashboard_md,
         "memory": _memory_md,
         "docker_deploy": _docker_deploy_md,
     }
@@ -257,6 +258,33 @@ def _control_plane_md(r: dict[str, Any]) -> list[str]:
     ]
     if deploys["errors"]:
         out += ["", "Errors:", "", *[f"- {e}" for e in deploys["errors"][:20]]]
+    return out
+
+
+def _dashboard_md(r: dict[str, Any]) -> list[str]:
+    labels = {
+        "job_listing_api": "`GET /lifecycle/api/v1/job` (anchor: every job as JSON)",
+        "jobs_page": "jobs page, first page of families by name",
+        "jobs_page_by_status": "jobs page sorted by status, page 3",
+        "portfolio_page": "portfolio, first 100 rows by purge score",
+        "portfolio_filtered": "portfolio filtered by a regex and a score range",
+    }
+    out = [
+        "## Dashboard pages at scale",
+        "",
+        f"{r['store_jobs']:,} jobs in the store, one `trackside up`, pages fetched as the admin (every job",
+        "readable). Server ms is the page's own `Server-Timing` (the dashboard handler with its API calls);",
+        "wall ms is what the client waited; the ratio is wall time against `GET /job` in the same rounds.",
+        "",
+        "| page | server ms (median) | wall ms (median) | vs `GET /job` |",
+        "|---|---|---|---|",
+    ]
+    for key, label in labels.items():
+        server = r["server_ms"].get(key)
+        out.append(
+            f"| {label} | {'-' if server is None else f'{server:,.1f}'} | {r['wall_ms'][key]:,.1f} | "
+            f"{r['ratio_vs_job_listing'][key]}x |"
+        )
     return out
 
 

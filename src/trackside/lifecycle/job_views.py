@@ -8,6 +8,8 @@ rows that changed, filters by the caller's grants and returns one page.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import threading
 import time
 import weakref
@@ -144,6 +146,7 @@ TABLE_FILTERS = ("name", "version", "owner", "job_type", "target", "status")
 TABLE_SORTS = ("name", "deploy", "status")
 
 
+@functools.lru_cache(maxsize=65_536)
 def _version_key(version: str) -> tuple[int, Any]:
     try:
         return (1, SemVer.parse(version).sort_key)
@@ -216,16 +219,39 @@ def _days_ago(moment: int | None, now: float) -> float | None:
     return None if moment is None else round((now - moment) / 86400, 1)
 
 
+_portfolio_cache: dict[tuple[int, int], tuple[float, list[dict[str, Any]]]] = {}
+_portfolio_lock = threading.Lock()
+PORTFOLIO_CACHE_S = 5.0  # ages and scores move by the day: a few seconds of reuse changes nothing
+
+
+def cached_portfolio_items(rows: list[JobRow]) -> list[dict[str, Any]]:
+    """`portfolio_items`, reused for a few seconds while the same rows (ids and update times) come in."""
+    key = (len(rows), hash(tuple((row.id, row.update_time, row.status) for row in rows)))
+    now = time.monotonic()
+    with _portfolio_lock:
+        found = _portfolio_cache.get(key)
+        if found is not None and now - found[0] < PORTFOLIO_CACHE_S:
+            return found[1]
+    items = portfolio_items(rows)
+    with _portfolio_lock:
+        for stale in [k for k, (at, _) in _portfolio_cache.items() if now - at >= PORTFOLIO_CACHE_S]:
+            del _portfolio_cache[stale]
+        _portfolio_cache[key] = (now, items)
+    return items
+
+
 def portfolio_items(rows: list[JobRow], now: float | None = None) -> list[dict[str, Any]]:
     """Every row with its purge score, reasons and ages, highest score first."""
     now = time.time() if now is None else now
     versions: dict[str, list[tuple[int, Any]]] = {}
     for row in rows:
         versions.setdefault(row.name, []).append(_version_key(row.version))
+    for keys in versions.values():
+        keys.sort()
     items = []
     for row in rows:
-        mine = _version_key(row.version)
-        newer = sum(1 for other in versions[row.name] if other > mine)
+        family = versions[row.name]
+        newer = len(family) - bisect.bisect_right(family, _version_key(row.version))
         verdict = purge_verdict(row.status, row.update_time, row.last_call_time, newer, now)
         items.append(
             {

@@ -114,7 +114,7 @@ def portfolio_page(
 ) -> PortfolioPage:
     """The portfolio, one page; `filter_<column>=<expression>` filters a column (see table_filter)."""
     filters = {k[len("filter_") :]: v for k, v in request.query_params.items() if k.startswith("filter_")}
-    items = job_views.portfolio_items(_readable_rows(context, caller))
+    items = job_views.cached_portfolio_items(_readable_rows(context, caller))
     return PortfolioPage.model_validate(job_views.portfolio_page(items, filters, sort, offset, limit))
 
 
