@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
+from http.cookiejar import Cookie, CookieJar
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,16 @@ def iso(moment: float | int | None) -> str:
     return datetime.fromtimestamp(float(moment), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+class _NoCookies(CookieJar):
+    """A cookie jar that keeps nothing."""
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        return None
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+
 class Dashboard:
     """Settings, templates and the shared HTTP pool of one dashboard app."""
 
@@ -75,8 +86,10 @@ class Dashboard:
 
     def http(self) -> httpx.AsyncClient:
         if self._http is None:
+            # One pool serves every user: it must never keep a cookie (the API's login answer sets
+            # one) and send it with another user's request.
             self._http = httpx.AsyncClient(
-                timeout=httpx.Timeout(300, connect=10), limits=httpx.Limits(max_connections=50)
+                timeout=httpx.Timeout(300, connect=10), limits=httpx.Limits(max_connections=50), cookies=_NoCookies()
             )
         return self._http
 
