@@ -58,14 +58,22 @@
         data.points.map((p) => (p[key] === null ? null : key === "error_rate" ? p[key] * 100 : p[key])))));
       if (plots.length === 0) {
         charts.innerHTML = "";
-        specs.forEach(([title, series], i) => {
+        // Every figure first, so the grid has its final columns before the charts measure them.
+        const figures = specs.map(([title]) => {
           const figure = document.createElement("figure");
           const caption = document.createElement("figcaption");
           caption.textContent = title;
           figure.append(caption);
           charts.append(figure);
-          const opts = { width: Math.max(240, figure.clientWidth - 16), height: 180, series: [{}].concat(series.map(([label, stroke]) => ({ label, stroke, spanGaps: false }))), scales: { x: { time: true } } };
-          plots.push(new uPlot(opts, columns[i], figure));
+          return figure;
+        });
+        specs.forEach(([, series], i) => {
+          const opts = {
+            width: Math.max(220, figures[i].clientWidth - 16), height: 180,
+            series: [{}].concat(series.map(([label, stroke]) => ({ label, stroke, spanGaps: false }))),
+            scales: { x: { time: true } },
+          };
+          plots.push(new uPlot(opts, columns[i], figures[i]));
         });
       } else {
         plots.forEach((plot, i) => plot.setData(columns[i]));
