@@ -70,7 +70,7 @@
         specs.forEach(([, series], i) => {
           const opts = {
             width: Math.max(220, figures[i].clientWidth - 16), height: 180,
-            series: [{}].concat(series.map(([label, stroke]) => ({ label, stroke, spanGaps: false }))),
+            series: [{}].concat(series.map(([label, stroke]) => ({ label, stroke, spanGaps: false, points: { show: true, size: 5 } }))),
             scales: { x: { time: true } },
           };
           plots.push(new uPlot(opts, columns[i], figures[i]));
