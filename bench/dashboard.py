@@ -39,7 +39,9 @@ def _fetch(client: httpx.Client, url: str) -> tuple[float, float | None]:
     response = client.get(url)
     wall = (time.perf_counter() - started) * 1000
     if response.status_code != 200:
-        raise BenchError(f"GET {url} answered {response.status_code}: {response.text[:300]}")
+        found = re.search(r'id="error-message">([^<]*)', response.text)
+        detail = found.group(1) if found else response.text[:300]
+        raise BenchError(f"GET {url} answered {response.status_code}: {detail}")
     found = _SERVER_TIMING.search(response.headers.get("server-timing", ""))
     return wall, float(found.group(1)) if found else None
 

@@ -37,10 +37,19 @@ class Api:
 
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         url = self.base + path
-        try:
-            response = await self.http.request(method, url, headers=self.headers, **kwargs)
-        except httpx.HTTPError as exc:
-            raise ApiUnreachable(f"cannot reach the lifecycle API at {self.base}: {exc or type(exc).__name__}") from exc
+        # A GET is tried twice: a pooled keep-alive connection the server closed just as it was
+        # reused fails without an answer, and asking again is safe.
+        attempts = 2 if method == "GET" else 1
+        for attempt in range(attempts):
+            try:
+                response = await self.http.request(method, url, headers=self.headers, **kwargs)
+                break
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.ConnectError) as exc:
+                if attempt + 1 < attempts:
+                    continue
+                raise ApiUnreachable(f"cannot reach the lifecycle API at {self.base}: {exc!r}") from exc
+            except httpx.HTTPError as exc:
+                raise ApiUnreachable(f"cannot reach the lifecycle API at {self.base}: {exc!r}") from exc
         if response.status_code >= 400:
             raise error_from_response(response)
         return response
