@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -102,7 +103,7 @@ def test_the_portfolio_filters_with_each_operator_and_deletes_from_the_table(
 
 
 def test_an_esc_gets_a_token_once_and_a_grant_that_the_graph_shows_and_filters_on_click(
-    admin: Any, family: str
+    admin: Any, family: str, dash: RunningPlatform
 ) -> None:
     esc_name = f"billing-{uuid.uuid4().hex[:6]}"
     admin.goto("/dashboard/admin/escs")
@@ -118,6 +119,18 @@ def test_an_esc_gets_a_token_once_and_a_grant_that_the_graph_shows_and_filters_o
     admin.get_by_role("link", name=esc_name).click()
     expect(admin.locator("#esc-tokens tbody tr")).to_have_count(1)
     assert token not in admin.content()  # listed, never shown again
+    admin.fill("#expiry_days", "30")
+    admin.get_by_role("button", name="Generate").click()
+    expect(admin.locator("#token-issued")).to_contain_text("shown this once")
+    expect(admin.locator("#esc-tokens tbody tr")).to_have_count(2)
+    admin.locator("#esc-tokens tbody tr").first.get_by_role("button", name="Revoke").click()
+    expect(admin.locator("#esc-tokens tbody tr").first).to_contain_text("revoked")
+    assert (
+        httpx.get(
+            f"{dash.url}/lifecycle/api/v1/users/validate_user_auth", headers={"X-Racetrack-Auth": token}
+        ).status_code
+        == 401
+    )
 
     admin.goto("/dashboard/admin/permissions")
     admin.select_option("#subject_type", "esc")
@@ -213,3 +226,86 @@ def test_the_user_guide_and_profile_render_for_a_user(browser: Any, dash: Runnin
     expect(user.locator("#trackside-login")).to_contain_text("trackside login ey")
     expect(user.locator("#racetrack-login")).to_contain_text(f"--remote {dash.url}")
     user.context.close()
+
+
+def test_the_jobs_table_shows_a_new_job_without_a_reload(
+    admin: Any, dash: RunningPlatform, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    name = f"live-{uuid.uuid4().hex[:6]}"
+    admin.goto(f"/dashboard/jobs?name={name}")
+    expect(admin.locator("#no-jobs")).to_be_visible()
+    root = tmp_path_factory.mktemp("live-job")
+    assert deploy_and_wait(dash, write_job(root, name, JOB))["status"] == "done"
+    expect(admin.locator(f'tr[data-job="{name} 0.0.1"] .status')).to_have_text("running", timeout=30_000)
+    assert "/dashboard/jobs?name=" in admin.url  # the same page, updated in place
+
+
+def test_staff_manage_plugins_manifests_users_and_the_platform_from_the_admin_pages(
+    admin: Any, family: str, dash: RunningPlatform, tmp_path: Path
+) -> None:
+    from tests.plugins.support import make_zip, plugin_files
+
+    # Platform: component health, reconcile.
+    admin.goto("/dashboard/admin")
+    expect(admin.locator("#health tbody tr")).to_have_count(2)
+    expect(admin.locator("#health .status-running")).to_have_count(2)
+    admin.get_by_role("button", name="Reconcile jobs now: reprovision every lost job").click()
+    expect(admin.locator(".flash")).to_contain_text("Reconcile: 0 lost job(s)")
+
+    # Plugins: upload, read its docs (raw HTML stays text), configure (YAML checked), download, delete.
+    plugin = f"demo-{uuid.uuid4().hex[:6]}"
+    source = (
+        "class Plugin:\n    def markdown_docs(self):\n"
+        "        return '# Demo\\n\\nIt **documents** itself. <script>alert(1)</script>'\n"
+    )
+    bundle = tmp_path / f"{plugin}.zip"
+    bundle.write_bytes(make_zip(plugin_files(name=plugin, source=source)))
+    admin.goto("/dashboard/admin/plugins")
+    admin.set_input_files("#file", str(bundle))
+    admin.get_by_role("button", name="Upload").click()
+    expect(admin.locator(".flash")).to_have_text(f"Installed plugin {plugin} 1.0.0.")
+    admin.goto(f"/dashboard/docs/plugins/{plugin}")
+    expect(admin.locator("#doc strong")).to_have_text("documents")
+    expect(admin.locator("#doc")).to_contain_text("<script>alert(1)</script>")
+    admin.goto(f"/dashboard/admin/plugins/{plugin}/1.0.0/config")
+    admin.fill("#config_data", "key: [unclosed")
+    admin.get_by_role("button", name="Save").click()
+    expect(admin.locator("#config_data-error")).to_contain_text("not valid YAML")
+    admin.fill("#config_data", "key: value\n")
+    admin.get_by_role("button", name="Save").click()
+    expect(admin.locator(".flash")).to_contain_text(f"Configuration of {plugin} 1.0.0 saved")
+    download = admin.request.get(f"{dash.url}/dashboard/admin/plugins/{plugin}/1.0.0/download")
+    assert download.status == 200 and download.body()[:2] == b"PK"
+    admin.get_by_role("button", name=f"Delete plugin {plugin} 1.0.0").click()
+    expect(admin.locator(".flash")).to_have_text(f"Uninstalled plugin {plugin} 1.0.0.")
+
+    # A job's manifest: validated as a deploy would (name and version stay), then saved and redeployed.
+    admin.goto(f"/dashboard/admin/jobs/{family}/0.0.2/manifest")
+    original = admin.input_value("#manifest_yaml")
+    admin.fill("#manifest_yaml", original.replace(f"name: {family}", "name: renamed"))
+    admin.get_by_role("button", name="Save and redeploy").click()
+    expect(admin.locator("#manifest_yaml-error")).to_contain_text("immutable")
+    admin.fill("#manifest_yaml", original + "runtime_env:\n  GREETING: hello\n")
+    admin.get_by_role("button", name="Save and redeploy").click()
+    expect(admin.locator("#deployment-done")).to_be_visible(timeout=180_000)
+    job = dash.http.get(f"{dash.api}/job/{family}/0.0.2").json()
+    assert job["manifest"]["runtime_env"] == {"GREETING": "hello"}
+
+    # Users: a bad password is refused by that user's field; make staff, set a password, delete.
+    username = make_user(dash)
+    admin.goto("/dashboard/admin/users")
+    row = admin.locator(f'tr[data-user="{username}"]')
+    row.get_by_placeholder("new password").fill("short")
+    row.get_by_role("button", name="Set password").click()
+    expect(admin.locator(f'tr[data-user="{username}"] #password-error')).to_contain_text("too short")
+    admin.locator(f'tr[data-user="{username}"]').get_by_placeholder("new password").fill("Another-Long-Pass-9")
+    admin.locator(f'tr[data-user="{username}"]').get_by_role("button", name="Set password").click()
+    expect(admin.locator(".flash")).to_have_text(f"Password of {username} set.")
+    admin.get_by_role("button", name=f"Make {username} staff").click()
+    expect(admin.locator(f'tr[data-user="{username}"] td').nth(2)).to_have_text("yes")
+    admin.get_by_role("button", name=f"Delete {username}").click()
+    expect(admin.locator(".flash")).to_have_text(f"User {username} deleted.")
+    expect(admin.locator(f'tr[data-user="{username}"]')).to_have_count(0)
+
+    admin.goto("/dashboard/admin/public-endpoints")
+    expect(admin.get_by_role("heading", level=1)).to_have_text("Public endpoint requests")

@@ -114,6 +114,12 @@ def test_a_user_registers_is_activated_deploys_calls_follows_and_deletes_a_job(
     user.get_by_role("button", name="Redeploy").click()
     expect(user.locator("#deployment-done")).to_be_visible(timeout=180_000)
 
+    # Reprovision: the same build started again, followed the same way.
+    user.goto(job_url)
+    user.get_by_role("button", name="Reprovision").click()
+    expect(user.locator("h1")).to_contain_text("Reprovision of adder 0.0.1")
+    expect(user.locator("#deployment-done")).to_be_visible(timeout=180_000)
+
     # Move: this platform has one target, and the form says so next to the field.
     user.goto(job_url)
     expect(user.locator("#infrastructure_target-help")).to_contain_text("Only local is available")
