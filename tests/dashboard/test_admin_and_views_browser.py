@@ -309,3 +309,33 @@ def test_staff_manage_plugins_manifests_users_and_the_platform_from_the_admin_pa
 
     admin.goto("/dashboard/admin/public-endpoints")
     expect(admin.get_by_role("heading", level=1)).to_have_text("Public endpoint requests")
+
+
+def test_a_user_who_may_read_one_family_sees_only_it_in_every_view(
+    dash: RunningPlatform, family: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    hidden = f"hidden-{uuid.uuid4().hex[:6]}"
+    assert deploy_and_wait(dash, write_job(tmp_path_factory.mktemp("hidden"), hidden, JOB))["status"] == "done"
+    username = make_user(dash)
+    for grant in dash.http.get(f"{dash.api}/permissions").json():
+        if grant["subject"] == username and grant["scope"] == "read_job":
+            assert dash.http.delete(f"{dash.api}/permissions/{grant['id']}").status_code == 200
+    body = {"subject_type": "user", "subject": username, "scope": "read_job", "job_family": family}
+    assert dash.http.post(f"{dash.api}/permissions", json=body).status_code == 201
+    login = httpx.post(f"{dash.api}/users/login", json={"username": username, "password": PASSWORD}, timeout=30)
+    token = login.json()["token"]
+    with httpx.Client(base_url=dash.url, headers={"X-Racetrack-Auth": token}, timeout=30) as api:
+        table = api.get("/lifecycle/api/v1/jobs/table").json()
+        assert {f["name"] for f in table["families"]} == {family}
+        portfolio = api.get("/lifecycle/api/v1/jobs/portfolio").json()
+        assert {i["name"] for i in portfolio["items"]} == {family}
+        graph = api.get("/lifecycle/api/v1/job/graph").json()
+        assert not any(hidden in n["title"] for n in graph["nodes"])
+        assert not any(n["type"] == "user" and n["title"] != username for n in graph["nodes"])
+        deployments = api.get("/lifecycle/api/v1/deployments").json()["items"]
+        assert all(d["job_name"] == family for d in deployments)
+    with httpx.Client(base_url=dash.url, cookies={"X-Racetrack-Auth": quote(token, safe="")}, timeout=30) as web:
+        page = web.get("/dashboard/jobs")
+        assert family in page.text and hidden not in page.text
+        refused = web.get(f"/dashboard/jobs/{hidden}/0.0.1")
+        assert refused.status_code == 403 and "read_job" in refused.text
