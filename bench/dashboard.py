@@ -57,7 +57,8 @@ def run(profile: Profile) -> dict[str, Any]:
         data_dir.mkdir(parents=True)
         results["fill_store_s"] = round(fill_store(f"sqlite:///{data_dir / 'trackside.db'}", count), 2)
         log(f"dashboard: {count} jobs written into the store in {results['fill_store_s']} s")
-        with platform(data_dir) as running:
+        # The supervisor's passes over 10,000 rows would land in the pages' CPU time: space them out.
+        with platform(data_dir, env={"TRACKSIDE_SUPERVISOR_INTERVAL": "60"}) as running:
             wall: dict[str, list[float]] = {k: [] for k in PAGES}
             server: dict[str, list[float]] = {k: [] for k in PAGES}
             cpu: dict[str, list[float]] = {k: [] for k in PAGES}
