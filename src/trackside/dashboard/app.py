@@ -35,7 +35,11 @@ def ago(moment: float | int | str | None) -> str:
     """ "3 minutes ago" for unix seconds or an ISO time."""
     if moment in (None, ""):
         return "never"
-    seconds = datetime.fromisoformat(moment).timestamp() if isinstance(moment, str) else float(moment)
+    if isinstance(moment, str):
+        parsed = datetime.fromisoformat(moment)
+        seconds = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()  # stored as UTC
+    else:
+        seconds = float(moment)
     delta = int(time.time() - seconds)
     if delta < 0:
         return "just now"
