@@ -40,8 +40,10 @@ def dash(tmp_path_factory: pytest.TempPathFactory, chromium_path: str) -> Iterat
 
 @pytest.fixture(scope="module")
 def browser(chromium_path: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # Pages wait on a live platform sharing two cores with other test runs: give assertions time.
+    expect.set_options(timeout=20_000)
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         try:
@@ -53,7 +55,11 @@ def browser(chromium_path: str) -> Iterator[Any]:
 def new_page(browser: Any, platform: RunningPlatform, width: int = 1280, height: int = 900) -> Any:
     context = browser.new_context(base_url=platform.url, viewport={"width": width, "height": height})
     context.set_default_timeout(30_000)
-    return context.new_page()
+    page = context.new_page()
+    # Shown with a failing test's output: what the page's scripts said.
+    page.on("pageerror", lambda error: print(f"page error on {page.url}: {error}"))
+    page.on("console", lambda message: print(f"console {message.type} on {page.url}: {message.text}"))
+    return page
 
 
 def log_in(page: Any, username: str, password: str) -> None:
