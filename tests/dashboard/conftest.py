@@ -31,7 +31,7 @@ def dash(tmp_path_factory: pytest.TempPathFactory, chromium_path: str) -> Iterat
         "TRACKSIDE_GATEWAY_CACHE_TTL": "0.5",
     }
     with fresh_database(root) as database_url:
-        running = start_platform(root / "data", database_url, extra_env=env)
+        running = start_platform(root / "data", database_url, extra_env=env, timeout=180)
         try:
             yield running
         finally:

@@ -131,7 +131,8 @@ def start_trackside(
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited with {process.returncode}:\n{running.logs()}")
         try:
-            if health_path is None or httpx.get(f"{url}{health_path}", timeout=1).status_code == 200:
+            # A few seconds per try: on a loaded machine a first answer can take longer than one.
+            if health_path is None or httpx.get(f"{url}{health_path}", timeout=5).status_code == 200:
                 _RUNNING[running.api] = running
                 return running
         except httpx.HTTPError:
