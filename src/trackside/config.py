@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     # Fernet key for secrets at rest (TRACKSIDE_SECRETS_KEY); empty: kept in {data_dir}/secrets.key.
     secrets_key: str = ""
     supervisor_interval: float = 2.0
+    # How often each gateway sends its per-minute call counts to the lifecycle (the dashboard's charts).
+    call_report_interval: float = 10.0
     # Deadlines for a job to answer /live and then /ready after its replicas are started.
     job_live_timeout: float = 120.0
     job_ready_timeout: float = 600.0

@@ -22,7 +22,7 @@ from trackside.errors import InvalidInput
 
 log = logging.getLogger("trackside")
 
-COMPONENTS = ("lifecycle", "gateway", "supervisor")
+COMPONENTS = ("lifecycle", "gateway", "supervisor", "dashboard")
 
 
 def configure_logging(settings: Settings) -> None:
@@ -77,7 +77,9 @@ def _wait_for_signal(loop: asyncio.AbstractEventLoop) -> asyncio.Event:
 
 
 def run_platform(settings: Settings) -> None:
-    """`trackside up`: lifecycle API, deploy workers, supervisor and gateway in one process."""
+    """`trackside up`: lifecycle API, deploy workers, supervisor, gateway and dashboard in one process."""
+    from trackside.dashboard.app import Dashboard, create_dashboard_app, mount_dashboard
+    from trackside.gateway.call_reporter import CallReporter
     from trackside.gateway.resolver import LifecycleResolver
     from trackside.gateway.server import GatewayServer
     from trackside.lifecycle.api.app import create_app
@@ -87,11 +89,16 @@ def run_platform(settings: Settings) -> None:
     configure_logging(settings)
     context = LifecycleContext.create(settings)
     context.recover_interrupted_deploys()
-    lifecycle = LifecycleServer(create_app(context), "127.0.0.1", 0, settings.log_level)
+    # The dashboard shares the lifecycle's internal server (the gateway forwards non-/pub paths there)
+    # and calls its API over loopback like any client; its URL is known once the port is bound.
+    dashboard = Dashboard(pub_url="/pub")
+    app = mount_dashboard(create_app(context), create_dashboard_app(dashboard))
+    lifecycle = LifecycleServer(app, "127.0.0.1", 0, settings.log_level)
     supervisor = Supervisor(settings, context.db, context.plugins)
     loop = _new_event_loop()
     asyncio.set_event_loop(loop)
     internal_url = f"http://127.0.0.1:{lifecycle.port}/lifecycle"
+    dashboard.lifecycle_url = internal_url
     gateway = GatewayServer(
         LifecycleResolver(internal_url, ttl=settings.gateway_cache_ttl),
         fallback_upstream=("127.0.0.1", lifecycle.port),
@@ -101,12 +108,19 @@ def run_platform(settings: Settings) -> None:
         stop = _wait_for_signal(loop)
         port = await gateway.start(settings.host, settings.port)
         base = f"http://{settings.host}:{port}"
+        local = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+        dashboard.gateway_health_url = f"http://{local}:{port}/pub/health"
+        reporter = CallReporter.from_settings(settings, gateway.metrics, internal_url)
+        reporter.start()
         print(
-            f"Trackside is up on {base}  (lifecycle API {base}/lifecycle, jobs {base}/pub/job/NAME/VERSION)", flush=True
+            f"Trackside is up on {base}  (dashboard {base}/dashboard, lifecycle API {base}/lifecycle,"
+            f" jobs {base}/pub/job/NAME/VERSION)",
+            flush=True,
         )
         print(f"data dir {settings.data_dir}, database {context.db.safe_url}", flush=True)
         await stop.wait()
         print("Trackside is stopping...", flush=True)
+        await reporter.stop()
         await gateway.stop()
 
     try:
@@ -128,6 +142,12 @@ def run_component(name: str, settings: Settings) -> None:
     if name not in COMPONENTS:
         raise InvalidInput(f"unknown component {name!r}; choose one of {', '.join(COMPONENTS)}")
     configure_logging(settings)
+    if name == "dashboard":
+        from trackside.dashboard.app import run_dashboard
+
+        pub_url = settings.external_pub_url or None
+        run_dashboard(settings.lifecycle_url, settings.host, settings.port, pub_url, settings.log_level)
+        return
     if name == "gateway":
         from trackside.gateway.server import run_gateway
 

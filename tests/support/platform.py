@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -125,7 +126,8 @@ def start_trackside(
     """`trackside COMMAND_ARGS...` (`up`, `serve lifecycle`, ...) as a process, once it answers `health_path`."""
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = data_dir.parent / f"{'-'.join(command_args)}-{port}.log"
+    # Arguments may be URLs: keep the log's name one safe file name.
+    log_path = data_dir.parent / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', '-'.join(command_args))}-{port}.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKSIDE_")}
     env.update(extra_env or {})
     env["TRACKSIDE_SUPERVISOR_INTERVAL"] = env.get("TRACKSIDE_SUPERVISOR_INTERVAL", "0.5")
@@ -151,7 +153,8 @@ def start_trackside(
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited with {process.returncode}:\n{running.logs()}")
         try:
-            if health_path is None or httpx.get(f"{url}{health_path}", timeout=1).status_code == 200:
+            # A few seconds per try: on a loaded machine a first answer can take longer than one.
+            if health_path is None or httpx.get(f"{url}{health_path}", timeout=5).status_code == 200:
                 _RUNNING[running.api] = running
                 return running
         except httpx.HTTPError:

@@ -48,3 +48,20 @@ def require_docker() -> None:
     )
     if result.returncode != 0:
         missing("Docker engine", result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "no daemon")
+
+
+CHROMIUM = os.environ.get("TRACKSIDE_CHROMIUM", "/usr/bin/chromium")
+# Flags for Debian's Chromium in a container without a display or network: no sandbox (we run as
+# root), no background traffic, no GPU.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--headless"]
+
+
+def require_chromium() -> str:
+    """The path of Debian's Chromium (Playwright's own browser download can't work here)."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError as exc:
+        missing("Playwright", f"the playwright package is not installed ({exc}); pip install -e '.[test]'")
+    if not os.path.isfile(CHROMIUM) or not os.access(CHROMIUM, os.X_OK):
+        missing("Chromium", f"{CHROMIUM} not found: apt-get install -y chromium (or set TRACKSIDE_CHROMIUM)")
+    return CHROMIUM

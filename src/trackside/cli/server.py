@@ -35,14 +35,28 @@ class Component(enum.StrEnum):
     lifecycle = "lifecycle"
     gateway = "gateway"
     supervisor = "supervisor"
+    dashboard = "dashboard"
+
+
+LifecycleUrlOption = Annotated[
+    str | None,
+    typer.Option("--lifecycle-url", help="The lifecycle API the gateway, supervisor or dashboard talk to."),
+]
 
 
 def _settings(
-    config: Path | None, data_dir: Path | None, port: int | None, host: str | None, database_url: str | None
+    config: Path | None,
+    data_dir: Path | None,
+    port: int | None,
+    host: str | None,
+    database_url: str | None,
+    lifecycle_url: str | None = None,
 ) -> Settings:
     from trackside.config import load_settings
 
-    return load_settings(config, data_dir=data_dir, port=port, host=host, database_url=database_url)
+    return load_settings(
+        config, data_dir=data_dir, port=port, host=host, database_url=database_url, lifecycle_url=lifecycle_url
+    )
 
 
 def up(
@@ -66,9 +80,10 @@ def serve(
     host: HostOption = None,
     database_url: DatabaseUrlOption = None,
     config: ConfigOption = None,
+    lifecycle_url: LifecycleUrlOption = None,
 ) -> None:
     """Run one component of the platform alone (split deployments)."""
-    settings = _settings(config, data_dir, port, host, database_url)
+    settings = _settings(config, data_dir, port, host, database_url, lifecycle_url)
     from trackside.platform import run_component
 
     run_component(component.value, settings)

@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from trackside.gateway.call_reporter import CallReporter
 from trackside.gateway.metrics import BUCKETS, GatewayMetrics, JobStats
 from trackside.gateway.paths import JobTarget, PathRefused, is_job_path, parse_job_path
 from trackside.gateway.resolver import LifecycleResolver, Route, RouteError, RouteResolver
@@ -951,6 +952,8 @@ def run_gateway(settings: Settings) -> None:
         resolver = LifecycleResolver(settings.lifecycle_url, ttl=settings.gateway_cache_ttl)
         server = GatewayServer(resolver)
         port = await server.start(settings.host, settings.port)
+        reporter = CallReporter.from_settings(settings, server.metrics, settings.lifecycle_url)
+        reporter.start()
         print(f"trackside gateway listening on http://{settings.host}:{port}/pub", flush=True)
         stopped = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -960,6 +963,7 @@ def run_gateway(settings: Settings) -> None:
         try:
             await stopped.wait()
         finally:
+            await reporter.stop()
             await server.stop()
             await resolver.aclose()
 

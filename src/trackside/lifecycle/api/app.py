@@ -16,8 +16,23 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from trackside.lifecycle.api import audit as audit_api
+from trackside.lifecycle.api import (
+    audit_pages,
+    call_stats,
+    deploy,
+    deployment_views,
+    escs,
+    gateway_auth,
+    info,
+    job_views,
+    jobs,
+    move,
+    permissions,
+    public_endpoints,
+    reprovision,
+    users,
+)
 from trackside.lifecycle.api import auth as auth_api
-from trackside.lifecycle.api import deploy, escs, gateway_auth, info, jobs, move, public_endpoints, users
 from trackside.lifecycle.api import plugins as plugins_api
 from trackside.lifecycle.api import settings as settings_api
 from trackside.lifecycle.api.deps import install_auth
@@ -37,6 +52,13 @@ API_ROUTERS = (
     settings_api.router,
     public_endpoints.router,
     move.router,
+    # Views and actions the dashboard needs (also open to every other client).
+    job_views.router,
+    permissions.router,
+    deployment_views.router,
+    reprovision.router,
+    audit_pages.router,
+    call_stats.router,
 )
 DOCS_URL = "/lifecycle/docs"
 OPENAPI_URL = "/lifecycle/openapi.json"

@@ -1,0 +1,77 @@
+"""Audit log pages: filtered like `/audit/activity`, paged, and limited to what the caller may see.
+
+Staff see every event. Anyone else sees events they did or were the subject of, and events about
+job families they may read (any version of the family).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from trackside.auth.permissions import Resource
+from trackside.auth.scopes import Scope
+from trackside.auth.subjects import Caller
+from trackside.lifecycle import audit
+from trackside.lifecycle.access import Grants
+from trackside.store.auth_models import AuditLogEvent
+from trackside.store.models import Job
+
+_SCAN = 500
+
+
+def _readable_families(session: Session, caller: Caller) -> set[str]:
+    grants = Grants.of(session, caller)
+    return {
+        name
+        for job_id, family_id, name in session.execute(select(Job.id, Job.family_id, Job.name))
+        if grants.allows(Scope.READ_JOB, Resource(family_id, job_id))
+    }
+
+
+def page(
+    session: Session,
+    caller: Caller,
+    *,
+    job_name: str | None,
+    job_version: str | None,
+    related_to_me: bool,
+    offset: int,
+    limit: int,
+) -> dict[str, Any]:
+    query = select(AuditLogEvent)
+    if job_name:
+        query = query.where(AuditLogEvent.job_name == job_name)
+    if job_version:
+        query = query.where(AuditLogEvent.job_version == job_version)
+    me = caller.name
+    if related_to_me:
+        query = query.where(or_(AuditLogEvent.username_executor == me, AuditLogEvent.username_subject == me))
+    query = query.order_by(AuditLogEvent.timestamp.desc(), AuditLogEvent.id)
+    everything = caller.is_staff
+    families = set() if everything else _readable_families(session, caller)
+
+    def visible(event: AuditLogEvent) -> bool:
+        if everything or me in (event.username_executor, event.username_subject):
+            return True
+        return event.job_name is not None and event.job_name in families
+
+    found: list[dict[str, Any]] = []
+    skipped = start = 0
+    while len(found) <= limit:
+        batch = list(session.scalars(query.offset(start).limit(_SCAN)))
+        if not batch:
+            break
+        start += len(batch)
+        for event in batch:
+            if not visible(event):
+                continue
+            if skipped < offset:
+                skipped += 1
+                continue
+            found.append(audit.event_to_api(event))
+            if len(found) > limit:
+                break
+    return {"offset": offset, "limit": limit, "has_more": len(found) > limit, "events": found[:limit]}
