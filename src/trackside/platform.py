@@ -83,11 +83,13 @@ def run_platform(settings: Settings) -> None:
     from trackside.lifecycle.api.app import create_app
     from trackside.lifecycle.context import LifecycleContext
     from trackside.lifecycle.supervisor import Supervisor
+    from trackside.pipelines.service import PipelineService
 
     configure_logging(settings)
     context = LifecycleContext.create(settings)
     context.recover_interrupted_deploys()
-    lifecycle = LifecycleServer(create_app(context), "127.0.0.1", 0, settings.log_level)
+    pipelines = PipelineService(settings, context.db, context.plugins)
+    lifecycle = LifecycleServer(create_app(context, pipelines), "127.0.0.1", 0, settings.log_level)
     supervisor = Supervisor(settings, context.db, context.plugins)
     loop = _new_event_loop()
     asyncio.set_event_loop(loop)
@@ -101,6 +103,9 @@ def run_platform(settings: Settings) -> None:
         stop = _wait_for_signal(loop)
         port = await gateway.start(settings.host, settings.port)
         base = f"http://{settings.host}:{port}"
+        if not (settings.internal_pub_url or settings.external_pub_url):
+            pipelines.set_pub_url(f"{base}/pub")  # call steps go through this gateway
+        pipelines.start()
         print(
             f"Trackside is up on {base}  (lifecycle API {base}/lifecycle, jobs {base}/pub/job/NAME/VERSION)", flush=True
         )
@@ -116,6 +121,7 @@ def run_platform(settings: Settings) -> None:
     except OSError as exc:
         raise InvalidInput(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from exc
     finally:
+        pipelines.stop()
         supervisor.stop()
         lifecycle.stop()
         context.close()
@@ -150,14 +156,18 @@ def run_component(name: str, settings: Settings) -> None:
                     log.exception("supervisor: sync failed")
             return
         from trackside.lifecycle.api.app import create_app
+        from trackside.pipelines.service import PipelineService
 
         context.recover_interrupted_deploys()
+        pipelines = PipelineService(settings, context.db, context.plugins)
         # uvicorn in a thread, as in `up`: run in the main thread, uvicorn re-raises SIGTERM once it has
         # shut down, which killed the process before `context.close()` stopped the replicas it supervises.
-        lifecycle = LifecycleServer(create_app(context), settings.host, settings.port, settings.log_level)
+        lifecycle = LifecycleServer(create_app(context, pipelines), settings.host, settings.port, settings.log_level)
         lifecycle.start()
+        pipelines.start()
         print(f"trackside lifecycle listening on http://{settings.host}:{lifecycle.port}/lifecycle", flush=True)
         stop.wait()
+        pipelines.stop()
         lifecycle.stop()
     finally:
         context.close()
