@@ -64,7 +64,7 @@ def latest_tick(cron: str, timezone: str, now: datetime) -> datetime:
 
 
 def next_tick(cron: str, timezone: str, after: datetime) -> datetime:
-    return croniter(cron, after.astimezone(zone(timezone))).get_next(datetime).astimezone(UTC)  # type: ignore[no-any-return]
+    return croniter(cron, after.astimezone(zone(timezone))).get_next(datetime).astimezone(UTC)
 
 
 def schedule_json(schedule: PipelineSchedule) -> dict[str, Any]:

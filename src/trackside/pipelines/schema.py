@@ -127,15 +127,21 @@ def _message(error: ValidationError) -> str:
         missing = str(error.message).split("'")[1] if "'" in error.message else error.message
         return f'"{missing}" value is required'
     if error.validator == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        schema = error.schema if isinstance(error.schema, dict) else {}
+        instance: Any = error.instance
+        extra = sorted(set(instance) - set(schema.get("properties", {})))
         return "additional properties " + ", ".join(f'"{name}"' for name in extra) + " not allowed"
     if error.validator == "const":
         return f"must equal {error.validator_value!r}, got {error.instance!r}"
     if error.validator == "enum":
-        return f"{error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
+        return f"{error.instance!r} is not one of {', '.join(str(v) for v in _listed(error.validator_value))}"
     if error.validator == "type":
         return f"type should be {error.validator_value}, got {type(error.instance).__name__}"
     return str(error.message)
+
+
+def _listed(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else [value]
 
 
 def schema_errors(body: Any) -> list[str]:
