@@ -120,7 +120,7 @@ def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
         state[node] = 1
         stack.append(node)
         for dep in graph.get(node, ()):
-            if dep not in graph:
+            if dep not in graph or dep == node:  # unknown or self: reported on their own
                 continue
             if state.get(dep) == 1:
                 return [*stack[stack.index(dep) :], dep]
