@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.conftest import fresh_database
+from tests.support.platform import RunningPlatform, start_platform
 
 from trackside.config import Settings
 from trackside.pipelines.service import PipelineService
@@ -33,3 +35,22 @@ def service(tmp_path: Path, db: Database) -> Iterator[PipelineService]:
         yield running
     finally:
         running.stop()
+
+
+LOCAL_ENV = {
+    "TRACKSIDE_PIPELINE_LOCAL_EXECUTOR": "true",
+    "TRACKSIDE_PIPELINE_EXECUTOR": "local",
+    "TRACKSIDE_PIPELINE_IMAGES": '{"busybox": "trackside/python3-base:bookworm"}',
+}
+
+
+@pytest.fixture(scope="module")
+def pipeline_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
+    """One `trackside up` for a module's tests, local executor on (tests using it are marked `store`)."""
+    directory = tmp_path_factory.mktemp("pipelines")
+    with fresh_database(directory) as url:
+        running = start_platform(directory / "data", url, extra_env=LOCAL_ENV)
+        try:
+            yield running
+        finally:
+            running.stop()
