@@ -49,7 +49,7 @@ def pipeline_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runn
     """One `trackside up` for a module's tests, local executor on (tests using it are marked `store`)."""
     directory = tmp_path_factory.mktemp("pipelines")
     with fresh_database(directory) as url:
-        running = start_platform(directory / "data", url, extra_env=LOCAL_ENV)
+        running = start_platform(directory / "data", url, extra_env=LOCAL_ENV, timeout=180)
         try:
             yield running
         finally:

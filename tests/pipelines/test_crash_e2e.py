@@ -71,7 +71,7 @@ def test_a_killed_platform_resumes_local_steps_without_running_any_twice(
             "c": {"image": "b", "run": f"echo c >> {ran}", "dependsOn": [{"job": "b"}]},
         },
     }
-    first = start_platform(tmp_path / "data", url, extra_env=LOCAL_ENV)
+    first = start_platform(tmp_path / "data", url, extra_env=LOCAL_ENV, timeout=180)
     try:
         uid = first.http.post(f"{first.url}/api/runs", json=pipeline).json()["metadata"]["uid"]
         wait_until(lambda: (work / "pid").exists() and (work / "pid").read_text().strip(), what="step b running")
@@ -84,7 +84,7 @@ def test_a_killed_platform_resumes_local_steps_without_running_any_twice(
     (work / "go").write_text("")  # ... and ends while the platform is down
     wait_until(lambda: not pid_alive(step_pid), what="step b ends")
 
-    second = start_platform(tmp_path / "data", url, extra_env=LOCAL_ENV)
+    second = start_platform(tmp_path / "data", url, extra_env=LOCAL_ENV, timeout=180)
     try:
         run = wait_for_run(second.http, second.url, uid, timeout=60)
         assert run["status"] == "SUCCESSFUL", run
@@ -119,7 +119,7 @@ def test_a_killed_platform_reattaches_to_docker_steps_that_kept_running(
             "after": {"image": "busybox", "run": "echo after", "dependsOn": [{"job": "wait"}]},
         },
     }
-    first = start_platform(tmp_path / "data", url, extra_env=LOCAL_ENV)
+    first = start_platform(tmp_path / "data", url, extra_env=LOCAL_ENV, timeout=180)
     container = ""
     try:
         uid = first.http.post(f"{first.url}/api/runs", json=pipeline).json()["metadata"]["uid"]
@@ -131,7 +131,7 @@ def test_a_killed_platform_reattaches_to_docker_steps_that_kept_running(
         first.stop()
     try:
         assert _running(container)  # the container outlives the platform
-        second = start_platform(tmp_path / "data", url, extra_env=LOCAL_ENV)
+        second = start_platform(tmp_path / "data", url, extra_env=LOCAL_ENV, timeout=180)
         try:
             wait_until(lambda: "started" in second.http.get(f"{second.url}/api/runs/{uid}/jobs/wait/logs").text)
             subprocess.run(["docker", "exec", container, "touch", "/tmp/go"], check=True, capture_output=True)

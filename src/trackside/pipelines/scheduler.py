@@ -67,6 +67,10 @@ class AnyExecutor(ExecutorPolicy):
 STORED = AnyExecutor()
 
 
+def deadline_of(job: JobSpec, now: datetime) -> datetime | None:
+    return now + timedelta(seconds=job.timeout_seconds) if job.timeout_seconds else None
+
+
 def scheduler_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -105,13 +109,27 @@ class Watch:
     handle: Handle | None
     task: asyncio.Task[None] | None = None
     cancel_reason: str | None = None
+    context: StepContext | None = None  # known at claim time; else read from the store
     cancel_status: Status = Status.CANCELED
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What running a step needs from its run: params, owner, upstream outputs, executor, deadline."""
+
+    spec: PipelineSpec
+    params: dict[str, Any]
+    owner: dict[str, Any]
+    upstream: dict[str, dict[str, Any]]
+    executor: str
+    deadline: datetime | None
 
 
 @dataclass
 class _Transaction:
     session: Session
     events: list[EventView] = field(default_factory=list)
+    deliveries: int = 0
 
 
 class Scheduler:
@@ -249,14 +267,14 @@ class Scheduler:
             yield tx
             session.flush()
         if tx.events:
-            self._after_commit(tx.events)
+            self._after_commit(tx.events, tx.deliveries)
 
-    def _after_commit(self, events: list[EventView]) -> None:
+    def _after_commit(self, events: list[EventView], deliveries: int) -> None:
         if self.log_notifier:
             for event in events:
                 log_event(event)
         BELL.ring()
-        if self.on_events is not None:
+        if deliveries and self.on_events is not None:
             self.on_events()
 
     def _event(
@@ -272,6 +290,7 @@ class Scheduler:
         subscriptions = [*self.global_subscriptions(), *spec.notifications]
         row = record_event(tx.session, run.id, status, subscriptions, job=job, attempt=attempt, reason=reason)
         tx.events.append(EventView.of(row))
+        tx.deliveries += sum(1 for s in subscriptions if s.kind != "log" and s.wants(row.type, row.scope))
 
     def _spec(self, run: PipelineRun) -> PipelineSpec:
         spec = self._specs.get(run.id)
@@ -363,6 +382,14 @@ class Scheduler:
                 continue
             watch = self._claim(tx, run, step, job, now)
             if watch is not None:
+                watch.context = StepContext(
+                    spec,
+                    dict(run.params or {}),
+                    dict(run.owner or {}),
+                    {s.name: dict(s.outputs) for s in steps if s.outputs},
+                    step.executor,
+                    deadline_of(job, now),
+                )
                 statuses[step.name] = Status.RUNNING.value
                 running += 1
                 started.append(watch)
@@ -385,7 +412,7 @@ class Scheduler:
         self, tx: _Transaction, run: PipelineRun, step: PipelineStep, job: JobSpec, now: datetime
     ) -> Watch | None:
         attempt = step.attempt + 1
-        deadline = now + timedelta(seconds=job.timeout_seconds) if job.timeout_seconds else None
+        deadline = deadline_of(job, now)
         moved = tx.session.execute(
             update(PipelineStep)
             .where(PipelineStep.id == step.id, PipelineStep.status == Status.PENDING.value)
@@ -511,7 +538,7 @@ class Scheduler:
         self._watches[watch.step_id] = watch
         watch.task = asyncio.get_running_loop().create_task(self._supervise(watch))
 
-    def _context(self, watch: Watch) -> tuple[PipelineRun, PipelineStep, dict[str, dict[str, Any]]]:
+    def _context(self, watch: Watch) -> StepContext:
         with self.db.session() as session:
             run = session.get(PipelineRun, watch.run_id)
             step = session.get(PipelineStep, watch.step_id)
@@ -522,20 +549,26 @@ class Scheduler:
                 for s in session.scalars(select(PipelineStep).where(PipelineStep.run_id == watch.run_id))
                 if s.outputs
             }
-            return run, step, outputs
+            return StepContext(
+                self._spec(run),
+                dict(run.params or {}),
+                dict(run.owner or {}),
+                outputs,
+                step.executor,
+                aware(step.deadline_at),
+            )
 
     async def _supervise(self, watch: Watch) -> None:
         outcome: StepOutcome
         outputs: dict[str, Any] | None = None
         try:
             try:
-                run, step, upstream = self._context(watch)
-                spec = self._spec(run)
-                job = spec.jobs[watch.name]
+                context = watch.context or self._context(watch)
+                job = context.spec.jobs[watch.name]
                 if job.is_call:
-                    outcome, outputs = await self._run_call(watch, run, job, upstream)
+                    outcome, outputs = await self._run_call(watch, context, job)
                 else:
-                    outcome, outputs = await self._run_container(watch, run, step, job, upstream)
+                    outcome, outputs = await self._run_container(watch, context, job)
             except asyncio.CancelledError:
                 if watch.cancel_reason is None:
                     return  # the scheduler is stopping: the step goes on, the next start re-attaches
@@ -550,17 +583,17 @@ class Scheduler:
             self._watches.pop(watch.step_id, None)
             self._mark(watch.run_id)
 
-    def _step_timeout(self, step: PipelineStep, job: JobSpec) -> float | None:
-        deadline = aware(step.deadline_at)
-        if deadline is None:
+    @staticmethod
+    def _remaining(context: StepContext) -> float | None:
+        if context.deadline is None:
             return None
-        return max(0.0, (deadline - utcnow()).total_seconds())
+        return max(0.0, (context.deadline - utcnow()).total_seconds())
 
     async def _run_call(
-        self, watch: Watch, run: PipelineRun, job: JobSpec, upstream: dict[str, dict[str, Any]]
+        self, watch: Watch, context: StepContext, job: JobSpec
     ) -> tuple[StepOutcome, dict[str, Any] | None]:
         assert job.call is not None
-        params = dict(run.params or {})
+        params, upstream = context.params, context.upstream
         try:
             payload = substitute(job.call.payload, params, upstream)
             path = substitute_text(job.call.path, params, upstream)
@@ -568,13 +601,22 @@ class Scheduler:
         except SubstitutionError as exc:
             return StepOutcome(None, str(exc), {"final": True}), None
         request = CallRequest(
-            run.id, watch.name, watch.attempt, job.call.job, job.call.version, path, job.call.method, payload, headers
+            watch.run_id,
+            watch.name,
+            watch.attempt,
+            job.call.job,
+            job.call.version,
+            path,
+            job.call.method,
+            payload,
+            headers,
         )
-        path_log = log_path(self.data_dir, run.id, watch.name, watch.attempt)
-        call = self.calls.call(request, dict(run.owner or {}), path_log)
+        path_log = log_path(self.data_dir, watch.run_id, watch.name, watch.attempt)
+        call = self.calls.call(request, context.owner, path_log)
+        timeout = self._remaining(context)
         try:
-            if job.timeout_seconds:
-                result = await asyncio.wait_for(call, job.timeout_seconds)
+            if timeout is not None:
+                result = await asyncio.wait_for(call, timeout)
             else:
                 result = await call
         except TimeoutError:
@@ -587,23 +629,19 @@ class Scheduler:
             return StepOutcome(None, str(exc), {"final": True}), None
 
     async def _run_container(
-        self,
-        watch: Watch,
-        run: PipelineRun,
-        step: PipelineStep,
-        job: JobSpec,
-        upstream: dict[str, dict[str, Any]],
+        self, watch: Watch, context: StepContext, job: JobSpec
     ) -> tuple[StepOutcome, dict[str, Any] | None]:
-        executor = self.executors.get(step.executor)
+        executor = self.executors.get(context.executor)
         if executor is None:
-            return StepOutcome(None, f"executor {step.executor} is not available on this server", {"final": True}), None
+            reason = f"executor {context.executor} is not available on this server"
+            return StepOutcome(None, reason, {"final": True}), None
         try:
-            env = {k: substitute_text(v, dict(run.params or {}), upstream) for k, v in job.env.items()}
+            env = {k: substitute_text(v, context.params, context.upstream) for k, v in job.env.items()}
         except SubstitutionError as exc:
             return StepOutcome(None, str(exc), {"final": True}), None
-        work = attempt_dir(self.data_dir, run.id, watch.name, watch.attempt)
+        work = attempt_dir(self.data_dir, watch.run_id, watch.name, watch.attempt)
         launch = StepLaunch(
-            run_uid=run.id,
+            run_uid=watch.run_id,
             job=watch.name,
             attempt=watch.attempt,
             image=job.image or "",
@@ -627,7 +665,7 @@ class Scheduler:
                     return StepOutcome(None, str(exc)), None
                 self._save_handle(watch, handle)
             watch.handle = handle
-            timeout = self._step_timeout(step, job)
+            timeout = self._remaining(context)
             try:
                 if timeout is not None:
                     outcome = await asyncio.wait_for(executor.wait(launch, handle), timeout)

@@ -2,7 +2,7 @@
 
 For tests and trusted operators only: off unless `pipeline_local_executor: true`. Each attempt runs
 in a small shell wrapper, in a session of its own, that writes its own pid, sends the step's output to
-`log` and, when the step ends, its exit code to `exit` (written then renamed, so it is whole or absent)
+`log` and, when the step ends, its exit code to `exit` (each a single short write by shell builtins)
 in the attempt's work directory. Nothing about the step lives only in the platform's memory: killed
 with SIGKILL, the platform restarts, finds the pid file, waits for the `exit` file (or notices the
 process gone without one), and never starts the step twice.
@@ -25,11 +25,13 @@ from trackside.pipelines.executors.base import ExecutorUnavailable, Handle, Step
 NAME = "local"
 PASSED_ENV = ("PATH", "HOME", "LANG", "TZ", "TMPDIR")
 KILL_GRACE = 3.0
-# The wrapper: pid first, then the step with its output to `log`, then its exit code, atomically.
+# The wrapper: its pid first, then the step with its output to `log`, then the step's exit code. Shell
+# builtins only (one process besides the step's own `sh`): each file is one short write, and a reader
+# that finds one empty or unreadable reads it again later.
 WRAPPER = (
-    'echo $$ > "$TS_STEP_DIR/pid.tmp" && mv "$TS_STEP_DIR/pid.tmp" "$TS_STEP_DIR/pid"; '
+    'echo $$ > "$TS_STEP_DIR/pid"; '
     'sh -c "$TS_STEP_RUN" > "$TS_STEP_LOG" 2>&1 < /dev/null; '
-    'echo $? > "$TS_STEP_DIR/exit.tmp" && mv "$TS_STEP_DIR/exit.tmp" "$TS_STEP_DIR/exit"'
+    'echo $? > "$TS_STEP_DIR/exit"'
 )
 
 
@@ -102,11 +104,14 @@ class LocalExecutor:
             if pid_file.exists() or _read_exit(directory) is not None:
                 break
             await asyncio.sleep(0.1)
-        if not pid_file.exists():
-            return None
-        try:
-            pid = int(pid_file.read_text().strip())
-        except (OSError, ValueError):
+        pid = 0
+        for _ in range(20):
+            try:
+                pid = int(pid_file.read_text().strip())
+                break
+            except (OSError, ValueError):  # absent, or caught between its creation and its write
+                await asyncio.sleep(0.1)
+        if not pid:
             return None
         if handle and int(handle.get("pid") or 0) == pid:
             return handle
