@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import REPO_ROOT, BenchError, Profile, log, median, status_kib, workdir
+from bench.common import REPO_ROOT, BenchError, Profile, cpu_seconds, log, median, process_tree, status_kib, workdir
 from bench.platform import RunningPlatform, deploy_and_wait, platform
 
 STEPS = 20
@@ -81,16 +81,28 @@ def pct(values: list[float], q: float) -> float:
 def measure_chain(
     running: RunningPlatform, body: dict[str, Any], anchor: Any, rounds: int, label: str
 ) -> dict[str, Any]:
-    """Interleaved rounds of (anchor: 20 direct executions, pipeline run); per-step added ms."""
-    added, anchors, walls = [], [], []
+    """Interleaved rounds of (anchor: 20 direct executions, pipeline run); per-step added ms.
+
+    Also the CPU time of the platform's processes (`trackside up` and the jobs it started) per step,
+    in each: wall times on a loaded shared machine drift, CPU time much less.
+    """
+    added, anchors, walls, cpu_direct, cpu_pipeline = [], [], [], [], []
+
+    def cpu() -> float:
+        return cpu_seconds(process_tree(running.process.pid))
+
     with httpx.Client(headers=running.auth, timeout=60) as client:
         run_and_time(client, running.url, body)  # warm-up: imports, caches, connection pools
         anchor(client)
         for index in range(rounds):
-            t0 = time.perf_counter()
+            c0, t0 = cpu(), time.perf_counter()
             anchor(client)
             direct = time.perf_counter() - t0
+            c1 = cpu()
             wall, _ = run_and_time(client, running.url, body)
+            c2 = cpu()
+            cpu_direct.append((c1 - c0) * 1000 / STEPS)
+            cpu_pipeline.append((c2 - c1) * 1000 / STEPS)
             anchors.append(direct * 1000 / STEPS)
             walls.append(wall * 1000 / STEPS)
             added.append((wall - direct) * 1000 / STEPS)
@@ -102,6 +114,8 @@ def measure_chain(
         "added_ms_per_step_p50": round(median(added), 2),
         "added_ms_per_step_p99": round(pct(added, 0.99), 2),
         "ratio_vs_direct": round(median(walls) / max(median(anchors), 1e-6), 2),
+        "platform_cpu_ms_per_step_direct": round(median(cpu_direct), 2),
+        "platform_cpu_ms_per_step_pipeline": round(median(cpu_pipeline), 2),
     }
 
 
@@ -217,10 +231,12 @@ def markdown(r: dict[str, Any]) -> list[str]:
         f"Chains of {r['steps_per_chain']} steps, each step depending on the one before, run on `trackside up`",
         "(SQLite store) and timed from `POST /api/runs` to the end of the run's event stream; the anchor is the",
         "same 20 executions done directly by the client in the same round. Added per step = (pipeline -",
-        "direct) / 20.",
+        "direct) / 20. Platform CPU is the utime+stime of `trackside up` and the processes it started (job",
+        "replicas, local steps), per step, in each phase: the load-independent part of the cost.",
         "",
-        "| chain | direct ms/step (p50) | pipeline ms/step (p50) | added ms/step p50 | added p99 | ratio | rounds |",
-        "|---|---|---|---|---|---|---|",
+        "| chain | direct ms/step (p50) | pipeline ms/step (p50) | added ms/step p50 | added p99 | ratio |"
+        " platform CPU ms/step direct / pipeline | rounds |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     anchors = {
         "call": "`call` to the adder vs 20 POSTs through the gateway",
@@ -230,12 +246,12 @@ def markdown(r: dict[str, Any]) -> list[str]:
     for name, what in anchors.items():
         row = r.get(name) or {}
         if "skipped" in row or not row:
-            out.append(f"| {what} | skipped: {row.get('skipped', 'not measured')} | | | | | |")
+            out.append(f"| {what} | skipped: {row.get('skipped', 'not measured')} | | | | | | |")
             continue
         out.append(
             f"| {what} | {row['direct_ms_per_step_p50']} | {row['pipeline_ms_per_step_p50']} | "
             f"**{row['added_ms_per_step_p50']}** | {row['added_ms_per_step_p99']} | {row['ratio_vs_direct']}x | "
-            f"{row['rounds']} |"
+            f"{row['platform_cpu_ms_per_step_direct']} / {row['platform_cpu_ms_per_step_pipeline']} | {row['rounds']} |"
         )
     b = r["burst"]
     out += [

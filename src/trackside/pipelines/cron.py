@@ -23,12 +23,13 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from trackside.errors import InvalidInput
 from trackside.pipelines.conditions import Status
 from trackside.pipelines.models import PipelineRun, PipelineSchedule
 from trackside.pipelines.runs import aware, timestamp
+from trackside.pipelines.store import set_where
 from trackside.store.database import Database
 from trackside.store.models import utcnow
 
@@ -128,7 +129,7 @@ class CronLoop:
                 result = f"failed: {exc}"
                 with self.db.session() as session:
                     session.execute(
-                        update(PipelineSchedule).where(PipelineSchedule.id == schedule.id).values(last_result=result)
+                        set_where(PipelineSchedule).where(PipelineSchedule.id == schedule.id).values(last_result=result)
                     )
             if result:
                 done.append(f"{schedule.name}: {result}")
@@ -146,7 +147,9 @@ class CronLoop:
                 else PipelineSchedule.last_tick_at.is_(None)
             )
             claimed = session.execute(
-                update(PipelineSchedule).where(PipelineSchedule.id == schedule.id, condition).values(last_tick_at=tick)
+                set_where(PipelineSchedule)
+                .where(PipelineSchedule.id == schedule.id, condition)
+                .values(last_tick_at=tick)
             )
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
                 return None  # another scheduler fired it
@@ -183,4 +186,4 @@ class CronLoop:
         if run_id is not None:
             values["last_run_id"] = run_id
         with self.db.session() as session:
-            session.execute(update(PipelineSchedule).where(PipelineSchedule.id == schedule.id).values(**values))
+            session.execute(set_where(PipelineSchedule).where(PipelineSchedule.id == schedule.id).values(**values))

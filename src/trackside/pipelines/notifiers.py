@@ -29,10 +29,11 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 
 from trackside.pipelines.events import EventView
 from trackside.pipelines.models import PipelineDelivery, PipelineEvent
+from trackside.pipelines.store import set_where
 from trackside.store.database import Database
 from trackside.store.models import utcnow
 
@@ -104,7 +105,7 @@ class DeliveryWorker:
             claimed = []
             for delivery, event in rows:
                 result = session.execute(
-                    update(PipelineDelivery)
+                    set_where(PipelineDelivery)
                     .where(PipelineDelivery.id == delivery.id, PipelineDelivery.attempts == delivery.attempts)
                     .values(lease_owner=self.owner, lease_expires=now + timedelta(seconds=DELIVERY_LEASE))
                 )
@@ -125,7 +126,7 @@ class DeliveryWorker:
                     log.warning("notification %s given up after %d tries: %s", delivery_id, attempts + 1, error)
                 else:
                     values["next_attempt_at"] = utcnow() + timedelta(seconds=min(300.0, 2.0**attempts))
-            session.execute(update(PipelineDelivery).where(PipelineDelivery.id == delivery_id).values(**values))
+            session.execute(set_where(PipelineDelivery).where(PipelineDelivery.id == delivery_id).values(**values))
 
     async def _send(self, delivery_id: int, subscription: dict[str, Any], event: EventView) -> str | None:
         """None when delivered, else why not."""

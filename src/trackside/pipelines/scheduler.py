@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from trackside.pipelines.conditions import FINAL, Decision, Status, decide, run_status, skip_reason
@@ -48,6 +48,7 @@ from trackside.pipelines.notifiers import log_event
 from trackside.pipelines.outputs import SubstitutionError, capped, parse_output_lines, substitute, substitute_text
 from trackside.pipelines.runs import aware
 from trackside.pipelines.spec import JobSpec, PipelineSpec, Subscription
+from trackside.pipelines.store import set_where
 from trackside.pipelines.validation import ExecutorPolicy, parse_pipeline
 from trackside.store.database import Database
 from trackside.store.models import utcnow
@@ -167,6 +168,7 @@ class Scheduler:
         self._watches: dict[str, Watch] = {}
         self._specs: dict[str, PipelineSpec] = {}
         self._last_renewal = 0.0
+        self._claimed_in_pass = 0
         self._background: list[Callable[[asyncio.Event], Any]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -302,6 +304,7 @@ class Scheduler:
 
     def _reconcile(self, run_ids: set[str] | None) -> None:
         to_watch: list[Watch] = []
+        self._claimed_in_pass = 0
         with self._transaction() as tx:
             query = select(PipelineRun).where(PipelineRun.status.in_([Status.PENDING.value, Status.RUNNING.value]))
             if run_ids is not None:
@@ -331,7 +334,7 @@ class Scheduler:
         if run.status == Status.PENDING.value:
             deadline = now + timedelta(seconds=spec.timeout_seconds) if spec.timeout_seconds else None
             moved = session.execute(
-                update(PipelineRun)
+                set_where(PipelineRun)
                 .where(PipelineRun.id == run.id, PipelineRun.status == Status.PENDING.value)
                 .values(status=Status.RUNNING.value, started_at=now, deadline_at=deadline)
             )
@@ -345,7 +348,7 @@ class Scheduler:
         if run.cancel_requested is None and deadline_at is not None and now >= deadline_at:
             reason = f"run timed out after {spec.timeout_seconds:g} s"
             session.execute(
-                update(PipelineRun)
+                set_where(PipelineRun)
                 .where(PipelineRun.id == run.id, PipelineRun.cancel_requested.is_(None))
                 .values(cancel_requested=reason)
             )
@@ -378,7 +381,7 @@ class Scheduler:
                 continue
             if spec.parallelism is not None and running >= spec.parallelism:
                 continue
-            if self.max_running and len(self._watches) + len(started) >= self.max_running:
+            if self.max_running and len(self._watches) + self._claimed_in_pass >= self.max_running:
                 continue
             watch = self._claim(tx, run, step, job, now)
             if watch is not None:
@@ -392,6 +395,7 @@ class Scheduler:
                 )
                 statuses[step.name] = Status.RUNNING.value
                 running += 1
+                self._claimed_in_pass += 1
                 started.append(watch)
         if all(status in FINAL for status in statuses.values()):
             self._finish_run(tx, run, steps, statuses)
@@ -399,7 +403,7 @@ class Scheduler:
 
     def _finish_pending(self, session: Session, step: PipelineStep, status: Status, reason: str, now: datetime) -> bool:
         moved = session.execute(
-            update(PipelineStep)
+            set_where(PipelineStep)
             .where(PipelineStep.id == step.id, PipelineStep.status == Status.PENDING.value)
             .values(status=status.value, reason=reason, finished_at=now, next_attempt_at=None)
         )
@@ -414,7 +418,7 @@ class Scheduler:
         attempt = step.attempt + 1
         deadline = deadline_of(job, now)
         moved = tx.session.execute(
-            update(PipelineStep)
+            set_where(PipelineStep)
             .where(PipelineStep.id == step.id, PipelineStep.status == Status.PENDING.value)
             .values(
                 status=Status.RUNNING.value,
@@ -469,7 +473,7 @@ class Scheduler:
             failed = [n for n, s in statuses.items() if s == Status.FAILED.value and not allow.get(n, False)]
             reason = f"job(s) failed: {', '.join(failed)}" if failed else None
         moved = tx.session.execute(
-            update(PipelineRun)
+            set_where(PipelineRun)
             .where(PipelineRun.id == run.id, PipelineRun.status.in_([Status.PENDING.value, Status.RUNNING.value]))
             .values(status=status.value, finished_at=utcnow(), reason=reason)
         )
@@ -491,7 +495,7 @@ class Scheduler:
             return
         with self.db.session() as session:
             session.execute(
-                update(PipelineStep)
+                set_where(PipelineStep)
                 .where(PipelineStep.lease_owner == self.identity, PipelineStep.status == Status.RUNNING.value)
                 .values(lease_expires=utcnow() + timedelta(seconds=self.lease_seconds))
             )
@@ -514,7 +518,7 @@ class Scheduler:
                 if not (expires is None or expires < now or _dead_local_owner(step.lease_owner)):
                     continue
                 moved = session.execute(
-                    update(PipelineStep)
+                    set_where(PipelineStep)
                     .where(
                         PipelineStep.id == step.id,
                         PipelineStep.status == Status.RUNNING.value,
@@ -693,7 +697,7 @@ class Scheduler:
     def _save_handle(self, watch: Watch, handle: Handle) -> None:
         with self.db.session() as session:
             session.execute(
-                update(PipelineStep)
+                set_where(PipelineStep)
                 .where(PipelineStep.id == watch.step_id, PipelineStep.lease_owner == self.identity)
                 .values(handle=handle)
             )

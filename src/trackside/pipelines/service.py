@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from trackside.errors import AlreadyExists, InvalidInput
 from trackside.pipelines.conditions import ACTIVE_RUN, Status
@@ -23,6 +23,7 @@ from trackside.pipelines.notifiers import DeliveryWorker
 from trackside.pipelines.runs import create_run, get_run
 from trackside.pipelines.scheduler import Scheduler
 from trackside.pipelines.spec import PipelineSpec, Subscription
+from trackside.pipelines.store import set_where
 from trackside.pipelines.validation import apply_params, parse_pipeline, parse_subscriptions
 from trackside.store.database import Database
 
@@ -129,7 +130,7 @@ class PipelineService:
             if run.status not in ACTIVE_RUN:
                 return
             session.execute(
-                update(PipelineRun)
+                set_where(PipelineRun)
                 .where(PipelineRun.id == uid, PipelineRun.cancel_requested.is_(None))
                 .values(cancel_requested=reason)
             )
