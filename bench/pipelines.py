@@ -18,11 +18,12 @@ import json
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.common import REPO_ROOT, BenchError, Profile, cpu_seconds, log, median, process_tree, status_kib, workdir
+from bench.common import CLK_TCK, REPO_ROOT, BenchError, Profile, log, median, process_tree, status_kib, workdir
 from bench.platform import RunningPlatform, deploy_and_wait, platform
 
 STEPS = 20
@@ -73,6 +74,22 @@ def run_and_time(client: httpx.Client, url: str, body: dict[str, Any]) -> tuple[
     return elapsed, run
 
 
+def platform_cpu(pid: int) -> float:
+    """CPU seconds of the platform, its live descendants, and its children already reaped (local steps)."""
+    total = 0
+    for index, member in enumerate(process_tree(pid)):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            if index == 0:
+                raise BenchError(f"the platform process {pid} is gone") from None
+            continue  # a step that ended between listing and reading: its time is in its parent's cutime
+        total += int(fields[11]) + int(fields[12])
+        if index == 0:
+            total += int(fields[13]) + int(fields[14])  # cutime, cstime: reaped children
+    return total / CLK_TCK
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -89,7 +106,7 @@ def measure_chain(
     added, anchors, walls, cpu_direct, cpu_pipeline = [], [], [], [], []
 
     def cpu() -> float:
-        return cpu_seconds(process_tree(running.process.pid))
+        return platform_cpu(running.process.pid)
 
     with httpx.Client(headers=running.auth, timeout=60) as client:
         run_and_time(client, running.url, body)  # warm-up: imports, caches, connection pools

@@ -140,17 +140,21 @@ def test_a_killed_platform_reattaches_to_docker_steps_that_kept_running(
             jobs = {job["name"]: job for job in run["jobs"]}
             assert jobs["wait"]["attempt"] == 1 and jobs["wait"]["outputs"] == {"said": "hello"}
             assert [job["attempt"] for job in run["jobs"]] == [1, 1, 1]
-            names = subprocess.run(
-                ["docker", "ps", "-a", "--filter", f"label=trackside.pipeline.run={uid}", "--format", "{{.Names}}"],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.split()
-            assert names == []  # every step container removed once recorded: none orphaned, none doubled
+            # every step container is removed once recorded: none orphaned, none doubled
+            wait_until(lambda: _containers_of(uid) == [], what="the run's containers removed")
         finally:
             second.stop()
     finally:
         subprocess.run(["docker", "rm", "-f", container], capture_output=True)
+
+
+def _containers_of(uid: str) -> list[str]:
+    return subprocess.run(
+        ["docker", "ps", "-a", "--filter", f"label=trackside.pipeline.run={uid}", "--format", "{{.Names}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
 
 
 def _running(container: str) -> bool:

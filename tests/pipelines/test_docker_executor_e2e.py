@@ -7,7 +7,7 @@ import subprocess
 from typing import Any
 
 import pytest
-from tests.pipelines.support import README_GOLDEN_JOBS, README_PIPELINE, chainr_view, wait_for_run
+from tests.pipelines.support import README_GOLDEN_JOBS, README_PIPELINE, chainr_view, wait_for_run, wait_until
 from tests.support.platform import RunningPlatform
 from tests.support.services import require_docker
 
@@ -30,13 +30,16 @@ def test_the_readme_pipeline_runs_golden_on_docker(pipeline_platform: RunningPla
     assert chainr_view(run)["jobs"] == README_GOLDEN_JOBS
     assert run["status"] == "SUCCESSFUL"
     assert {job["executor"] for job in run["jobs"]} == {"docker"}
-    leftovers = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", f"label=trackside.pipeline.run={run['metadata']['uid']}"],
+    wait_until(lambda: _containers_of(run["metadata"]["uid"]) == [], what="the step containers removed")
+
+
+def _containers_of(uid: str) -> list[str]:
+    return subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label=trackside.pipeline.run={uid}"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.split()
-    assert leftovers == []
 
 
 def test_a_docker_step_gets_its_env_and_publishes_outputs_and_logs(pipeline_platform: RunningPlatform) -> None:

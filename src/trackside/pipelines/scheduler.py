@@ -169,6 +169,7 @@ class Scheduler:
         self._specs: dict[str, PipelineSpec] = {}
         self._last_renewal = 0.0
         self._claimed_in_pass = 0
+        self._releases: set[asyncio.Task[None]] = set()
         self._background: list[Callable[[asyncio.Event], Any]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -254,6 +255,8 @@ class Scheduler:
             tasks = [w.task for w in self._watches.values() if w.task is not None]
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
+            if self._releases:
+                await asyncio.gather(*self._releases, return_exceptions=True)
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
@@ -685,8 +688,22 @@ class Scheduler:
                 raise
         except ExecutorUnavailable as exc:
             return StepOutcome(None, str(exc)), None
-        await executor.release(launch, handle)
-        return outcome, self._outputs(launch)
+        outputs = self._outputs(launch)
+        self._release_later(executor, launch, handle)
+        return outcome, outputs
+
+    def _release_later(self, executor: StepExecutor, launch: StepLaunch, handle: Handle) -> None:
+        """Remove the attempt's leftovers off the critical path (its log and exit code are read already)."""
+
+        async def release() -> None:
+            try:
+                await executor.release(launch, handle)
+            except Exception:
+                log.warning("pipeline scheduler: could not release %s of run %s", launch.job, launch.run_uid)
+
+        task = asyncio.get_running_loop().create_task(release())
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
 
     def _outputs(self, launch: StepLaunch) -> dict[str, Any] | None:
         text = read_log(launch.log_path)

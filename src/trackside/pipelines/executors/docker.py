@@ -123,7 +123,7 @@ class DockerExecutor:
             if process.returncode != 0:
                 return StepOutcome(None, f"lost the container {handle.get('name')}: {err.decode(errors='replace')}")
             code = int(out.decode().strip().splitlines()[-1])
-            details = await self._state(container)
+            details = await self._state(container) if code != 0 else {}  # why it failed: OOM?
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(pump), 10)
             if details.get("OOMKilled"):
