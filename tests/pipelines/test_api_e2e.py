@@ -29,6 +29,17 @@ from trackside.auth.service import AuthService
 from trackside.config import Settings
 from trackside.store.database import Database
 
+TIMEOUT = 60  # the machine these run on can be slow: never httpx's default 5 s
+
+
+def http_get(url: str, **kwargs: Any) -> httpx.Response:
+    return httpx.get(url, timeout=TIMEOUT, **kwargs)
+
+
+def http_post(url: str, **kwargs: Any) -> httpx.Response:
+    return httpx.post(url, timeout=TIMEOUT, **kwargs)
+
+
 pytestmark = [pytest.mark.slow, pytest.mark.store]
 
 
@@ -152,16 +163,14 @@ def test_unknown_dependencies_cycles_and_bad_names_are_refused_at_post_naming_th
 
 def test_the_api_needs_a_token_with_run_pipeline(pipeline_platform: RunningPlatform) -> None:
     platform = pipeline_platform
-    anonymous = httpx.get(f"{platform.url}/api/runs")
+    anonymous = http_get(f"{platform.url}/api/runs")
     assert anonymous.status_code == 401 and anonymous.json()["kind"] == "Error"
     without = internal_token(platform, ["call_job"])
-    refused = httpx.post(f"{platform.url}/api/runs", json=README_PIPELINE, headers={"X-Racetrack-Auth": without})
+    refused = http_post(f"{platform.url}/api/runs", json=README_PIPELINE, headers={"X-Racetrack-Auth": without})
     assert refused.status_code == 403
     assert refused.json()["error"] == "Internal ci has no run_pipeline permission"
     allowed = internal_token(platform, ["run_pipeline"])
-    bearer = httpx.post(
-        f"{platform.url}/api/runs", json=README_PIPELINE, headers={"Authorization": f"Bearer {allowed}"}
-    )
+    bearer = http_post(f"{platform.url}/api/runs", json=README_PIPELINE, headers={"Authorization": f"Bearer {allowed}"})
     assert bearer.status_code == 202
 
 
@@ -170,18 +179,18 @@ def test_a_new_user_may_run_pipelines_but_not_cancel_someone_else_s_run(pipeline
     username = f"runner-{uuid.uuid4().hex[:6]}@example.com"
     password = "correct-horse-battery-staple-9"
     api = platform.api
-    assert httpx.post(f"{api}/users/register", json={"username": username, "password": password}).status_code == 201
+    assert http_post(f"{api}/users/register", json={"username": username, "password": password}).status_code == 201
     assert platform.http.post(f"{api}/users/{username}/activate").status_code == 200
-    token = httpx.post(f"{api}/users/login", json={"username": username, "password": password}).json()["token"]
+    token = http_post(f"{api}/users/login", json={"username": username, "password": password}).json()["token"]
     user = {"X-Racetrack-Auth": token}
     slow = {"kind": "Pipeline", "jobs": {"wait": {"image": "b", "run": "sleep 30"}}}
     admins = post_run(platform, slow)
-    mine = httpx.post(f"{platform.url}/api/runs", json=slow, headers=user)
+    mine = http_post(f"{platform.url}/api/runs", json=slow, headers=user)
     assert mine.status_code == 202
-    refused = httpx.post(f"{platform.url}/api/runs/{admins}/cancel", headers=user)
+    refused = http_post(f"{platform.url}/api/runs/{admins}/cancel", headers=user)
     assert refused.status_code == 403 and "may not change run" in refused.json()["error"]
     assert (
-        httpx.post(f"{platform.url}/api/runs/{mine.json()['metadata']['uid']}/cancel", headers=user).status_code == 202
+        http_post(f"{platform.url}/api/runs/{mine.json()['metadata']['uid']}/cancel", headers=user).status_code == 202
     )
     assert platform.http.post(f"{platform.url}/api/runs/{admins}/cancel").status_code == 202
     assert wait_for_run(platform.http, platform.url, admins)["status"] == "CANCELED"

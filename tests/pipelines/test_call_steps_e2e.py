@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 from tests.conftest import EXAMPLES
 from tests.pipelines.support import wait_for_run
 from tests.pipelines.test_api_e2e import internal_token
 from tests.support.platform import RunningPlatform, deploy_and_wait
+
+TIMEOUT = 60  # the machine these run on can be slow: never httpx's default 5 s
+
+
+def http_get(url: str, **kwargs: Any) -> httpx.Response:
+    return httpx.get(url, timeout=TIMEOUT, **kwargs)
+
+
+def http_post(url: str, **kwargs: Any) -> httpx.Response:
+    return httpx.post(url, timeout=TIMEOUT, **kwargs)
+
 
 pytestmark = [pytest.mark.slow, pytest.mark.store]
 
@@ -58,7 +71,7 @@ def test_call_steps_chain_through_the_gateway_and_their_answers_become_outputs(w
 def test_a_call_step_runs_with_the_owner_s_permissions_only(with_adder: RunningPlatform) -> None:
     platform = with_adder
     token = internal_token(platform, ["run_pipeline"])  # may run pipelines, may not call jobs
-    response = httpx.post(f"{platform.url}/api/runs", json=CHAIN, headers={"X-Racetrack-Auth": token})
+    response = http_post(f"{platform.url}/api/runs", json=CHAIN, headers={"X-Racetrack-Auth": token})
     assert response.status_code == 202
     run = wait_for_run(platform.http, platform.url, response.json()["metadata"]["uid"])
     jobs = {job["name"]: job for job in run["jobs"]}

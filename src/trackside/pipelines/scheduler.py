@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from trackside.pipelines.conditions import FINAL, Decision, Status, decide, run_status, skip_reason
 from trackside.pipelines.events import BELL, EventView, record_event
@@ -309,7 +309,12 @@ class Scheduler:
         to_watch: list[Watch] = []
         self._claimed_in_pass = 0
         with self._transaction() as tx:
-            query = select(PipelineRun).where(PipelineRun.status.in_([Status.PENDING.value, Status.RUNNING.value]))
+            # The spec is read only when this scheduler has not parsed it yet; step logs not at all.
+            query = (
+                select(PipelineRun)
+                .options(defer(PipelineRun.spec))
+                .where(PipelineRun.status.in_([Status.PENDING.value, Status.RUNNING.value]))
+            )
             if run_ids is not None:
                 query = query.where(PipelineRun.id.in_(list(run_ids)))
             runs = list(tx.session.scalars(query.order_by(PipelineRun.created_at)))
@@ -318,6 +323,7 @@ class Scheduler:
             steps = {run.id: [] for run in runs}  # type: dict[str, list[PipelineStep]]
             for step in tx.session.scalars(
                 select(PipelineStep)
+                .options(defer(PipelineStep.log), defer(PipelineStep.attempts), defer(PipelineStep.handle))
                 .where(PipelineStep.run_id.in_([r.id for r in runs]))
                 .order_by(PipelineStep.position)
             ):
@@ -726,8 +732,8 @@ class Scheduler:
         now = utcnow()
         text = read_log(log_path(self.data_dir, watch.run_id, watch.name, watch.attempt), LOG_KEEP)
         with self._transaction() as tx:
-            run = tx.session.get(PipelineRun, watch.run_id)
-            step = tx.session.get(PipelineStep, watch.step_id)
+            run = tx.session.get(PipelineRun, watch.run_id, options=[defer(PipelineRun.spec)])
+            step = tx.session.get(PipelineStep, watch.step_id, options=[defer(PipelineStep.log)])
             if run is None or step is None or step.status != Status.RUNNING.value or step.attempt != watch.attempt:
                 return
             job = self._spec(run).jobs[watch.name]
