@@ -16,7 +16,7 @@ from typing import Any
 
 from bench.common import BenchError, Profile, load_average, log
 
-BENCHMARKS = ("runtime", "gateway", "deploy", "control_plane", "dashboard", "memory", "docker_deploy")
+BENCHMARKS = ("runtime", "gateway", "deploy", "control_plane", "dashboard", "memory", "docker_deploy", "pipelines")
 
 
 def main(argv: list[str] | None = None) -> int:

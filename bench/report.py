@@ -112,6 +112,7 @@ def _markdown(stored: dict[str, Any], charts: dict[str, str]) -> str:
         "dashboard": _dashboard_md,
         "memory": _memory_md,
         "docker_deploy": _docker_deploy_md,
+        "pipelines": _pipelines_md,
     }
     for name, render in sections.items():
         if name in benches:
@@ -127,6 +128,12 @@ def _markdown(stored: dict[str, Any], charts: dict[str, str]) -> str:
             if name in charts:
                 out += [f"![{name}]({charts[name]})", ""]
     return "\n".join(out)
+
+
+def _pipelines_md(r: dict[str, Any]) -> list[str]:
+    from bench.pipelines import markdown
+
+    return markdown(r)
 
 
 def _load(values: list[float]) -> str:

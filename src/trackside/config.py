@@ -64,6 +64,29 @@ class Settings(BaseSettings):
     docker_base_images: dict[str, str] = Field(default_factory=dict)
     # More Docker targets by name: {url: tcp://...|unix://..., tls_verify: bool, cert_path: dir}.
     docker_targets: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # Pipelines (docs/pipelines.md). The executor of container steps that name none: docker | local.
+    pipeline_executor: str = "docker"
+    # The `local` executor runs steps as processes of this host: off unless the operator trusts its users.
+    pipeline_local_executor: bool = False
+    # Engine of the docker executor: "" = the `docker` target's engine (docker_url); "off" = none.
+    pipeline_docker_url: str = ""
+    # Image names used in pipelines -> images the engine has (an air-gapped engine has no busybox).
+    pipeline_images: dict[str, str] = Field(default_factory=dict)
+    # Let the docker executor pull an image the engine lacks (off: a missing image fails the step).
+    pipeline_docker_pull: bool = False
+    pipeline_docker_network: str = "host"
+    # Run the pipeline scheduler in this lifecycle process (every lifecycle replica may run one).
+    pipeline_scheduler: bool = True
+    # How long a scheduler's claim on a running step lasts without renewal (then another takes it over).
+    pipeline_lease_seconds: float = 15.0
+    # Steps running at once under one scheduler, all runs together (0: no limit).
+    pipeline_max_running_steps: int = 64
+    # chainr's log notifier: every run and step event on the platform's stdout.
+    pipeline_log_notifier: bool = True
+    # Global subscriptions to run and step events, in a pipeline's `notifications` format.
+    pipeline_notifications: list[dict[str, Any]] = Field(default_factory=list)
+    # Tries of a webhook or plugin notification before it is given up (backoff 1 s, 2 s, 4 s...).
+    pipeline_notification_attempts: int = 6
 
     @property
     def resolved_database_url(self) -> str:

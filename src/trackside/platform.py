@@ -85,14 +85,16 @@ def run_platform(settings: Settings) -> None:
     from trackside.lifecycle.api.app import create_app
     from trackside.lifecycle.context import LifecycleContext
     from trackside.lifecycle.supervisor import Supervisor
+    from trackside.pipelines.service import PipelineService
 
     configure_logging(settings)
     context = LifecycleContext.create(settings)
     context.recover_interrupted_deploys()
+    pipelines = PipelineService(settings, context.db, context.plugins)
     # The dashboard shares the lifecycle's internal server (the gateway forwards non-/pub paths there)
     # and calls its API over loopback like any client; its URL is known once the port is bound.
     dashboard = Dashboard(pub_url="/pub")
-    app = mount_dashboard(create_app(context), create_dashboard_app(dashboard))
+    app = mount_dashboard(create_app(context, pipelines), create_dashboard_app(dashboard))
     lifecycle = LifecycleServer(app, "127.0.0.1", 0, settings.log_level)
     supervisor = Supervisor(settings, context.db, context.plugins)
     loop = _new_event_loop()
@@ -112,6 +114,9 @@ def run_platform(settings: Settings) -> None:
         dashboard.gateway_health_url = f"http://{local}:{port}/pub/health"
         reporter = CallReporter.from_settings(settings, gateway.metrics, internal_url)
         reporter.start()
+        if not (settings.internal_pub_url or settings.external_pub_url):
+            pipelines.set_pub_url(f"{base}/pub")  # call steps go through this gateway
+        pipelines.start()
         print(
             f"Trackside is up on {base}  (dashboard {base}/dashboard, lifecycle API {base}/lifecycle,"
             f" jobs {base}/pub/job/NAME/VERSION)",
@@ -130,6 +135,7 @@ def run_platform(settings: Settings) -> None:
     except OSError as exc:
         raise InvalidInput(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from exc
     finally:
+        pipelines.stop()
         supervisor.stop()
         lifecycle.stop()
         context.close()
@@ -170,14 +176,18 @@ def run_component(name: str, settings: Settings) -> None:
                     log.exception("supervisor: sync failed")
             return
         from trackside.lifecycle.api.app import create_app
+        from trackside.pipelines.service import PipelineService
 
         context.recover_interrupted_deploys()
+        pipelines = PipelineService(settings, context.db, context.plugins)
         # uvicorn in a thread, as in `up`: run in the main thread, uvicorn re-raises SIGTERM once it has
         # shut down, which killed the process before `context.close()` stopped the replicas it supervises.
-        lifecycle = LifecycleServer(create_app(context), settings.host, settings.port, settings.log_level)
+        lifecycle = LifecycleServer(create_app(context, pipelines), settings.host, settings.port, settings.log_level)
         lifecycle.start()
+        pipelines.start()
         print(f"trackside lifecycle listening on http://{settings.host}:{lifecycle.port}/lifecycle", flush=True)
         stop.wait()
+        pipelines.stop()
         lifecycle.stop()
     finally:
         context.close()

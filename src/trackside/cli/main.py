@@ -19,6 +19,7 @@ import typer
 from typer.core import TyperGroup
 
 from trackside.cli import admin, audit, auth, deploy, escs, jobs, manifest, move, registry, remote, server
+from trackside.cli.pipeline import pipeline_app
 from trackside.cli.plugins import plugin_app
 from trackside.errors import TracksideError
 
@@ -137,6 +138,7 @@ app.add_typer(escs.grant_app)
 app.command("audit")(audit.audit)
 app.command("maintenance")(audit.maintenance)
 app.add_typer(plugin_app)
+app.add_typer(pipeline_app)
 
 
 if __name__ == "__main__":

@@ -253,6 +253,16 @@ class PluginEngine:
             env.update(result or {})
         return env
 
+    def pipeline_notifiers(self) -> dict[str, Any]:
+        """Notifiers for pipeline events, by name: `notifier(event, config)` callables or objects with `notify`."""
+        found: dict[str, Any] = {}
+        for plugin, result in self.hook_results("pipeline_notifiers"):
+            if not isinstance(result, dict):
+                log.error("plugin %s: pipeline_notifiers must return a dict of name -> notifier", plugin.manifest.name)
+                continue
+            found.update(result)
+        return found
+
     def post_job_deploy(self, **kwargs: Any) -> None:
         self.hook_results("post_job_deploy", **kwargs)
 

@@ -38,6 +38,8 @@ from trackside.lifecycle.api import settings as settings_api
 from trackside.lifecycle.api.deps import install_auth
 from trackside.lifecycle.api.errors import install_error_handlers
 from trackside.lifecycle.context import LifecycleContext
+from trackside.pipelines import api as pipelines_api
+from trackside.pipelines.service import PipelineService
 
 API_ROUTERS = (
     deploy.router,
@@ -75,9 +77,12 @@ def _warm_up_job_listing(context: LifecycleContext) -> None:
         log.warning("warming up the job listing failed", exc_info=True)
 
 
-def create_app(context: LifecycleContext) -> FastAPI:
+def create_app(context: LifecycleContext, pipelines: PipelineService | None = None) -> FastAPI:
     """The app, for a process about to serve it: the job listing starts warming up in the background
-    (here rather than in a lifespan handler, which `trackside up` runs without)."""
+    (here rather than in a lifespan handler, which `trackside up` runs without).
+
+    `pipelines` serves `/api/runs...` (chainr's API, at the platform's root); without one given, runs
+    are only written to the store, for a process that runs the scheduler."""
     threading.Thread(target=_warm_up_job_listing, args=(context,), name="job-listing-warm-up", daemon=True).start()
     app = FastAPI(
         title="Trackside lifecycle API",
@@ -93,6 +98,10 @@ def create_app(context: LifecycleContext) -> FastAPI:
             app.include_router(router, prefix=prefix)
     for prefix in ("/lifecycle", ""):
         app.include_router(info.probes, prefix=prefix)
+    app.state.pipelines = pipelines or PipelineService(
+        context.settings, context.db, context.plugins, run_scheduler=False
+    )
+    app.include_router(pipelines_api.router)
 
     app.mount(SWAGGER_ASSETS_URL, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger-ui")
 

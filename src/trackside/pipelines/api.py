@@ -1,0 +1,486 @@
+"""The pipelines API at the platform's root, `/api/...`: chainr's endpoints unchanged, and ours beside them.
+
+chainr's (reference 1.4): `GET /api`, `POST /api/runs` (202, a Run with `metadata.selfLink`),
+`GET /api/runs` (a RunList, newest first), `GET /api/runs/{uid}`; errors as `{"kind": "Error",
+"error": "..."}` (we add `"type"`, the house shape's field), other methods 405 with `Allow: GET, POST`.
+Ours: cancel and retry, a run's DAG, a step's details and logs (`?follow=1`: server-sent events),
+a run's events (server-sent, resumable with `Last-Event-ID`), named pipelines and their runs, and
+cron schedules.
+
+Every endpoint needs a token with the `run_pipeline` scope (new users have it; `full_access` covers
+it; ESCs get it with `trackside grant esc ESC_ID FAMILY --scope run_pipeline`), sent as
+`X-Racetrack-Auth: TOKEN` or `Authorization: Bearer TOKEN` (how an unchanged chainr client passes it:
+`curl -H "Authorization: Bearer $TOKEN" ...`). Anyone with the scope reads every run; cancel and
+retry are for the run's owner and administrators.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from trackside.auth.permissions import Resource
+from trackside.auth.scopes import Scope
+from trackside.auth.subjects import Caller
+from trackside.errors import Forbidden, InvalidInput, NotFound, TracksideError
+from trackside.lifecycle.access import Grants, require_scope
+from trackside.lifecycle.api.deps import get_caller, get_context
+from trackside.pipelines.conditions import ACTIVE_RUN, FINAL, Status
+from trackside.pipelines.cron import POLICIES, schedule_json
+from trackside.pipelines.definitions import definition_json, get_definition, list_definitions, versions_of
+from trackside.pipelines.events import BELL, EventView
+from trackside.pipelines.logs import log_path as attempt_log_path
+from trackside.pipelines.logs import read_from, read_log
+from trackside.pipelines.models import PipelineEvent, PipelineRun, PipelineSchedule
+from trackside.pipelines.runs import API, RUNS, get_run, get_step, graph_json, job_json, owner_of, run_json, steps_of
+from trackside.pipelines.service import PipelineService
+
+ALLOW = "GET, POST"
+POLL_SECONDS = 1.0
+KEEPALIVE_SECONDS = 15.0
+
+
+def chainr_error(status_code: int, message: str, type_name: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(
+        {"kind": "Error", "error": message, "type": type_name}, status_code=status_code, headers=headers
+    )
+
+
+class ChainrRoute(APIRoute):
+    """Errors of these routes in chainr's shape, whatever raised them (auth, validation, the store)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def chainr_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except TracksideError as exc:
+                return chainr_error(exc.status_code, exc.message, exc.type_name)
+            except RequestValidationError as exc:
+                problems = []
+                for error in exc.errors():
+                    location = "/".join(str(part) for part in error.get("loc", ()) if part != "body")
+                    problems.append(f"/{location}: {error.get('msg')}")
+                return chainr_error(400, ", ".join(problems), "InvalidInput")
+            except StarletteHTTPException as exc:
+                return chainr_error(exc.status_code, str(exc.detail), "HTTPException")
+
+        return chainr_handler
+
+
+router = APIRouter(route_class=ChainrRoute, tags=["pipelines"])
+
+
+def get_service(request: Request) -> PipelineService:
+    service: PipelineService = request.app.state.pipelines
+    return service
+
+
+def pipeline_caller(request: Request) -> Caller:
+    """The caller, who must hold `run_pipeline` (or `full_access`)."""
+    caller = get_caller(request)
+    with get_context(request).db.session() as session:
+        require_scope(session, caller, Scope.RUN_PIPELINE)
+    return caller
+
+
+def _may_manage(service: PipelineService, caller: Caller, run: PipelineRun) -> None:
+    owner = run.owner or {}
+    if owner.get("type") == caller.subject_type.value and owner.get("name") == caller.name:
+        return
+    if caller.is_staff:
+        return
+    with service.db.session() as session:
+        if Grants.of(session, caller).allows(Scope.FULL_ACCESS, Resource()):
+            return
+    raise Forbidden(f"{caller.display} may not change run {run.id}: it belongs to {owner.get('name')}")
+
+
+def _run_body(service: PipelineService, uid: str, detail: bool = True) -> dict[str, Any]:
+    with service.db.session() as session:
+        run = get_run(session, uid)
+        return run_json(run, steps_of(session, [uid])[uid], detail=detail)
+
+
+def _method_not_allowed() -> JSONResponse:
+    return chainr_error(405, "Method not allowed", "MethodNotAllowed", headers={"Allow": ALLOW})
+
+
+# -- chainr's endpoints ----------------------------------------------------------------------------
+
+
+@router.get(API)
+def api_root(caller: Caller = Depends(pipeline_caller)) -> dict[str, Any]:
+    return {
+        "kind": "APIResourceList",
+        "metadata": {"selfLink": API},
+        "resources": {
+            "runs": {"url": RUNS, "description": "Interact with runs"},
+            "pipelines": {"url": f"{API}/pipelines", "description": "Named, versioned pipelines"},
+            "schedules": {"url": f"{API}/schedules", "description": "Cron schedules of named pipelines"},
+        },
+    }
+
+
+@router.post(RUNS, status_code=202)
+def create_run(
+    body: Any = Body(None),
+    caller: Caller = Depends(pipeline_caller),
+    service: PipelineService = Depends(get_service),
+) -> JSONResponse:
+    if body is None:
+        raise InvalidInput('/: the body must be a pipeline: {"kind": "Pipeline", "jobs": {...}}')
+    uid = service.submit(body, owner_of(caller))
+    answer = _run_body(service, uid, detail=False)
+    return JSONResponse(answer, status_code=202, headers={"Location": f"{RUNS}/{uid}"})
+
+
+@router.get(RUNS)
+def list_runs(
+    status: str | None = Query(None, description="Only runs with this status (comma-separated)."),
+    pipeline: str | None = Query(None, description="Only runs of this named pipeline."),
+    limit: int | None = Query(None, ge=1, le=10000, description="At most this many (newest first)."),
+    caller: Caller = Depends(pipeline_caller),
+    service: PipelineService = Depends(get_service),
+) -> dict[str, Any]:
+    query = select(PipelineRun)
+    if status:
+        wanted = [s.strip().upper() for s in status.split(",") if s.strip()]
+        unknown = [s for s in wanted if s not in Status.__members__]
+        if unknown:
+            raise InvalidInput(f"unknown status {', '.join(unknown)}; choose from {', '.join(Status)}")
+        query = query.where(PipelineRun.status.in_(wanted))
+    if pipeline:
+        query = query.where(PipelineRun.pipeline_name == pipeline)
+    query = query.order_by(PipelineRun.created_at.desc(), PipelineRun.id)
+    if limit:
+        query = query.limit(limit)
+    with service.db.session() as session:
+        runs = list(session.scalars(query))
+        steps = steps_of(session, [run.id for run in runs])
+        items = [run_json(run, steps[run.id], kind=False) for run in runs]
+    active = sum(1 for item in items if item["status"] in ACTIVE_RUN)
+    return {"kind": "RunList", "metadata": {"selfLink": RUNS, "active": active}, "items": items}
+
+
+@router.get(RUNS + "/{uid}")
+def read_run(
+    uid: str, caller: Caller = Depends(pipeline_caller), service: PipelineService = Depends(get_service)
+) -> dict[str, Any]:
+    return _run_body(service, uid)
+
+
+@router.api_route(API, methods=["POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+@router.api_route(RUNS, methods=["PUT", "PATCH", "DELETE"], include_in_schema=False)
+@router.api_route(RUNS + "/{uid}", methods=["POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+def method_not_allowed() -> JSONResponse:
+    return _method_not_allowed()
+
+
+# -- run actions -----------------------------------------------------------------------------------
+
+
+@router.post(RUNS + "/{uid}/cancel", status_code=202)
+def cancel_run(
+    uid: str, caller: Caller = Depends(pipeline_caller), service: PipelineService = Depends(get_service)
+) -> JSONResponse:
+    with service.db.session() as session:
+        run = get_run(session, uid)
+    _may_manage(service, caller, run)
+    service.cancel_run(uid, f"canceled by {caller.display}")
+    return JSONResponse(_run_body(service, uid, detail=False), status_code=202)
+
+
+@router.post(RUNS + "/{uid}/retry", status_code=202)
+def retry_run(
+    uid: str, caller: Caller = Depends(pipeline_caller), service: PipelineService = Depends(get_service)
+) -> JSONResponse:
+    with service.db.session() as session:
+        run = get_run(session, uid)
+    _may_manage(service, caller, run)
+    new_uid = service.retry_run(uid, owner_of(caller))
+    return JSONResponse(
+        _run_body(service, new_uid, detail=False), status_code=202, headers={"Location": f"{RUNS}/{new_uid}"}
+    )
+
+
+@router.get(RUNS + "/{uid}/graph")
+def run_graph(
+    uid: str, caller: Caller = Depends(pipeline_caller), service: PipelineService = Depends(get_service)
+) -> dict[str, Any]:
+    with service.db.session() as session:
+        run = get_run(session, uid)
+        return graph_json(run, steps_of(session, [uid])[uid])
+
+
+@router.get(RUNS + "/{uid}/jobs/{job}")
+def read_job(
+    uid: str, job: str, caller: Caller = Depends(pipeline_caller), service: PipelineService = Depends(get_service)
+) -> dict[str, Any]:
+    with service.db.session() as session:
+        run = get_run(session, uid)
+        step = get_step(session, uid, job)
+        body = job_json(run, step, detail=True)
+    body["kind"] = "Job"
+    body["metadata"] = {"selfLink": f"{RUNS}/{uid}/jobs/{job}", "run": uid}
+    return body
+
+
+def _log_source(service: PipelineService, uid: str, job: str, attempt: int | None) -> tuple[Any, int, str, str | None]:
+    """(log file, attempt, step status, stored log) of a step's attempt (the latest by default)."""
+    with service.db.session() as session:
+        step = get_step(session, uid, job)
+        wanted = attempt or step.attempt
+        if attempt is not None and not 1 <= attempt <= max(step.attempt, 0):
+            raise NotFound(f"job {job} of run {uid} has no attempt {attempt} (attempts so far: {step.attempt})")
+        stored = step.log if wanted == step.attempt else None
+        path = attempt_log_path(service.settings.data_dir, step.kept_from or uid, job, wanted) if wanted else None
+        return path, wanted, step.status, stored
+
+
+@router.get(RUNS + "/{uid}/jobs/{job}/logs", response_model=None)
+async def job_logs(
+    uid: str,
+    job: str,
+    request: Request,
+    follow: bool = Query(False, description="Stream new lines as server-sent events until the step ends."),
+    attempt: int | None = Query(None, ge=1, description="This attempt's log (default: the latest)."),
+    caller: Caller = Depends(pipeline_caller),
+    service: PipelineService = Depends(get_service),
+) -> Response:
+    path, wanted, status, stored = await run_in_threadpool(_log_source, service, uid, job, attempt)
+    if not follow:
+        text = (read_log(path) if path is not None else None) or stored or ""
+        return PlainTextResponse(text)
+
+    async def lines() -> AsyncIterator[str]:
+        offset = 0
+        current = status
+        seen = BELL.count
+        idle = 0.0
+        while True:
+            if path is not None:
+                chunk, offset = read_from(path, offset)
+                for line in chunk.splitlines():
+                    yield f"data: {line}\n\n"
+            if current in FINAL or await request.is_disconnected():
+                break
+            if current == Status.PENDING and wanted and status != Status.PENDING:
+                break  # this attempt ended and a retry waits: its log is complete
+            await asyncio.sleep(0.1)
+            idle += 0.1
+            if BELL.count != seen or idle >= POLL_SECONDS:
+                seen, idle = BELL.count, 0.0
+                _, latest, current, _ = await run_in_threadpool(_log_source, service, uid, job, None)
+                if latest != wanted:
+                    current = Status.FAILED  # a new attempt started: this one is over
+        if path is not None:
+            chunk, offset = read_from(path, offset)
+            rest = chunk + (read_log(path) or "")[offset:]
+            for line in rest.splitlines():
+                yield f"data: {line}\n\n"
+        elif stored:
+            for line in stored.splitlines():
+                yield f"data: {line}\n\n"
+        yield "event: end\ndata: {}\n\n"
+
+    return StreamingResponse(lines(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+def _events_after(service: PipelineService, uid: str, after: int) -> tuple[list[dict[str, Any]], str]:
+    with service.db.session() as session:
+        run = get_run(session, uid)
+        rows = session.scalars(
+            select(PipelineEvent)
+            .where(PipelineEvent.run_id == uid, PipelineEvent.id > after)
+            .order_by(PipelineEvent.id)
+        )
+        return [EventView.of(row).to_json() for row in rows], run.status
+
+
+@router.get(RUNS + "/{uid}/events", response_model=None)
+async def run_events(
+    uid: str,
+    request: Request,
+    caller: Caller = Depends(pipeline_caller),
+    service: PipelineService = Depends(get_service),
+) -> Response:
+    """Server-sent events of a run: every event so far (after `Last-Event-ID`), then new ones, until it ends."""
+    try:
+        after = int(request.headers.get("last-event-id") or request.query_params.get("after") or 0)
+    except ValueError:
+        raise InvalidInput("Last-Event-ID must be an event id (an integer)") from None
+    events, status = await run_in_threadpool(_events_after, service, uid, after)
+
+    async def stream() -> AsyncIterator[str]:
+        nonlocal after, events, status
+        seen = BELL.count
+        idle = keepalive = 0.0
+        while True:
+            for event in events:
+                after = event["id"]
+                yield f"id: {event['id']}\nevent: {event['scope']}\ndata: {json.dumps(event)}\n\n"
+            if status not in ACTIVE_RUN:
+                yield "event: end\ndata: {}\n\n"
+                return
+            events = []
+            while not events and status in ACTIVE_RUN:
+                if await request.is_disconnected():
+                    return
+                await asyncio.sleep(0.05)
+                idle += 0.05
+                keepalive += 0.05
+                if keepalive >= KEEPALIVE_SECONDS:
+                    keepalive = 0.0
+                    yield ": keepalive\n\n"
+                if BELL.count != seen or idle >= POLL_SECONDS:
+                    seen, idle = BELL.count, 0.0
+                    events, status = await run_in_threadpool(_events_after, service, uid, after)
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+# -- named pipelines -------------------------------------------------------------------------------
+
+
+class SavePipeline(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="The pipeline's name; saving a name again makes its next version.")
+    pipeline: dict[str, Any] = Field(description="The pipeline JSON.")
+
+
+class RunPipeline(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int | None = Field(None, ge=1, description="Default: the latest version.")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+@router.get(API + "/pipelines")
+def list_pipelines(
+    caller: Caller = Depends(pipeline_caller), service: PipelineService = Depends(get_service)
+) -> dict[str, Any]:
+    with service.db.session() as session:
+        items = [definition_json(d) for d in list_definitions(session)]
+    return {"kind": "PipelineList", "metadata": {"selfLink": f"{API}/pipelines"}, "items": items}
+
+
+@router.post(API + "/pipelines", status_code=201)
+def save_pipeline(
+    body: SavePipeline, caller: Caller = Depends(pipeline_caller), service: PipelineService = Depends(get_service)
+) -> JSONResponse:
+    name, version = service.save_definition(body.name, body.pipeline, caller.username)
+    with service.db.session() as session:
+        answer = definition_json(get_definition(session, name, version), versions_of(session, name))
+    return JSONResponse(answer, status_code=201)
+
+
+@router.get(API + "/pipelines/{name}")
+def read_pipeline(
+    name: str, caller: Caller = Depends(pipeline_caller), service: PipelineService = Depends(get_service)
+) -> dict[str, Any]:
+    with service.db.session() as session:
+        return definition_json(get_definition(session, name), versions_of(session, name))
+
+
+@router.get(API + "/pipelines/{name}/versions/{version}")
+def read_pipeline_version(
+    name: str,
+    version: int,
+    caller: Caller = Depends(pipeline_caller),
+    service: PipelineService = Depends(get_service),
+) -> dict[str, Any]:
+    with service.db.session() as session:
+        return definition_json(get_definition(session, name, version), versions_of(session, name))
+
+
+@router.post(API + "/pipelines/{name}/runs", status_code=202)
+def run_pipeline(
+    name: str,
+    body: RunPipeline | None = None,
+    caller: Caller = Depends(pipeline_caller),
+    service: PipelineService = Depends(get_service),
+) -> JSONResponse:
+    body = body or RunPipeline(version=None)
+    uid = service.run_definition(name, body.version, body.params, owner_of(caller))
+    return JSONResponse(_run_body(service, uid, detail=False), status_code=202, headers={"Location": f"{RUNS}/{uid}"})
+
+
+# -- schedules -------------------------------------------------------------------------------------
+
+
+class CreateSchedule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    pipeline: str = Field(description="A named pipeline.")
+    version: int | None = Field(None, ge=1, description="A fixed version; default: the latest at each tick.")
+    cron: str = Field(description="Five cron fields, or @hourly, @daily...")
+    timezone: str = "UTC"
+    concurrencyPolicy: str = Field("Allow", description=" | ".join(POLICIES))
+    startingDeadlineSeconds: float | None = Field(None, ge=0)
+    params: dict[str, Any] = Field(default_factory=dict)
+    enabled: bool = True
+
+
+def _schedule(session: Any, name: str) -> PipelineSchedule:
+    schedule = session.scalars(select(PipelineSchedule).where(PipelineSchedule.name == name)).first()
+    if schedule is None:
+        raise NotFound(f"schedule {name} was not found")
+    return schedule  # type: ignore[no-any-return]
+
+
+@router.get(API + "/schedules")
+def list_schedules(
+    caller: Caller = Depends(pipeline_caller), service: PipelineService = Depends(get_service)
+) -> dict[str, Any]:
+    with service.db.session() as session:
+        items = [schedule_json(s) for s in session.scalars(select(PipelineSchedule).order_by(PipelineSchedule.name))]
+    return {"kind": "ScheduleList", "metadata": {"selfLink": f"{API}/schedules"}, "items": items}
+
+
+@router.post(API + "/schedules", status_code=201)
+def create_schedule(
+    body: CreateSchedule, caller: Caller = Depends(pipeline_caller), service: PipelineService = Depends(get_service)
+) -> JSONResponse:
+    service.create_schedule(body.model_dump(), owner_of(caller))
+    with service.db.session() as session:
+        return JSONResponse(schedule_json(_schedule(session, body.name)), status_code=201)
+
+
+@router.get(API + "/schedules/{name}")
+def read_schedule(
+    name: str, caller: Caller = Depends(pipeline_caller), service: PipelineService = Depends(get_service)
+) -> dict[str, Any]:
+    with service.db.session() as session:
+        return schedule_json(_schedule(session, name))
+
+
+@router.delete(API + "/schedules/{name}", status_code=204)
+def delete_schedule(
+    name: str, caller: Caller = Depends(pipeline_caller), service: PipelineService = Depends(get_service)
+) -> Response:
+    with service.db.session() as session:
+        schedule = _schedule(session, name)
+        owner = schedule.owner or {}
+        if not (owner.get("type") == caller.subject_type.value and owner.get("name") == caller.name) and not (
+            caller.is_staff or Grants.of(session, caller).allows(Scope.FULL_ACCESS, Resource())
+        ):
+            raise Forbidden(f"{caller.display} may not delete schedule {name}: it belongs to {owner.get('name')}")
+        session.delete(schedule)
+    return Response(status_code=204)
+
+
+@router.api_route(RUNS + "/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+def unknown_resource(rest: str) -> JSONResponse:
+    return chainr_error(404, "Resource not found", "NotFound")

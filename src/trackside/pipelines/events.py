@@ -1,0 +1,150 @@
+"""Run and step events: rows written in the same transaction as the transition they tell of.
+
+An event is `{type: START|SUCCESS|FAILURE|SKIPPED|CANCELED, scope: run|job, runUid, job, status,
+attempt, reason, timestamp, title, message}` (reference 5.6); chainr's "empty event" for a skipped job
+or a canceled run cannot happen: every status has its type. The rows feed server-sent events
+(`GET /api/runs/{uid}/events`, resumable with `Last-Event-ID`) and the notifiers (webhook and plugin
+deliveries are rows too, written with the event: an outbox, delivered at least once).
+
+`EventBell` wakes this process's event streams when a transaction with events commits; streams also
+poll the store now and then, for events written by a scheduler in another process.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from trackside.pipelines.conditions import Status
+from trackside.pipelines.models import PipelineDelivery, PipelineEvent
+from trackside.pipelines.spec import Subscription
+
+EVENT_TYPE = {
+    Status.RUNNING: "START",
+    Status.SUCCESSFUL: "SUCCESS",
+    Status.FAILED: "FAILURE",
+    Status.SKIPPED: "SKIPPED",
+    Status.CANCELED: "CANCELED",
+}
+_VERB = {
+    Status.RUNNING: "started",
+    Status.SUCCESSFUL: "succeeded",
+    Status.FAILED: "failed",
+    Status.SKIPPED: "was skipped",
+    Status.CANCELED: "was canceled",
+}
+
+
+class EventBell:
+    """A counter that goes up whenever events commit in this process; waiters see it move."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self.count = 0
+
+    def ring(self) -> None:
+        with self._condition:
+            self.count += 1
+            self._condition.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> int:
+        with self._condition:
+            self._condition.wait_for(lambda: self.count != seen, timeout)
+            return self.count
+
+
+BELL = EventBell()
+
+
+@dataclass(frozen=True)
+class EventView:
+    """An event as sent to notifiers and event streams."""
+
+    id: int
+    type: str
+    scope: str
+    run_uid: str
+    job: str | None
+    status: str
+    attempt: int | None
+    reason: str | None
+    timestamp: str
+    title: str
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "scope": self.scope,
+            "runUid": self.run_uid,
+            "job": self.job,
+            "status": self.status,
+            "attempt": self.attempt,
+            "reason": self.reason,
+            "timestamp": self.timestamp,
+            "title": self.title,
+            "message": self.message,
+        }
+
+    @classmethod
+    def of(cls, row: PipelineEvent) -> EventView:
+        return cls(
+            id=row.id,
+            type=row.type,
+            scope=row.scope,
+            run_uid=row.run_id,
+            job=row.job,
+            status=row.status,
+            attempt=row.attempt,
+            reason=row.reason,
+            timestamp=row.created_at.isoformat().replace("+00:00", "Z"),
+            title=row.title,
+            message=row.message,
+        )
+
+
+def record_event(
+    session: Session,
+    run_id: str,
+    status: Status,
+    subscriptions: list[Subscription],
+    job: str | None = None,
+    attempt: int | None = None,
+    reason: str | None = None,
+) -> PipelineEvent:
+    """Write one event and a delivery row for each webhook or plugin subscription that wants it."""
+    scope = "job" if job else "run"
+    subject = f"Job {job} of run {run_id}" if job else f"Run {run_id}"
+    title = f"{'Job ' + job if job else 'Run'} {_VERB[status]}"
+    message = f"{subject} {_VERB[status]}" + (f": {reason}" if reason else ".")
+    event = PipelineEvent(
+        run_id=run_id,
+        type=EVENT_TYPE[status],
+        scope=scope,
+        job=job,
+        status=status.value,
+        attempt=attempt,
+        reason=reason,
+        title=title,
+        message=message,
+    )
+    session.add(event)
+    session.flush()
+    for subscription in subscriptions:
+        if subscription.kind != "log" and subscription.wants(event.type, scope):
+            session.add(PipelineDelivery(event_id=event.id, subscription=subscription_json(subscription)))
+    return event
+
+
+def subscription_json(subscription: Subscription) -> dict[str, Any]:
+    return {
+        "kind": subscription.kind,
+        "url": subscription.url,
+        "secret": subscription.secret,
+        "notifier": subscription.notifier,
+        "config": subscription.config,
+    }

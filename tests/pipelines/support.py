@@ -1,0 +1,123 @@
+"""Helpers for the pipeline tests: an in-process pipeline service, waiting for runs, the README pipeline."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from trackside.pipelines.conditions import ACTIVE_RUN
+from trackside.pipelines.runs import get_run, run_json, steps_of
+from trackside.store.database import Database
+
+# The pipeline of chainr's README (seed 001), byte for byte in meaning.
+README_PIPELINE: dict[str, Any] = {
+    "kind": "Pipeline",
+    "jobs": {
+        "first": {"image": "busybox", "run": "exit 0"},
+        "second": {"image": "busybox", "run": "exit 0"},
+        "success": {"dependsOn": [{"job": "first"}], "image": "busybox", "run": "exit 0"},
+        "error": {
+            "dependsOn": [{"job": "first", "conditions": {"failure": True}}],
+            "image": "busybox",
+            "run": "exit 0",
+        },
+    },
+}
+# What chainr answers for it once it has run (reference 1.2-1.4): the keys chainr has, nothing else.
+README_GOLDEN_JOBS = [
+    {"name": "first", "status": "SUCCESSFUL"},
+    {"name": "second", "status": "SUCCESSFUL"},
+    {"name": "success", "status": "SUCCESSFUL"},
+    {"name": "error", "status": "SKIPPED"},
+]
+OWNER = {"type": "internal", "name": "tests", "subject_id": None, "scopes": None}
+
+
+def chainr_view(run: dict[str, Any]) -> dict[str, Any]:
+    """The part of a Run a chainr client reads: kind, metadata.selfLink/uid, status, jobs' name/status."""
+    return {
+        "kind": run.get("kind"),
+        "metadata": {"selfLink": run["metadata"]["selfLink"], "uid": run["metadata"]["uid"]},
+        "status": run["status"],
+        "jobs": [{"name": job["name"], "status": job["status"]} for job in run["jobs"]],
+    }
+
+
+def wait_for_run_in_store(db: Database, uid: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with db.session() as session:
+            run = get_run(session, uid)
+            if run.status not in ACTIVE_RUN:
+                return run_json(run, steps_of(session, [uid])[uid], detail=True)
+        time.sleep(0.02)
+    raise TimeoutError(f"run {uid} still active after {timeout} s")
+
+
+def wait_for_run(http: httpx.Client, url: str, uid: str, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body: dict[str, Any] = http.get(f"{url}/api/runs/{uid}").json()
+        if body["status"] not in ACTIVE_RUN:
+            return body
+        time.sleep(0.05)
+    raise TimeoutError(f"run {uid} still active after {timeout} s")
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} not met within {timeout} s")
+
+
+def shell_quote(path: Path) -> str:
+    return "'" + str(path).replace("'", "'\\''") + "'"
+
+
+class Receiver:
+    """A loopback HTTP server recording POSTs; answers the statuses in `script` first, then 200."""
+
+    def __init__(self, script: list[int] | None = None) -> None:
+        self.script = list(script or [])
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with receiver.lock:
+                    receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                    status = receiver.script.pop(0) if receiver.script else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def events(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [json.loads(body) for _, body in self.received]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
