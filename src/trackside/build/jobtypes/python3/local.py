@@ -19,12 +19,13 @@ from trackside.build.artifacts import LocalArtifact
 from trackside.build.jobtype import BuildRequest
 from trackside.build.jobtypes.python3.entrypoint import check_entrypoint, resolve_inside
 from trackside.build.jobtypes.python3.options import PythonOptions
+from trackside.build.jobtypes.python3.requirements import PackageIndexes, installer_env, make_safe
 from trackside.build.jobtypes.python3.venvs import (
     VenvCache,
     create_venv,
     find_interpreter,
-    requirements_fingerprint,
     run_streaming,
+    safe_fingerprint,
     venv_key,
 )
 from trackside.errors import BuildFailed
@@ -34,7 +35,9 @@ JOB_TYPE_VERSION = "1.0.0"
 RUNTIME_PACKAGE = "trackside_runtime"
 
 
-def build_local(request: BuildRequest) -> LocalArtifact:
+def build_local(request: BuildRequest, indexes: PackageIndexes | None = None) -> LocalArtifact:
+    """Build for the local target; `indexes` are the platform's (the plugin passes its settings')."""
+    indexes = indexes or PackageIndexes()
     log = request.log
     manifest = request.manifest
     workspace = request.workspace
@@ -43,6 +46,7 @@ def build_local(request: BuildRequest) -> LocalArtifact:
     log(f"entrypoint {options.entrypoint_path}, class {job_class}")
     requirements = _requirements_file(workspace, options.requirements_path)
     log(f"requirements: {requirements.relative_to(workspace.resolve()) if requirements else 'none'}")
+    safe = make_safe(requirements, workspace, indexes, log) if requirements else None
     system_dependencies = list(getattr(manifest, "system_dependencies", None) or [])
     if system_dependencies:
         log(
@@ -50,14 +54,14 @@ def build_local(request: BuildRequest) -> LocalArtifact:
             f"({', '.join(system_dependencies)}); the build host must already have them"
         )
 
-    build_env = {**dict(getattr(manifest, "build_env", None) or {}), **request.build_env}
-    env = _installer_env({**build_env, **request.secret_build_env})
+    build_env = installer_env({**dict(getattr(manifest, "build_env", None) or {}), **request.build_env}, log)
+    env = _installer_env({**build_env, **installer_env(request.secret_build_env, log)})
     interpreter = find_interpreter(options.python_version, env)
     log(f"python {interpreter.version} at {interpreter.path}")
-    key = venv_key(requirements_fingerprint(requirements, workspace), interpreter, build_env)
+    key = venv_key(safe_fingerprint(safe, workspace, indexes), interpreter, build_env)
     venv = VenvCache(request.cache_dir / "venvs").ensure(
         key,
-        lambda target: create_venv(target, interpreter, requirements, workspace, env, log),
+        lambda target: create_venv(target, interpreter, safe, workspace, env, log, indexes),
         log,
         no_cache=request.no_cache,
     )
@@ -85,12 +89,13 @@ def build_local(request: BuildRequest) -> LocalArtifact:
 
 
 def _requirements_file(workspace: Path, requirements_path: str | None) -> Path | None:
+    """The job's requirements file, never one reached through a link out of the job's source."""
     if requirements_path:
         path = resolve_inside(workspace, requirements_path, "jobtype_extra.requirements_path")
         if not path.is_file():
             raise BuildFailed(f"requirements file {requirements_path!r} not found in the job's source")
         return path
-    default = workspace.resolve() / "requirements.txt"
+    default = resolve_inside(workspace, "requirements.txt", "requirements.txt")
     return default if default.is_file() else None
 
 
