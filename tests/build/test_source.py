@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import gzip
+import os
 import re
 import socket
 import subprocess
 import tarfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -438,3 +441,127 @@ def test_secret_env_files_of_the_manifest_never_reach_the_source_tree(
     job_dir, _ = fetch_source(manifest, tmp_path / "git" / "src", None, None, log.append)
     assert sorted(p.relative_to(job_dir).as_posix() for p in job_dir.rglob("*") if p.is_file()) == ["adder.py"]
     assert sum("left out" in line for line in log) == 4
+
+
+# --- git credentials are never at rest in plaintext -----------------------------------------------
+
+
+class GitHttpServer:
+    """git's smart HTTP protocol (`git http-backend`) on loopback behind Basic auth.
+
+    While it answers each request (the clone waits for it), it looks for the password where git
+    could leave it: any process's command line, and every file under `watch` (the clone's directory).
+    """
+
+    def __init__(self, project_root: Path, username: str, password: str, watch: Path) -> None:
+        self.seen_in: set[str] = set()
+        self.authorized = 0
+        expected = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                self.handle_git()
+
+            def do_POST(self) -> None:  # noqa: N802
+                self.handle_git()
+
+            def handle_git(self) -> None:
+                server.look_for(password, watch)
+                if self.headers.get("Authorization") != expected:
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="git"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                server.authorized += 1
+                path, _, query = self.path.partition("?")
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                env = {
+                    "PATH": os.environ["PATH"],
+                    "GIT_PROJECT_ROOT": str(project_root),
+                    "GIT_HTTP_EXPORT_ALL": "1",
+                    "REQUEST_METHOD": self.command,
+                    "PATH_INFO": path,
+                    "QUERY_STRING": query,
+                    "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+                    "CONTENT_LENGTH": str(len(body)),
+                    "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding", ""),
+                    "HTTP_GIT_PROTOCOL": self.headers.get("Git-Protocol", ""),
+                    "REMOTE_USER": username,
+                    "REMOTE_ADDR": "127.0.0.1",
+                }
+                result = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True, check=True)
+                head, _, payload = result.stdout.partition(b"\r\n\r\n")
+                status = 200
+                headers = []
+                for line in head.decode().split("\r\n"):
+                    name, _, value = line.partition(": ")
+                    if name.lower() == "status":
+                        status = int(value.split()[0])
+                    else:
+                        headers.append((name, value))
+                self.send_response(status)
+                for name, value in headers:
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def look_for(self, password: str, watch: Path) -> None:
+        needle = password.encode()
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if needle in cmdline:
+                self.seen_in.add(f"command line of process {pid}")
+        for dirpath, _dirnames, filenames in os.walk(watch):
+            for name in filenames:
+                try:
+                    if needle in (Path(dirpath) / name).read_bytes():
+                        self.seen_in.add(str(Path(dirpath, name).relative_to(watch)))
+                except OSError:
+                    continue
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+def test_git_credentials_reach_the_server_but_no_command_line_or_file(
+    tmp_path: Path, bare_repo: Path, monkeypatch: pytest.MonkeyPatch, log: Any
+) -> None:
+    # A platform user's git config with a credential store: git would write the password there.
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".gitconfig").write_text("[credential]\n\thelper = store\n")
+    monkeypatch.setenv("HOME", str(home))
+    password = "pw-7f3a9c51e2"
+    dest = tmp_path / "ws" / "src"
+    server = GitHttpServer(bare_repo.parent, "bob", password, watch=tmp_path / "ws")
+    try:
+        version = clone_git(
+            f"{server.url}/{bare_repo.name}", dest, None, {"username": "bob", "password": password}, log
+        )
+    finally:
+        server.close()
+    assert version.startswith("v1.0.0")
+    assert (dest / "jobs" / "adder" / "adder.py").is_file()
+    assert server.authorized > 0, "the credentials were used"
+    assert server.seen_in == set(), "the password was readable on this machine while cloning"
+    assert not (home / ".git-credentials").exists()
+    assert password not in log.text()

@@ -279,7 +279,9 @@ def build_image(
     secrets_dir = None
     try:
         if secret_build_env:
-            secrets_dir = Path(tempfile.mkdtemp(prefix="trackside-build-secrets-"))
+            # In memory where the host has a tmpfs for it: the file lives only for this one build.
+            memory = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+            secrets_dir = Path(tempfile.mkdtemp(prefix="trackside-build-secrets-", dir=memory))
             secrets_file = secrets_dir / "build_secrets.env"
             fd = os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
