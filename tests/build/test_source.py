@@ -565,3 +565,15 @@ def test_git_credentials_reach_the_server_but_no_command_line_or_file(
     assert server.seen_in == set(), "the password was readable on this machine while cloning"
     assert not (home / ".git-credentials").exists()
     assert password not in log.text()
+
+
+def test_a_redeploy_reusing_source_with_a_link_out_is_refused(
+    tmp_path: Path, outside: Path, make_manifest: Any
+) -> None:
+    source = tmp_path / "ws" / "src"
+    source.mkdir(parents=True)
+    (source / "adder.py").write_text("x = 1\n")
+    (source / "leak.py").symlink_to(outside / "secret.txt")  # left by an older, laxer build
+    job_type = JobType(name="never", version="1.0.0", local_builder=lambda request: pytest.fail("built anyway"))
+    with pytest.raises(BuildFailed, match=r"the job's source has a symbolic link 'leak.py'"):
+        build_job(make_manifest(), job_type, tmp_path / "ws", None, None, tmp_path / "cache", print, source_ready=True)

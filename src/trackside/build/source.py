@@ -443,6 +443,10 @@ def existing_job_dir(manifest: Any, workspace: Path) -> Path:
     job_dir = _job_dir(workspace, directory)
     if not job_dir.is_dir():
         raise BuildFailed(f"git.directory {directory!r} not found in the job's source {workspace}")
+    try:  # it may have been fetched by a version of Trackside that checked less
+        check_links_beneath(workspace)
+    except Escape as exc:
+        raise BuildFailed(f"the job's source has a {exc}; links must stay inside the source") from None
     return job_dir
 
 
