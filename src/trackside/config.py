@@ -11,11 +11,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from trackside.errors import InvalidInput
+from trackside.safe_yaml import load_yaml
 
 
 def default_data_dir() -> Path:
@@ -87,6 +87,15 @@ class Settings(BaseSettings):
     pipeline_notifications: list[dict[str, Any]] = Field(default_factory=list)
     # Tries of a webhook or plugin notification before it is given up (backoff 1 s, 2 s, 4 s...).
     pipeline_notification_attempts: int = 6
+    # Where job builds get Python packages: the operator's choice, never a job's (docs/security.md).
+    # Passed to the installer (uv, pip) by the platform; options naming indexes in a job's requirements
+    # file are refused. Empty index URL: the installer's default (PyPI, or the platform's own uv/pip
+    # environment variables).
+    package_index_url: str = ""
+    package_extra_index_urls: list[str] = Field(default_factory=list)
+    package_find_links: list[str] = Field(default_factory=list)
+    # Direct URL and VCS requirements in a job's requirements (`pkg @ https://...`, `git+https://...`).
+    allow_direct_requirements: bool = True
 
     @property
     def resolved_database_url(self) -> str:
@@ -117,9 +126,10 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         path = candidate if candidate.is_file() else None
     if path is not None:
         try:
-            loaded = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
+            text = Path(path).read_text()
+        except OSError as exc:
             raise InvalidInput(f"config file {path}: {exc}") from exc
+        loaded = load_yaml(text, f"config file {path}") or {}
         if not isinstance(loaded, dict):
             raise InvalidInput(f"config file {path}: expected a mapping of settings")
         file_values = loaded

@@ -157,6 +157,8 @@ def test_built_command_serves_the_job_without_trackside_installed(builds: Builds
     finally:
         proc.terminate()
         proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def test_second_build_with_the_same_requirements_reuses_the_virtualenv(builds: Builds) -> None:

@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import base64
 import gzip
+import os
+import re
 import socket
+import subprocess
 import tarfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.build.conftest import targz_b64
+from tests.support.archives import LONG_LINK, STEPS, Entry, overflow_escape, tar_gz_b64
+from tests.support.archives import file as archive_file
+from tests.support.archives import hardlink as archive_hardlink
+from tests.support.archives import symlink as archive_symlink
 
+from trackside.build.builder import build_job
+from trackside.build.buildlog import BuildLog
+from trackside.build.jobtype import JobType
+from trackside.build.jobtypes.python3 import Plugin
 from trackside.build.source import clone_git, extract_build_context, fetch_source, redact
 from trackside.errors import BuildFailed, InvalidInput
 
@@ -198,3 +212,368 @@ def test_fetch_source_puts_an_uploaded_context_at_the_directory(
 def test_fetch_source_without_git_or_build_context_is_invalid_input(tmp_path: Path, make_manifest: Any) -> None:
     with pytest.raises(InvalidInput, match=r"no git.remote and no build context"):
         fetch_source(make_manifest(), tmp_path / "src", None, None, lambda line: None)
+
+
+# --- hostile build contexts: the real attacks ---------------------------------------------------
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A directory beside the destination holding a file an attacker wants (think of auth.key)."""
+    path = tmp_path / "outside"
+    path.mkdir()
+    (path / "secret.txt").write_text("PLATFORM-SECRET-4517\n")
+    return path
+
+
+def assert_refused_and_nothing_written(dest: Path, outside: Path, context: str, member: str) -> None:
+    with pytest.raises(InvalidInput, match=rf"^build context member '{re.escape(member)}' is not allowed: ") as caught:
+        extract_build_context(context, dest)
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"], "nothing planted outside"
+    assert (outside / "secret.txt").read_text() == "PLATFORM-SECRET-4517\n"
+    assert (outside / "secret.txt").stat().st_nlink == 1, "no hard link to the secret was made"
+    assert list(dest.parent.iterdir()) == [], "a refused archive leaves nothing half-made"
+    assert member in caught.value.message
+
+
+def test_path_max_symlink_overflow_cannot_plant_a_file_outside(tmp_path: Path, outside: Path) -> None:
+    # CVE-2025-4517: on an unfixed Python, tarfile's "data" filter lets this through and `pwned` lands in outside/.
+    dest = tmp_path / "work" / "src"
+    dest.parent.mkdir()
+    attack = overflow_escape(dest, outside) + [archive_file("escape/pwned", "planted by the build context")]
+    long_member = f"{'/'.join(STEPS)}/{LONG_LINK}"
+    assert_refused_and_nothing_written(dest, outside, tar_gz_b64(attack), long_member)
+
+
+def test_path_max_symlink_overflow_cannot_hard_link_a_file_from_outside(tmp_path: Path, outside: Path) -> None:
+    dest = tmp_path / "work" / "src"
+    dest.parent.mkdir()
+    attack = [*overflow_escape(dest, outside), archive_hardlink("stolen", "escape/secret.txt")]
+    assert_refused_and_nothing_written(dest, outside, tar_gz_b64(attack), f"{'/'.join(STEPS)}/{LONG_LINK}")
+
+
+def test_path_max_symlink_overflow_cannot_leave_a_link_to_a_file_outside(tmp_path: Path, outside: Path) -> None:
+    # No write at all: a link that the build (compileall, uv, the image) would later read through.
+    dest = tmp_path / "work" / "src"
+    dest.parent.mkdir()
+    attack = [*overflow_escape(dest, outside), archive_symlink("leak.py", "escape/secret.txt")]
+    assert_refused_and_nothing_written(dest, outside, tar_gz_b64(attack), f"{'/'.join(STEPS)}/{LONG_LINK}")
+
+
+def test_link_chains_and_hard_links_through_links_are_refused_even_inside(tmp_path: Path) -> None:
+    chain = [
+        archive_file("pkg/real.py", "x"),
+        archive_symlink("alias", "pkg"),
+        archive_symlink("leak", "alias/real.py"),
+    ]
+    with pytest.raises(InvalidInput, match=r"'leak' is not allowed: symlink to 'alias/real.py' goes through the symb"):
+        extract_build_context(tar_gz_b64(chain), tmp_path / "a")
+    through = [
+        archive_file("pkg/real.py", "x"),
+        archive_symlink("alias", "pkg"),
+        archive_hardlink("h", "alias/real.py"),
+    ]
+    with pytest.raises(InvalidInput, match=r"'h' is not allowed: hard link to 'alias/real.py' goes through the symb"):
+        extract_build_context(tar_gz_b64(through), tmp_path / "b")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+CLASSIC_ATTACKS: dict[str, tuple[list[Entry], str]] = {
+    "parent directory in the name": ([archive_file("../outside/pwned", "x")], "../outside/pwned"),
+    "absolute name": ([archive_file("/tmp/trackside-pwned-by-test", "x")], "/tmp/trackside-pwned-by-test"),
+    "symlink out, then a write through it": (
+        [archive_symlink("link", "../outside"), archive_file("link/pwned", "x")],
+        "link",
+    ),
+    "symlink inside, then a write through it": (
+        [archive_symlink("here", "."), archive_file("here/pwned", "x")],
+        "here/pwned",
+    ),
+    "symlink chain climbing out": (
+        [archive_symlink("self", "."), archive_symlink("up", "self/.."), archive_file("up/outside/pwned", "x")],
+        "up",
+    ),
+    "write through a link declared after it": (
+        [archive_file("later/pwned", "x"), archive_symlink("later", "../outside")],
+        "later",
+    ),
+    "hard link to a file outside": ([archive_hardlink("stolen", "../outside/secret.txt")], "stolen"),
+    "hard link to an absolute path": ([archive_hardlink("stolen", "/etc/passwd")], "stolen"),
+    "the same name twice": ([archive_file("twice.txt", "a"), archive_file("twice.txt", "b")], "twice.txt"),
+}
+
+
+@pytest.mark.parametrize("case", list(CLASSIC_ATTACKS))
+def test_classic_archive_attacks_are_refused_naming_the_member(tmp_path: Path, outside: Path, case: str) -> None:
+    entries, member = CLASSIC_ATTACKS[case]
+    dest = tmp_path / "work" / "src"
+    dest.parent.mkdir()
+    assert_refused_and_nothing_written(dest, outside, tar_gz_b64(entries), member)
+    assert not Path("/tmp/trackside-pwned-by-test").exists()
+
+
+def test_a_refused_archive_fails_the_build_with_the_member_named(
+    tmp_path: Path, outside: Path, make_manifest: Any
+) -> None:
+    workspace_root = tmp_path / "ws"
+    attack = [*overflow_escape(workspace_root / "src", outside), archive_file("escape/pwned", "x")]
+    log: list[str] = []
+    job_type = JobType(name="never", version="1.0.0", local_builder=lambda request: pytest.fail("built anyway"))
+    with pytest.raises(InvalidInput, match=r"^build context member 'a/b/c/.*' is not allowed: it would be written"):
+        build_job(make_manifest(), job_type, workspace_root, tar_gz_b64(attack), None, tmp_path / "cache", log.append)
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
+    assert not (workspace_root / "src").exists(), "no half-made src/ left in the build directory"
+    assert list(tmp_path.iterdir()) == [outside]
+
+
+def test_links_that_stay_inside_and_hard_links_to_earlier_files_are_kept(tmp_path: Path) -> None:
+    entries = [
+        archive_file("pkg/real.py", "X = 1\n"),
+        archive_symlink("pkg/alias.py", "real.py"),
+        archive_symlink("top", "pkg"),
+        archive_hardlink("pkg/copy.py", "pkg/real.py"),
+        archive_symlink("dangling", "not/there"),
+    ]
+    extract_build_context(tar_gz_b64(entries), tmp_path / "out")
+    out = tmp_path / "out"
+    assert (out / "pkg" / "alias.py").read_text() == "X = 1\n"
+    assert (out / "top" / "real.py").read_text() == "X = 1\n"
+    assert (out / "pkg" / "copy.py").stat().st_ino == (out / "pkg" / "real.py").stat().st_ino
+    assert (out / "dangling").is_symlink()
+
+
+# --- git checkouts: no link out of the repository -------------------------------------------------
+
+
+def commit_all(git: Any, work: Path) -> None:
+    git("init", "-q", str(work))
+    git("add", "-A", ".", cwd=work)
+    git("commit", "-q", "-m", "content", cwd=work)
+
+
+@pytest.mark.parametrize("how", ["absolute", "relative"])
+def test_a_git_checkout_with_a_symlink_out_of_the_repository_is_refused(
+    tmp_path: Path, outside: Path, make_manifest: Any, git: Any, how: str
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "adder.py").write_text("class Adder:\n    pass\n")
+    secret = outside / "secret.txt"
+    (work / "requirements.txt").symlink_to(secret if how == "absolute" else Path("../../outside/secret.txt"))
+    commit_all(git, work)
+    manifest = make_manifest(git={"remote": str(work)})
+    with pytest.raises(BuildFailed, match=r"symbolic link 'requirements.txt' -> .* points outside"):
+        fetch_source(manifest, tmp_path / "ws" / "src", None, None, lambda line: None)
+
+
+def commit_entries(work: Path, entries: list[Entry], git: Any) -> None:
+    """Commit the tree with git's plumbing: its long paths need never exist in a work tree here."""
+    git("init", "-q", str(work))
+    for entry in entries:
+        content, mode, path = entry.data, "100644", entry.name
+        if entry.kind == "dir":
+            path = f"{entry.name}/.keep"
+        elif entry.kind == "symlink":
+            content, mode = entry.link.encode(), "120000"
+        blob = (
+            subprocess.run(
+                ["git", "hash-object", "-w", "--stdin"], cwd=work, input=content, capture_output=True, check=True
+            )
+            .stdout.decode()
+            .strip()
+        )
+        git("update-index", "--add", "--cacheinfo", f"{mode},{blob},{path}", cwd=work)
+    git("commit", "-q", "-m", "tree", cwd=work)
+
+
+def test_a_git_checkout_using_the_path_max_overflow_is_refused(
+    tmp_path: Path, outside: Path, make_manifest: Any, git: Any
+) -> None:
+    checkout = tmp_path / "ws" / "src"
+    entries = [
+        *overflow_escape(checkout, outside, component=238, through_links=False),
+        archive_symlink("requirements.txt", "escape/secret.txt"),
+        archive_file("adder.py", "class Adder:\n    pass\n"),
+    ]
+    commit_entries(tmp_path / "work", entries, git)
+    manifest = make_manifest(git={"remote": str(tmp_path / "work")})
+    with pytest.raises(BuildFailed, match=r"the git checkout has a symbolic link .* points outside"):
+        fetch_source(manifest, checkout, None, None, lambda line: None)
+
+
+def test_a_git_job_cannot_read_a_file_outside_through_a_symlinked_source_file(
+    tmp_path: Path, outside: Path, make_manifest: Any, git: Any
+) -> None:
+    # compileall used to compile leak.py through the link and print the secret's line in its error.
+    (outside / "secret.txt").write_text("PLATFORM-SECRET-4517 = = not python\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "adder.py").write_text("class Adder:\n    def perform(self):\n        return 1\n")
+    (work / "leak.py").symlink_to(outside / "secret.txt")
+    commit_all(git, work)
+    log = BuildLog()
+    job_type = Plugin().job_types()["python3:1.0.0"]
+    manifest = make_manifest(git={"remote": str(work)})
+    with pytest.raises(BuildFailed, match=r"symbolic link 'leak.py'"):
+        build_job(manifest, job_type, tmp_path / "ws", None, None, tmp_path / "cache", log)
+    assert "PLATFORM-SECRET-4517" not in log.text()
+
+
+def test_secret_env_files_of_the_manifest_never_reach_the_source_tree(
+    tmp_path: Path, make_manifest: Any, git: Any
+) -> None:
+    files = {"adder.py": "x = 1\n", "runtime.env": "TOKEN=s3cr3t\n", "conf/build.env": "PIP_TOKEN=b\n"}
+    manifest = make_manifest(secret_runtime_env_file="runtime.env", secret_build_env_file="./conf/build.env")
+    log: list[str] = []
+    job_dir, _ = fetch_source(manifest, tmp_path / "up" / "src", targz_b64(files), None, log.append)
+    assert sorted(p.relative_to(job_dir).as_posix() for p in job_dir.rglob("*") if p.is_file()) == ["adder.py"]
+    assert any("left out runtime.env" in line for line in log)
+
+    work = tmp_path / "work"
+    work.mkdir()
+    for name, content in files.items():
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / name).write_text(content)
+    commit_all(git, work)
+    manifest = make_manifest(
+        git={"remote": str(work)}, secret_runtime_env_file="runtime.env", secret_build_env_file="conf/build.env"
+    )
+    job_dir, _ = fetch_source(manifest, tmp_path / "git" / "src", None, None, log.append)
+    assert sorted(p.relative_to(job_dir).as_posix() for p in job_dir.rglob("*") if p.is_file()) == ["adder.py"]
+    assert sum("left out" in line for line in log) == 4
+
+
+# --- git credentials are never at rest in plaintext -----------------------------------------------
+
+
+class GitHttpServer:
+    """git's smart HTTP protocol (`git http-backend`) on loopback behind Basic auth.
+
+    While it answers each request (the clone waits for it), it looks for the password where git
+    could leave it: any process's command line, and every file under `watch` (the clone's directory).
+    """
+
+    def __init__(self, project_root: Path, username: str, password: str, watch: Path) -> None:
+        self.seen_in: set[str] = set()
+        self.authorized = 0
+        expected = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                self.handle_git()
+
+            def do_POST(self) -> None:  # noqa: N802
+                self.handle_git()
+
+            def handle_git(self) -> None:
+                server.look_for(password, watch)
+                if self.headers.get("Authorization") != expected:
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="git"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                server.authorized += 1
+                path, _, query = self.path.partition("?")
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                env = {
+                    "PATH": os.environ["PATH"],
+                    "GIT_PROJECT_ROOT": str(project_root),
+                    "GIT_HTTP_EXPORT_ALL": "1",
+                    "REQUEST_METHOD": self.command,
+                    "PATH_INFO": path,
+                    "QUERY_STRING": query,
+                    "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+                    "CONTENT_LENGTH": str(len(body)),
+                    "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding", ""),
+                    "HTTP_GIT_PROTOCOL": self.headers.get("Git-Protocol", ""),
+                    "REMOTE_USER": username,
+                    "REMOTE_ADDR": "127.0.0.1",
+                }
+                result = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True, check=True)
+                head, _, payload = result.stdout.partition(b"\r\n\r\n")
+                status = 200
+                headers = []
+                for line in head.decode().split("\r\n"):
+                    name, _, value = line.partition(": ")
+                    if name.lower() == "status":
+                        status = int(value.split()[0])
+                    else:
+                        headers.append((name, value))
+                self.send_response(status)
+                for name, value in headers:
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def look_for(self, password: str, watch: Path) -> None:
+        needle = password.encode()
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if needle in cmdline:
+                self.seen_in.add(f"command line of process {pid}")
+        for dirpath, _dirnames, filenames in os.walk(watch):
+            for name in filenames:
+                try:
+                    if needle in (Path(dirpath) / name).read_bytes():
+                        self.seen_in.add(str(Path(dirpath, name).relative_to(watch)))
+                except OSError:
+                    continue
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+def test_git_credentials_reach_the_server_but_no_command_line_or_file(
+    tmp_path: Path, bare_repo: Path, monkeypatch: pytest.MonkeyPatch, log: Any
+) -> None:
+    # A platform user's git config with a credential store: git would write the password there.
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".gitconfig").write_text("[credential]\n\thelper = store\n")
+    monkeypatch.setenv("HOME", str(home))
+    password = "pw-7f3a9c51e2"
+    dest = tmp_path / "ws" / "src"
+    server = GitHttpServer(bare_repo.parent, "bob", password, watch=tmp_path / "ws")
+    try:
+        version = clone_git(
+            f"{server.url}/{bare_repo.name}", dest, None, {"username": "bob", "password": password}, log
+        )
+    finally:
+        server.close()
+    assert version.startswith("v1.0.0")
+    assert (dest / "jobs" / "adder" / "adder.py").is_file()
+    assert server.authorized > 0, "the credentials were used"
+    assert server.seen_in == set(), "the password was readable on this machine while cloning"
+    assert not (home / ".git-credentials").exists()
+    assert password not in log.text()
+
+
+def test_a_redeploy_reusing_source_with_a_link_out_is_refused(
+    tmp_path: Path, outside: Path, make_manifest: Any
+) -> None:
+    source = tmp_path / "ws" / "src"
+    source.mkdir(parents=True)
+    (source / "adder.py").write_text("x = 1\n")
+    (source / "leak.py").symlink_to(outside / "secret.txt")  # left by an older, laxer build
+    job_type = JobType(name="never", version="1.0.0", local_builder=lambda request: pytest.fail("built anyway"))
+    with pytest.raises(BuildFailed, match=r"the job's source has a symbolic link 'leak.py'"):
+        build_job(make_manifest(), job_type, tmp_path / "ws", None, None, tmp_path / "cache", print, source_ready=True)

@@ -174,3 +174,14 @@ def test_blank_and_comment_lines_are_not_rules() -> None:
     assert parse_ignore_line("") is None
     assert parse_ignore_line("   ") is None
     assert parse_ignore_line("# nothing") is None
+
+
+def test_files_named_in_exclude_are_never_packed_whatever_the_ignore_rules(job: Path) -> None:
+    touch(job / "runtime.env", "API_KEY=s3cret\n")
+    touch(job / "conf" / "build.env", "PIP_TOKEN=t\n")
+    touch(job / ".gitignore", "!runtime.env\n")
+
+    context = pack_directory(job, exclude=[job / "runtime.env", job / "conf" / "build.env"])
+
+    assert files_of(context.data) == {"job.yaml", "adder.py", "pkg/helpers.py", ".gitignore"}
+    assert b"s3cret" not in gzip.decompress(context.data)

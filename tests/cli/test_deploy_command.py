@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import io
 import tarfile
 from pathlib import Path
@@ -167,3 +168,23 @@ def test_symlink_escaping_the_job_is_warned_about(
 
     assert result.exit_code == 0, result.output
     assert "warning: build context: skipped symlink link.txt" in result.stderr
+
+
+def test_deploy_never_uploads_the_secret_env_files_even_when_not_ignored(
+    cli: Cli, scripted_api: ScriptedApi, job_dir: Path
+) -> None:
+    (job_dir / ".gitignore").unlink()  # the case: nothing keeps runtime secrets out of the context
+    (job_dir / "job.yaml").write_text(MANIFEST + "secret_build_env_file: secrets/build.env\n")
+    (job_dir / "secrets").mkdir()
+    (job_dir / "secrets" / "build.env").write_text("PIP_TOKEN=b1ld\n")
+    script_deployment(scripted_api, final={"id": "dep-1", "status": "done", "job": {"pub_url": "http://x"}})
+
+    result = cli("deploy", str(job_dir), "--remote", scripted_api.url)
+
+    assert result.exit_code == 0, result.output
+    body = scripted_api.received("POST", DEPLOY)[0].json()
+    assert body["secret_vars"] == {"build_env": {"PIP_TOKEN": "b1ld"}, "runtime_env": {"API_KEY": "s3cret"}}
+    with tarfile.open(fileobj=io.BytesIO(base64.b64decode(body["build_context"])), mode="r:gz") as tar:
+        assert set(tar.getnames()) == {"job.yaml", "adder.py", "secrets"}
+    raw = base64.b64decode(body["build_context"])
+    assert b"s3cret" not in gzip.decompress(raw) and b"b1ld" not in gzip.decompress(raw)

@@ -7,6 +7,9 @@ import yaml
 from tests.conftest import EXAMPLES
 from tests.plugins.support import make_zip, plugin_files
 from tests.support.platform import RunningPlatform, deploy_and_wait, wait_for_deployment
+from tests.test_safe_yaml import alias_bomb
+
+from trackside.safe_yaml import MAX_EXPANDED_SIZE
 
 pytestmark = pytest.mark.slow
 
@@ -47,6 +50,17 @@ def test_a_manifest_edit_that_changes_identity_or_is_invalid_is_refused(
     )
     assert response.status_code == 400
     assert expected in response.json()["error"]
+    assert platform.http.get(f"{platform.api}/job/adder/0.0.1").json()["manifest_yaml"] == before
+
+
+def test_a_manifest_edit_with_an_alias_bomb_is_refused_fast_with_the_limit_named(platform: RunningPlatform) -> None:
+    assert deploy_and_wait(platform, EXAMPLES / "adder")["status"] == "done"
+    before = platform.http.get(f"{platform.api}/job/adder/0.0.1").json()["manifest_yaml"]
+    bomb = before + "labels:\n" + alias_bomb(indent="  ")
+    response = platform.http.put(f"{platform.api}/job/adder/0.0.1/manifest", json={"manifest_yaml": bomb})
+    assert response.status_code == 400, response.text
+    assert response.json()["type"] == "InvalidInput"
+    assert f"YAML expands beyond the limit of {MAX_EXPANDED_SIZE}" in response.json()["error"]
     assert platform.http.get(f"{platform.api}/job/adder/0.0.1").json()["manifest_yaml"] == before
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from tests.plugins.support import make_zip, plugin_files, tiny_wheel
+from tests.support.archives import Entry, overflow_escape, zip_bytes
+from tests.support.archives import file as archive_file
+from tests.support.archives import symlink as archive_symlink
 
 from trackside.errors import AlreadyExists, InvalidInput, NotFound
 from trackside.plugins.store import PluginStore
@@ -181,3 +185,55 @@ def test_config_round_trip_rejects_invalid_yaml_and_changes_last_change(tmp_path
         store.write_config("demo", "1.0.0", "a: [\n")
     with pytest.raises(NotFound):
         store.read_config("ghost", "1.0.0")
+
+
+# -- hostile zips: the attacks that work on tar.gz build contexts, as bundles ----------------------
+
+
+def plugin_entries() -> list[Entry]:
+    return [archive_file(name, content) for name, content in plugin_files().items()]
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    path = tmp_path / "outside"
+    path.mkdir()
+    (path / "secret.txt").write_text("PLATFORM-SECRET\n")
+    return path
+
+
+def assert_nothing_outside_or_installed(store: PluginStore, outside: Path) -> None:
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
+    assert (outside / "secret.txt").stat().st_nlink == 1
+    assert store.list() == []
+    assert leftovers(store.root) == []
+    assert not [p for p in (store.root / ".staging").iterdir()], "no half-extracted bundle left in staging"
+
+
+def test_a_bundle_with_the_path_max_symlink_overflow_is_refused(tmp_path: Path, outside: Path) -> None:
+    store = PluginStore(tmp_path / "plugins")
+    staging = store.root / ".staging" / ("0" * 32) / "extracted"  # the length of the real staging path
+    attack = [*plugin_entries(), *overflow_escape(staging, outside), archive_file("escape/pwned", "planted")]
+    with pytest.raises(InvalidInput, match=r"is a symbolic link; bundles can't hold links"):
+        store.install(zip_bytes(attack), filename="overflow.zip")
+    assert_nothing_outside_or_installed(store, outside)
+
+
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        ([archive_symlink("link", "../../../outside"), archive_file("link/pwned", "x")], "symbolic link"),
+        ([archive_file("../../outside/pwned", "x")], "escapes the plugin directory"),
+        ([archive_file("/tmp/trackside-plugin-pwned", "x")], "absolute path"),
+        ([archive_file("plugin.py", "class Plugin:\n    EVIL = 1\n")], "'plugin.py' appears twice in the bundle"),
+    ],
+    ids=["symlink then write through it", "parent directory", "absolute name", "the same name twice"],
+)
+def test_classic_zip_attacks_are_refused_and_leave_nothing(
+    tmp_path: Path, outside: Path, entries: list[Entry], message: str
+) -> None:
+    store = PluginStore(tmp_path / "plugins")
+    with pytest.raises(InvalidInput, match=re.escape(message)):
+        store.install(zip_bytes([*plugin_entries(), *entries]), filename="bad.zip")
+    assert_nothing_outside_or_installed(store, outside)
+    assert not Path("/tmp/trackside-plugin-pwned").exists()

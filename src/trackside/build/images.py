@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 
 from trackside.build.builder import PHASE_PREPARE, phase_logger, prepare_source
+from trackside.build.confined import Escape, resolve_beneath
 from trackside.build.jobtype import JobType, JobTypeImage
 from trackside.errors import BuildFailed, Unavailable
 
@@ -252,11 +253,10 @@ def _check_base_image(engine: DockerEngine, base_image: str, log: Callable[[str]
 
 
 def _inside(root: Path, relative: str, what: str) -> Path:
-    base = root.resolve()
-    path = (base / relative).resolve()
-    if path != base and base not in path.parents:
-        raise BuildFailed(f"{what} {relative!r} must be a path inside the job's source")
-    return path
+    try:
+        return resolve_beneath(root, relative)
+    except Escape as exc:
+        raise BuildFailed(f"{what} {relative!r} must be a path inside the job's source ({exc})") from None
 
 
 def build_image(
@@ -279,7 +279,9 @@ def build_image(
     secrets_dir = None
     try:
         if secret_build_env:
-            secrets_dir = Path(tempfile.mkdtemp(prefix="trackside-build-secrets-"))
+            # In memory where the host has a tmpfs for it: the file lives only for this one build.
+            memory = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+            secrets_dir = Path(tempfile.mkdtemp(prefix="trackside-build-secrets-", dir=memory))
             secrets_file = secrets_dir / "build_secrets.env"
             fd = os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:

@@ -23,11 +23,21 @@ import shutil
 import subprocess
 import tarfile
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from trackside.build.confined import (
+    Escape,
+    TreeWriter,
+    check_links_beneath,
+    parts_of,
+    read_chunks,
+    resolve_beneath,
+    staged_directory,
+)
 from trackside.errors import BuildFailed, InvalidInput
 
 MAX_CONTEXT_BYTES = 500 * 1024 * 1024
@@ -45,59 +55,193 @@ def extract_build_context(
     *,
     max_bytes: int = MAX_CONTEXT_BYTES,
     max_members: int = MAX_CONTEXT_MEMBERS,
-) -> None:
-    """Unpack a base64 tar.gz into `dest`, refusing anything that would land outside it."""
+    leave_out: Collection[str] = (),
+) -> list[str]:
+    """Unpack a base64 tar.gz into `dest` (which must not exist yet, or be empty), never outside it.
+
+    The whole archive is checked before anything is written (see `_plan`), then written through
+    `TreeWriter`, which follows no link; it is unpacked beside `dest` and moved into place, so a refused
+    or broken archive leaves nothing. Members named in `leave_out` (relative paths: the job's secret env
+    files) are not written; their names are returned.
+    """
     try:
         raw = base64.b64decode("".join(b64_targz.split()), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InvalidInput(f"{_BAD_CONTEXT}: invalid base64 ({exc})") from exc
     if raw[:2] != b"\x1f\x8b":
         raise InvalidInput(f"{_BAD_CONTEXT}: the decoded data is not gzip-compressed")
-    dest.mkdir(parents=True, exist_ok=True)
-    root = dest.resolve()
+    skip = {"/".join(parts_of(name)) for name in leave_out if name and not name.startswith("/")}
     try:
         with tarfile.open(fileobj=io.BytesIO(raw), mode="r:gz") as tar:
-            members: list[tarfile.TarInfo] = []
-            total = 0
-            for member in tar:
-                if len(members) >= max_members:
-                    raise InvalidInput(f"build context has more than {max_members} members")
-                _check_member(member)
-                total += max(member.size, 0)
-                if total > max_bytes:
-                    raise InvalidInput(f"build context is larger than {max_bytes // (1024 * 1024)} MB when unpacked")
-                members.append(member)
-            # The "data" filter re-checks every member against the real filesystem at extraction time.
-            tar.extractall(root, members=members, filter="data")
-    except tarfile.FilterError as exc:
-        name = exc.tarinfo.name if exc.tarinfo is not None else "?"
-        raise InvalidInput(f"build context member {name!r} is not allowed: {exc}") from exc
+            plan = _plan(tar, max_bytes, max_members, skip)
+            with staged_directory(dest) as staging, TreeWriter(staging) as writer:
+                for item in plan.ordered():
+                    _write(tar, writer, item)
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise InvalidInput(f"{_BAD_CONTEXT}: {exc}") from exc
+    return sorted(plan.left_out)
 
 
-def _check_member(member: tarfile.TarInfo) -> None:
-    name = member.name
+@dataclass
+class _Member:
+    info: tarfile.TarInfo
+    parts: list[str]
+    kind: str  # "dir" | "file" | "symlink" | "hardlink"
+    link_parts: list[str] = field(default_factory=list)
 
-    def reject(why: str) -> InvalidInput:
-        return InvalidInput(f"build context member {name!r} is not allowed: {why}")
 
+@dataclass
+class _Plan:
+    members: list[_Member] = field(default_factory=list)
+    left_out: set[str] = field(default_factory=set)
+
+    def ordered(self) -> list[_Member]:
+        """Directories, then files, then hard links, then symlinks: no link exists while files are written."""
+        rank = {"dir": 0, "file": 1, "hardlink": 2, "symlink": 3}
+        return sorted(self.members, key=lambda m: rank[m.kind])
+
+
+def _reject(name: str, why: str) -> InvalidInput:
+    return InvalidInput(f"build context member {name!r} is not allowed: {why}")
+
+
+def _plan(tar: tarfile.TarFile, max_bytes: int, max_members: int, skip: set[str]) -> _Plan:
+    """Every member checked against every other, before anything is written."""
+    plan = _Plan()
+    kinds: dict[str, str] = {}  # normalized name -> kind
+    total = 0
+    count = 0
+    for info in tar:
+        count += 1
+        if count > max_members:
+            raise InvalidInput(f"build context has more than {max_members} members")
+        member = _classify(info)
+        key = "/".join(member.parts)
+        if key in skip or (member.kind == "hardlink" and "/".join(member.link_parts) in skip):
+            plan.left_out.add(key)
+            continue
+        if not member.parts:
+            if member.kind == "dir":
+                continue  # the root itself ("./")
+            raise _reject(info.name, "it names the build context's root")
+        if key in kinds and not (kinds[key] == "dir" and member.kind == "dir"):
+            raise _reject(info.name, "it appears twice in the archive")
+        kinds[key] = member.kind
+        if member.kind == "file":
+            total += max(info.size, 0)
+            if total > max_bytes:
+                raise InvalidInput(f"build context is larger than {max_bytes // (1024 * 1024)} MB when unpacked")
+        plan.members.append(member)
+    for member in plan.members:
+        _check_parents(member, kinds)
+        if member.kind == "symlink":
+            _check_symlink(member, kinds)
+        elif member.kind == "hardlink":
+            _check_hardlink(member, kinds)
+    return plan
+
+
+def _classify(info: tarfile.TarInfo) -> _Member:
+    name = info.name
     if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
-        raise reject("absolute path")
-    if _escapes(name):
-        raise reject("path escapes the build context (..)")
-    if member.isdev():
-        raise reject("device files and fifos are not allowed")
-    if member.issym():
-        target = member.linkname
-        if target.startswith("/") or _escapes(posixpath.join(posixpath.dirname(name), target)):
-            raise reject(f"symlink to {target!r} points outside the build context")
-    elif member.islnk():
-        target = member.linkname
-        if target.startswith("/") or _escapes(target):
-            raise reject(f"hard link to {target!r} points outside the build context")
-    elif not (member.isfile() or member.isdir()):
-        raise reject("only regular files, directories and links are allowed")
+        raise _reject(name, "absolute path")
+    parts = parts_of(name)
+    if ".." in parts:
+        if _escapes(name):
+            raise _reject(name, "path escapes the build context (..)")
+        raise _reject(name, "'..' in a member name is not allowed")
+    if any("\0" in part for part in parts):
+        raise _reject(name, "NUL in a member name")
+    if info.isdev():
+        raise _reject(name, "device files and fifos are not allowed")
+    if info.isdir():
+        return _Member(info, parts, "dir")
+    if info.isreg():
+        return _Member(info, parts, "file")
+    if info.issym():
+        target = info.linkname
+        if not target or target.startswith("/") or _escapes(posixpath.join(posixpath.dirname(name), target)):
+            raise _reject(name, f"symlink to {target!r} points outside the build context")
+        return _Member(info, parts, "symlink")
+    if info.islnk():
+        target = info.linkname
+        if not target or target.startswith("/") or _escapes(target) or ".." in parts_of(target):
+            raise _reject(name, f"hard link to {target!r} points outside the build context")
+        return _Member(info, parts, "hardlink", parts_of(target))
+    raise _reject(name, "only regular files, directories and links are allowed")
+
+
+def _check_parents(member: _Member, kinds: dict[str, str]) -> None:
+    """No member is written through a symlink, or below a file."""
+    for depth in range(1, len(member.parts)):
+        prefix = "/".join(member.parts[:depth])
+        kind = kinds.get(prefix, "dir")
+        if kind == "symlink":
+            raise _reject(member.info.name, f"it would be written through the symbolic link {prefix!r}")
+        if kind != "dir":
+            raise _reject(member.info.name, f"its parent {prefix!r} is not a directory")
+
+
+def _check_symlink(member: _Member, kinds: dict[str, str]) -> None:
+    """The target, walked from the link's directory, stays inside and passes through no other link."""
+    target = member.info.linkname
+    stack = member.parts[:-1]
+    for part in target.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not stack:
+                raise _reject(member.info.name, f"symlink to {target!r} points outside the build context")
+            stack.pop()
+            continue
+        stack.append(part)
+        through = "/".join(stack)
+        if kinds.get(through) == "symlink":
+            raise _reject(
+                member.info.name,
+                f"symlink to {target!r} goes through the symbolic link {through!r}; links to links are not allowed",
+            )
+
+
+def _check_hardlink(member: _Member, kinds: dict[str, str]) -> None:
+    target = "/".join(member.link_parts)
+    for depth in range(1, len(member.link_parts)):
+        prefix = "/".join(member.link_parts[:depth])
+        if kinds.get(prefix) == "symlink":
+            raise _reject(
+                member.info.name, f"hard link to {member.info.linkname!r} goes through the symbolic link {prefix!r}"
+            )
+    if kinds.get(target) not in ("file", "hardlink"):
+        raise _reject(
+            member.info.name, f"hard link to {member.info.linkname!r}: the target is not a file of the build context"
+        )
+
+
+def _write(tar: tarfile.TarFile, writer: TreeWriter, member: _Member) -> None:
+    info = member.info
+    try:
+        if member.kind == "dir":
+            writer.mkdir(member.parts)
+        elif member.kind == "file":
+            mode = info.mode & 0o755 if info.mode & 0o100 else info.mode & 0o644
+            source = tar.extractfile(info)
+            if source is None:
+                raise _reject(info.name, "it has no content")
+            with source:
+                written = writer.write_file(
+                    member.parts, read_chunks(source, info.size), mode | 0o600, float(info.mtime)
+                )
+            if written != info.size:
+                raise _reject(info.name, f"its content is {written} bytes, not the {info.size} it declares")
+        elif member.kind == "hardlink":
+            writer.hardlink(member.parts, member.link_parts)
+        else:
+            writer.symlink(member.parts, info.linkname)
+    except Escape as exc:
+        raise _reject(info.name, str(exc)) from None
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise _reject(info.name, f"it can't be unpacked safely ({reason})") from None
 
 
 def _escapes(relative: str) -> bool:
@@ -117,12 +261,17 @@ def clone_git(
     *,
     timeout: float = GIT_TIMEOUT_S,
 ) -> str:
-    """Shallow-clone `remote` into `dest`; returns the `git describe` version and removes `.git`."""
+    """Shallow-clone `remote` into `dest`; returns the `git describe` version and removes `.git`.
+
+    Credentials reach git as an `Authorization` header scoped to the remote's host, set through
+    `GIT_CONFIG_*` environment variables: never in the command line (which any local process can read),
+    never in `.git/config` or a credential helper's file, so nothing of them is ever on disk.
+    """
     if remote.startswith("-"):
         raise InvalidInput(f"git.remote {remote!r} is not a valid git remote")
     if branch:
         check_branch_name(branch)
-    url = url_with_credentials(remote, credentials)
+    url, auth_config = git_auth(remote, credentials)
     secrets = credential_strings(credentials)
     dest.parent.mkdir(parents=True, exist_ok=True)
     cmd = ["git", "-c", "protocol.ext.allow=never", "clone", "--depth=1", "--single-branch"]
@@ -132,7 +281,7 @@ def clone_git(
     log(f"cloning {redact(remote, secrets)}" + (f" (branch {branch})" if branch else ""))
     try:
         result = subprocess.run(
-            cmd, env=_git_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout
+            cmd, env=_git_env(auth_config), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout
         )
     except subprocess.TimeoutExpired as exc:
         raise BuildFailed(f"git remote unreachable: cloning {redact(remote, secrets)} took over {timeout:g} s") from exc
@@ -142,19 +291,20 @@ def clone_git(
     for line in stderr.splitlines():
         log(f"git: {line}")
     if result.returncode != 0:
+        shutil.rmtree(dest / ".git", ignore_errors=True)
         if branch and "not found in upstream" in stderr:
             raise BuildFailed(f"git branch {branch!r} not found in {redact(remote, secrets)}: {stderr}")
         raise BuildFailed(f"git remote unreachable: {stderr or f'git clone exited with {result.returncode}'}")
     describe = subprocess.run(
         ["git", "-C", str(dest), "describe", "--long", "--tags", "--dirty", "--always"],
-        env=_git_env(),
+        env=_git_env([]),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=timeout,
     )
     git_version = describe.stdout.strip() if describe.returncode == 0 else "unknown"
-    shutil.rmtree(dest / ".git", ignore_errors=True)
+    shutil.rmtree(dest / ".git")
     log(f"git version: {git_version}")
     return git_version
 
@@ -174,28 +324,36 @@ def check_branch_name(branch: str) -> None:
         raise InvalidInput(f"git.branch {branch!r} is not a valid branch name")
 
 
-def url_with_credentials(remote: str, credentials: dict[str, Any] | None) -> str:
-    """Embed username/password (url-quoted) in an http(s) remote; other remotes are left as they are."""
-    if not credentials:
-        return remote
+def git_auth(remote: str, credentials: dict[str, Any] | None) -> tuple[str, list[tuple[str, str]]]:
+    """The URL to clone and the git config that authenticates it (http(s) remotes only).
+
+    With credentials, the URL loses any userinfo and the config sends `Authorization: Basic ...` to
+    that scheme, host and port only (so a redirect elsewhere never receives it).
+    """
+    header = _basic_auth(credentials)
     parts = urlsplit(remote)
-    if parts.scheme not in ("http", "https"):
-        return remote
-    username = quote(str(credentials.get("username") or ""), safe="")
-    password = quote(str(credentials.get("password") or ""), safe="")
-    if not username and not password:
-        return remote
+    if header is None or parts.scheme not in ("http", "https"):
+        return remote, []
     host = parts.netloc.rpartition("@")[2]
-    userinfo = f"{username}:{password}" if password else username
-    return urlunsplit((parts.scheme, f"{userinfo}@{host}", parts.path, parts.query, parts.fragment))
+    url = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return url, [(f"http.{parts.scheme}://{host}/.extraHeader", f"Authorization: Basic {header}")]
+
+
+def _basic_auth(credentials: dict[str, Any] | None) -> str | None:
+    username = str((credentials or {}).get("username") or "")
+    password = str((credentials or {}).get("password") or "")
+    if not username and not password:
+        return None
+    return base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
 
 
 def credential_strings(credentials: dict[str, Any] | None) -> list[str]:
-    """Every form in which a password could show up in git's output."""
+    """Every form in which a password could show up in git's output (or a header dump)."""
     password = str((credentials or {}).get("password") or "")
     if not password:
         return []
-    return [password, quote(password, safe="")]
+    header = _basic_auth(credentials)
+    return [password, quote(password, safe=""), *([header] if header else [])]
 
 
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s'\"]+@")
@@ -208,15 +366,33 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     return _USERINFO.sub(lambda m: f"{m.group('scheme')}***@", text)
 
 
-def _git_env() -> dict[str, str]:
-    env = dict(os.environ)
+def _git_env(config: list[tuple[str, str]]) -> dict[str, str]:
+    """Git's environment: no prompts, no credential helpers (which would store a password on disk)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_CONFIG_")}
     env["GIT_TERMINAL_PROMPT"] = "0"
     env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
     env["LC_ALL"] = "C"
+    settings = [("credential.helper", ""), *config]
+    env["GIT_CONFIG_COUNT"] = str(len(settings))
+    for index, (key, value) in enumerate(settings):
+        env[f"GIT_CONFIG_KEY_{index}"] = key
+        env[f"GIT_CONFIG_VALUE_{index}"] = value
     return env
 
 
 # --- both ---------------------------------------------------------------------------------------
+
+
+def secret_env_paths(manifest: Any) -> list[str]:
+    """The manifest's secret env files that could sit in the job's directory, as relative paths."""
+    found = []
+    for field_name in ("secret_build_env_file", "secret_runtime_env_file"):
+        value = getattr(manifest, field_name, None)
+        if isinstance(value, str) and value.strip():
+            relative = value.strip().replace("\\", "/")
+            if not relative.startswith(("/", "~")) and not _escapes(relative):
+                found.append("/".join(parts_of(relative)))
+    return [path for path in found if path]
 
 
 def fetch_source(
@@ -226,21 +402,37 @@ def fetch_source(
     git_credentials: dict[str, Any] | None,
     log: Callable[[str], None],
 ) -> tuple[Path, str]:
-    """Put the job's source under `workspace`; returns (the job's directory, git_version)."""
+    """Put the job's source under `workspace`; returns (the job's directory, git_version).
+
+    No symlink of the source leads outside it (an uploaded context is refused member by member, a
+    checkout as a whole), and the manifest's secret env files never reach it: they travel in the
+    deploy request's secret fields, and are kept encrypted by the target.
+    """
     git = getattr(manifest, "git", None)
     directory = str(getattr(git, "directory", None) or ".") if git is not None else "."
-    job_dir = _job_dir(workspace, directory)
+    secret_files = secret_env_paths(manifest)
     if build_context:
+        job_dir = _job_dir(workspace, directory)
         log("extracting the uploaded build context")
-        extract_build_context(build_context, job_dir)
+        for name in extract_build_context(build_context, job_dir, leave_out=secret_files):
+            log(f"left out {name}: it is a secret env file of the manifest (secrets travel in the deploy request)")
         return job_dir, "tar"
     remote = getattr(git, "remote", None) if git is not None else None
     if not remote:
         raise InvalidInput("the manifest has no git.remote and no build context was uploaded: nothing to build from")
     git_version = clone_git(str(remote), workspace, getattr(git, "branch", None), git_credentials, log)
+    job_dir = _job_dir(workspace, directory)
     if not job_dir.is_dir():
         raise BuildFailed(f"git.directory {directory!r} not found in the repository {redact(str(remote))}")
-    job_dir = _job_dir(workspace, directory)  # again, now that a symlink in the repo could point out
+    try:
+        check_links_beneath(workspace)
+    except Escape as exc:
+        raise BuildFailed(f"the git checkout has a {exc}; links must stay inside the repository") from None
+    for name in secret_files:
+        path = job_dir.joinpath(*parts_of(name))
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+            log(f"left out {name}: it is a secret env file of the manifest (secrets travel in the deploy request)")
     return job_dir, git_version
 
 
@@ -251,14 +443,19 @@ def existing_job_dir(manifest: Any, workspace: Path) -> Path:
     job_dir = _job_dir(workspace, directory)
     if not job_dir.is_dir():
         raise BuildFailed(f"git.directory {directory!r} not found in the job's source {workspace}")
+    try:  # it may have been fetched by a version of Trackside that checked less
+        check_links_beneath(workspace)
+    except Escape as exc:
+        raise BuildFailed(f"the job's source has a {exc}; links must stay inside the source") from None
     return job_dir
 
 
 def _job_dir(workspace: Path, directory: str) -> Path:
     if directory.startswith(("/", "\\")) or _escapes(directory.replace("\\", "/")):
         raise InvalidInput(f"git.directory {directory!r} must be a relative path inside the repository")
-    root = workspace.resolve()
-    job_dir = (root / directory).resolve()
-    if job_dir != root and root not in job_dir.parents:
-        raise InvalidInput(f"git.directory {directory!r} points outside the repository")
-    return job_dir
+    if not workspace.exists():  # a fresh source directory: nothing in it can be a link yet
+        return Path(os.path.realpath(workspace)).joinpath(*parts_of(directory.replace("\\", "/")))
+    try:
+        return resolve_beneath(workspace, directory.replace("\\", "/"))
+    except Escape:
+        raise InvalidInput(f"git.directory {directory!r} points outside the repository") from None

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 import yaml
 
 from trackside.errors import InvalidInput
+from trackside.safe_yaml import load_yaml
 
 log = logging.getLogger(__name__)
 
@@ -130,15 +131,10 @@ def load_client_config(path: Path | None = None) -> ClientConfig:
         mode = file.stat().st_mode
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             log.warning("%s is readable by others (mode %o); run: chmod 600 %s", file, mode & 0o777, file)
-        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"cannot read client config {file}: {exc}") from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise InvalidInput(f"client config {file}: invalid YAML{where}: {exc.problem or exc.context}") from None
-    except yaml.YAMLError as exc:
-        raise InvalidInput(f"client config {file}: invalid YAML: {exc}") from None
+    data = load_yaml(text, f"client config {file}") or {}
     if not isinstance(data, dict):
         raise InvalidInput(f"client config {file}: expected a mapping of fields")
     return ClientConfig.from_dict(data, str(file))

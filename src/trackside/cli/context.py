@@ -4,6 +4,7 @@ Racetrack's client sends the workdir honouring `.gitignore`; we do the same with
 rules (see `IgnoreRules`) so that virtualenvs, caches and VCS data stay home. Symlinks are kept as
 links only when they point inside the directory (rewritten relative); a link that leaves it, or
 dangles, is skipped and reported, so a deploy never ships a file from outside the job directory.
+The manifest's secret env files are never packed: they travel in the request's secret fields.
 The archive is deterministic for identical content (sorted entries, no owner names, gzip mtime 0),
 which keeps the server's content-addressed build cache effective.
 """
@@ -16,6 +17,7 @@ import gzip
 import io
 import os
 import tarfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,11 +111,16 @@ def _inside(path: Path, root: Path) -> bool:
     return True
 
 
-def pack_directory(directory: Path) -> BuildContext:
-    """Pack `directory` into a gzip tarball of its non-ignored files, never leaving the directory."""
+def pack_directory(directory: Path, exclude: Iterable[Path] = ()) -> BuildContext:
+    """Pack `directory` into a gzip tarball of its non-ignored files, never leaving the directory.
+
+    Files in `exclude` (the manifest's secret env files: they travel in the deploy request's
+    `secret_vars`, encrypted at rest by the platform) are left out whatever the ignore rules say.
+    """
     root = Path(directory).resolve()
     if not root.is_dir():
         raise InvalidInput(f"build context {directory}: not a directory")
+    excluded = {Path(path).resolve() for path in exclude}
     rules = IgnoreRules.for_directory(root)
     buffer = io.BytesIO()
     files: list[str] = []
@@ -142,6 +149,8 @@ def pack_directory(directory: Path) -> BuildContext:
                 relpath = prefix + name
                 is_link = full.is_symlink()
                 if rules.ignored(relpath, is_dir=not is_link and full.is_dir()):
+                    continue
+                if not is_link and full.resolve() in excluded:
                     continue
                 if is_link:
                     target = full.resolve()

@@ -51,7 +51,7 @@ def deploy(
 ) -> None:
     """Build and deploy the job in DIRECTORY; prints the job's URL when it serves."""
     from trackside.manifest.load import load_manifest, load_manifest_dict
-    from trackside.manifest.secrets import load_secret_vars
+    from trackside.manifest.secrets import load_secret_vars, secret_env_files
 
     extra = overrides or ()
     manifest = load_manifest(directory, extra)
@@ -67,7 +67,7 @@ def deploy(
         "build_flags": ["--no-cache"] if no_cache else [],
     }
     if build_context is BuildContextMode.local:
-        context = pack_directory(workdir)
+        context = pack_directory(workdir, exclude=secret_env_files(manifest, workdir))
         for link in context.skipped_links:
             warn(f"build context: skipped symlink {link}: it points outside {workdir} or nowhere")
         log.debug("build context: %d files, %d bytes", len(context.files), len(context.data))

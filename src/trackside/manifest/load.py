@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from trackside.errors import InvalidInput
 from trackside.manifest.model import Manifest, format_validation_error, validate_python_extra
+from trackside.safe_yaml import load_yaml
 
 log = logging.getLogger(__name__)
 
@@ -28,43 +29,9 @@ LEGACY_MANIFEST_FILENAME = "fatman.yaml"
 _OVERRIDE_KEY_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys: PyYAML would silently keep the last one."""
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    seen: dict[Any, yaml.Node] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                "while constructing a mapping",
-                node.start_mark,
-                f"found duplicate key '{key}'",
-                key_node.start_mark,
-            )
-        seen[key] = key_node
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 def parse_yaml(text: str, source: str) -> Any:
-    """Parse YAML; InvalidInput names `source` and the line (1-based) of the problem."""
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = exc.problem or exc.context or "syntax error"
-        context = exc.context_mark
-        if exc.problem and exc.context and context is not None and context is not mark:
-            problem += f" ({exc.context} started at line {context.line + 1})"
-        raise InvalidInput(f"{source}: invalid YAML{where}: {problem}") from None
-    except yaml.YAMLError as exc:
-        raise InvalidInput(f"{source}: invalid YAML: {exc}") from None
+    """Parse YAML from a user (`safe_yaml.load_yaml`); InvalidInput names `source` and the line or limit."""
+    return load_yaml(text, source)
 
 
 def _legacy_name_warning(file: Path) -> str:

@@ -2,7 +2,8 @@
 
 As in Racetrack, secrets never live in the manifest: they are `.env` files next to it on the
 client, read on every deploy and sent with the deploy request, where they override plain env vars
-of the same name.
+of the same name. They never travel in the build context (`secret_env_files` names them for the
+packer, and the server leaves them out of an uploaded context too).
 """
 
 from __future__ import annotations
@@ -77,6 +78,16 @@ def parse_env_file(path: Path) -> dict[str, str]:
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"{path}: cannot read secret env file: {exc}") from None
     return parse_env_text(text, str(path))
+
+
+def secret_env_files(manifest: Manifest, workdir: Path) -> list[Path]:
+    """The manifest's secret env files (build and runtime), as paths on the client."""
+    paths = []
+    for filename in (manifest.secret_build_env_file, manifest.secret_runtime_env_file):
+        if filename:
+            path = Path(filename).expanduser()
+            paths.append(path if path.is_absolute() else Path(workdir) / path)
+    return paths
 
 
 def load_secret_vars(manifest: Manifest, workdir: Path) -> dict[str, dict[str, str]]:

@@ -18,6 +18,7 @@ import yaml
 
 from trackside.errors import InvalidInput
 from trackside.plugins.manifest import MANIFEST_FILE, load_plugin_manifest
+from trackside.safe_yaml import load_yaml
 
 PLUGIN_FILE = "plugin.py"
 IGNORE_FILES = (".racetrackignore", ".trackside-ignore")
@@ -93,7 +94,7 @@ def bundle_plugin(
         manifest = replace(manifest, version=plugin_version)
     manifest = replace(manifest, build_date=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     # Keep the author's manifest as written (comments aside), with version and build date set.
-    raw = yaml.safe_load((root / MANIFEST_FILE).read_text()) or {}
+    raw = load_yaml((root / MANIFEST_FILE).read_text(), str(root / MANIFEST_FILE), invalid="not valid YAML") or {}
     raw.update(version=manifest.version, build_date=manifest.build_date)
 
     target_dir = Path(out_dir).resolve() if out_dir else root

@@ -11,9 +11,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import yaml
-
 from trackside.errors import InvalidInput
+from trackside.safe_yaml import load_yaml
 
 MANIFEST_FILE = "plugin-manifest.yaml"
 CATEGORIES = ("job-type", "infrastructure", "core")
@@ -86,10 +85,7 @@ def parse_plugin_manifest(data: Any, source: str = MANIFEST_FILE) -> PluginManif
 
 
 def load_plugin_manifest(text: str | bytes, source: str = MANIFEST_FILE) -> PluginManifest:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InvalidInput(f"{source}: not valid YAML: {exc}") from None
+    data = load_yaml(text, source, invalid="not valid YAML")
     return parse_plugin_manifest(data, source)
 
 

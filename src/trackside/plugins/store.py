@@ -35,11 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import yaml
-
+from trackside.build.confined import TreeWriter, read_chunks, staged_directory
 from trackside.errors import AlreadyExists, InvalidInput, NotFound
 from trackside.plugins.loader import PLUGIN_FILE
 from trackside.plugins.manifest import MANIFEST_FILE, PluginManifest, load_plugin_manifest, parse_plugin_manifest
+from trackside.safe_yaml import load_yaml
 
 INDEX_FILE = "installed.json"
 LAST_CHANGE_FILE = "last-change.txt"
@@ -145,10 +145,7 @@ class PluginStore:
 
     def write_config(self, name: str, version: str, config_data: str) -> None:
         plugin = self.get(name, version)
-        try:
-            yaml.safe_load(config_data)
-        except yaml.YAMLError as exc:
-            raise InvalidInput(f"config of plugin {name} {version}: not valid YAML: {exc}") from None
+        load_yaml(config_data, f"config of plugin {name} {version}", invalid="not valid YAML")
         with self._locked():
             plugin.config_path.parent.mkdir(parents=True, exist_ok=True)
             tmp = plugin.config_path.with_name(f".config.{uuid.uuid4().hex}")
@@ -282,7 +279,12 @@ def _entry_parts(name: str, label: str) -> tuple[str, ...]:
 
 
 def unpack_bundle(data: bytes, dest: Path, label: str = "bundle") -> PluginManifest:
-    """Check every entry of the zip, extract it into `dest` and return its manifest."""
+    """Check every entry of the zip, extract it into `dest` and return its manifest.
+
+    `dest` must not exist yet. Links are refused outright (a bundle has no use for them), and files are
+    written by `TreeWriter`, which follows no link and overwrites nothing, beside `dest` and moved into
+    place whole: a refused bundle leaves nothing behind.
+    """
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
@@ -313,17 +315,19 @@ def unpack_bundle(data: bytes, dest: Path, label: str = "bundle") -> PluginManif
                 hint = f" (found {nested[0]}: put the plugin's files at the root of the zip)" if nested else ""
                 raise InvalidInput(f"{label}: {required} is missing{hint}")
         manifest = load_plugin_manifest(archive.read(MANIFEST_FILE), source=f"{label}: {MANIFEST_FILE}")
-        root = dest.resolve()
-        dest.mkdir(parents=True, exist_ok=True)
-        for info, parts in files:
-            target = root.joinpath(*parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                with archive.open(info) as source, open(target, "wb") as out:
-                    shutil.copyfileobj(source, out)
-            except (zipfile.BadZipFile, OSError, RuntimeError) as exc:
-                raise InvalidInput(f"{label}: entry {info.filename!r} can't be extracted: {exc}") from None
-            target.chmod(0o755 if (info.external_attr >> 16) & 0o111 else 0o644)
+        seen: set[str] = set()
+        with staged_directory(dest) as staging, TreeWriter(staging) as writer:
+            for info, parts in files:
+                key = "/".join(parts)
+                if key in seen:
+                    raise InvalidInput(f"{label}: entry {info.filename!r} appears twice in the bundle")
+                seen.add(key)
+                mode = 0o755 if (info.external_attr >> 16) & 0o111 else 0o644
+                try:
+                    with archive.open(info) as source:
+                        writer.write_file(parts, read_chunks(source, info.file_size), mode)
+                except (zipfile.BadZipFile, OSError, RuntimeError, ValueError) as exc:
+                    raise InvalidInput(f"{label}: entry {info.filename!r} can't be extracted: {exc}") from None
     return manifest
 
 

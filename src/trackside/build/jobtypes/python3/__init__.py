@@ -7,12 +7,14 @@ targets.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from trackside.build.images import ContainerJobType
 from trackside.build.jobtype import JobType, JobTypeImage
 from trackside.build.jobtypes.python3.image import DEFAULT_BASE_IMAGE, TEMPLATE, prepare_image
 from trackside.build.jobtypes.python3.local import JOB_TYPE_NAME, JOB_TYPE_VERSION, build_local
+from trackside.build.jobtypes.python3.requirements import PackageIndexes
 
 if TYPE_CHECKING:
     from trackside.config import Settings
@@ -25,13 +27,15 @@ class Plugin:
     settings: Settings | None = None  # set by the PluginEngine before any hook is called
 
     def job_types(self) -> dict[str, JobType]:
+        # Package indexes are the operator's settings, bound here: a job's build never chooses them.
+        indexes = PackageIndexes.from_settings(self.settings)
         return {
             f"{JOB_TYPE_NAME}:{JOB_TYPE_VERSION}": ContainerJobType(
                 name=JOB_TYPE_NAME,
                 version=JOB_TYPE_VERSION,
-                local_builder=build_local,
+                local_builder=functools.partial(build_local, indexes=indexes),
                 images=[JobTypeImage(source="jobtype", template=TEMPLATE)],
-                prepare_image=prepare_image,
+                prepare_image=functools.partial(prepare_image, indexes=indexes),
                 default_base_image=DEFAULT_BASE_IMAGE,
             )
         }

@@ -9,16 +9,25 @@ the module.
 from __future__ import annotations
 
 import ast
+import os
 from pathlib import Path
 
+from trackside.build.confined import Escape, resolve_beneath
 from trackside.errors import BuildFailed
 
 
 def resolve_inside(workspace: Path, relative: str, what: str) -> Path:
-    """`workspace / relative`, refusing paths that leave the job's source."""
-    root = workspace.resolve()
-    path = (root / relative).resolve()
-    if root not in path.parents:
+    """`workspace / relative` with its links followed, refusing any that leave the job's source.
+
+    Resolved step by step beneath the job's directory (`confined.resolve_beneath`), never with
+    `realpath`, which a path over PATH_MAX fools; the result holds no link, so reading it reads what
+    was checked.
+    """
+    try:
+        path = resolve_beneath(workspace, relative)
+    except Escape as exc:
+        raise BuildFailed(f"{what} {relative!r} must be a path inside the job's source ({exc})") from None
+    if path == Path(os.path.realpath(workspace)):
         raise BuildFailed(f"{what} {relative!r} must be a path inside the job's source")
     return path
 

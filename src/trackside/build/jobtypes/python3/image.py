@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,13 @@ from trackside.build.jobtypes.python3.local import (
     copy_runtime,
 )
 from trackside.build.jobtypes.python3.options import PythonOptions
-from trackside.build.jobtypes.python3.venvs import requirements_fingerprint, run_streaming
+from trackside.build.jobtypes.python3.requirements import (
+    PackageIndexes,
+    SafeRequirements,
+    installer_env,
+    make_safe,
+)
+from trackside.build.jobtypes.python3.venvs import run_streaming, safe_fingerprint
 from trackside.errors import BuildFailed
 
 EXTRAS_DIR = ".trackside"
@@ -36,8 +43,13 @@ WHEELS_SCHEMA = "trackside-wheels-1"
 MARKER = ".complete"
 
 
-def prepare_image(context: ImageContext) -> dict[str, Any]:
-    """Check the entrypoint, copy the runtime and the wheels into the context; the template variables."""
+def prepare_image(context: ImageContext, indexes: PackageIndexes | None = None) -> dict[str, Any]:
+    """Check the entrypoint, copy the runtime and the wheels into the context; the template variables.
+
+    `indexes` are the platform's package indexes (the plugin passes its settings'); the job's own
+    requirements file is made safe first (`requirements.make_safe`), and the image gets that text.
+    """
+    indexes = indexes or PackageIndexes()
     log = context.log
     manifest = context.manifest
     options = PythonOptions.from_manifest(manifest)
@@ -55,14 +67,15 @@ def prepare_image(context: ImageContext) -> dict[str, Any]:
         shutil.rmtree(extras)
     copy_runtime(extras / "runtime" / RUNTIME_PACKAGE)
     copy_compat_package(extras / "runtime" / COMPAT_PACKAGE)
-    has_compat = _compat_wheels(context, options, extras / "compat-wheels")
+    has_compat = _compat_wheels(context, options, extras / "compat-wheels", indexes)
     requirements = _requirements_file(context.job_dir, options.requirements_path)
     wheels = extras / "wheels"
     if requirements is not None:
         log(f"requirements: {requirements.relative_to(context.job_dir.resolve())}")
-        cached = _wheels(requirements, context)
+        safe = make_safe(requirements, context.job_dir, indexes, log)
+        cached = _wheels(safe, context, indexes)
         shutil.copytree(cached, wheels, ignore=shutil.ignore_patterns(MARKER))
-        shutil.copyfile(requirements, wheels / "requirements.txt")
+        (wheels / "requirements.txt").write_text(safe.requirements_text)
     else:
         log("requirements: none")
         wheels.mkdir(parents=True)
@@ -87,36 +100,33 @@ def prepare_image(context: ImageContext) -> dict[str, Any]:
     }
 
 
-def _compat_wheels(context: ImageContext, options: PythonOptions, dest: Path) -> bool:
+def _compat_wheels(context: ImageContext, options: PythonOptions, dest: Path, indexes: PackageIndexes) -> bool:
     """Wheels of the racetrack-compat layer in `dest` when the job gets it (see compat.py)."""
     on, asked, why = compat.wanted(context.manifest, options, context.job_dir)
     context.log(f"racetrack-compat packages: {why}")
     if not on:
         return False
-    listing = context.cache_dir / "racetrack-compat" / "image-requirements.txt"
-    listing.parent.mkdir(parents=True, exist_ok=True)
-    if not listing.is_file() or listing.read_text() != compat.requirements_text():
-        tmp = listing.with_name(f"{listing.name}.{os.getpid()}.tmp")
-        tmp.write_text(compat.requirements_text())
-        tmp.replace(listing)
+    # The platform's own list, not a job's: no need to make it safe, only to hand it over as one.
+    listing = SafeRequirements(requirements=compat.requirements_text().splitlines())
     try:
-        cached = _wheels(listing, context)
+        cached = _wheels(listing, context, indexes)
     except BuildFailed as exc:
         if asked:
             raise
         context.log(f"warning: building without the racetrack-compat packages: {exc}")
         return False
     shutil.copytree(cached, dest, ignore=shutil.ignore_patterns(MARKER))
-    shutil.copyfile(listing, dest / "requirements.txt")
+    (dest / "requirements.txt").write_text(listing.requirements_text)
     return True
 
 
-def _wheels(requirements: Path, context: ImageContext) -> Path:
-    """Wheels for `requirements`, made once per distinct requirements set and reused by later builds."""
+def _wheels(safe: SafeRequirements, context: ImageContext, indexes: PackageIndexes) -> Path:
+    """Wheels for `safe`, made once per distinct requirements set and reused by later builds."""
     import hashlib
 
-    fingerprint = requirements_fingerprint(requirements, context.job_dir)
-    build_env = sorted(context.build_env.items())
+    fingerprint = safe_fingerprint(safe, context.job_dir, indexes)
+    job_env = installer_env(context.build_env, context.log)
+    build_env = sorted(job_env.items())
     key = hashlib.sha256(f"{WHEELS_SCHEMA}\n{sys.version_info[:2]}\n{build_env}\n{fingerprint}".encode()).hexdigest()[
         :24
     ]
@@ -128,28 +138,20 @@ def _wheels(requirements: Path, context: ImageContext) -> Path:
         shutil.rmtree(target)
     target.mkdir(parents=True)
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME")}
-    env.update(context.build_env)
+    env.update(job_env)
     env.update({"PIP_DISABLE_PIP_VERSION_CHECK": "1", "NO_COLOR": "1"})
     context.log("downloading wheels on the build host (the image build has no network)")
-    code, last = run_streaming(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-input",
-            "--progress-bar",
-            "off",
-            "-w",
-            str(target),
-            "-r",
-            str(requirements),
-        ],
-        requirements.parent,
-        env,
-        context.log,
-        timeout=900.0,
-    )
+    with tempfile.TemporaryDirectory(prefix="trackside-requirements-") as scratch:
+        requirements, constraints = safe.write(Path(scratch))
+        command = [
+            sys.executable, "-m", "pip", "wheel", "--no-input", "--progress-bar", "off",
+            *indexes.installer_args(),
+            "-w", str(target),
+            "-r", str(requirements),
+        ]  # fmt: skip
+        if constraints is not None:
+            command += ["-c", str(constraints)]
+        code, last = run_streaming(command, context.job_dir, env, context.log, timeout=900.0)
     if code != 0:
         shutil.rmtree(target, ignore_errors=True)
         raise BuildFailed("could not download the job's requirements:\n" + "\n".join(last[-10:]))

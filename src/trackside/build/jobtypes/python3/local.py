@@ -20,13 +20,14 @@ from trackside.build.jobtype import BuildRequest
 from trackside.build.jobtypes.python3 import compat
 from trackside.build.jobtypes.python3.entrypoint import check_entrypoint, resolve_inside
 from trackside.build.jobtypes.python3.options import PythonOptions
+from trackside.build.jobtypes.python3.requirements import PackageIndexes, installer_env, make_safe
 from trackside.build.jobtypes.python3.venvs import (
     Interpreter,
     VenvCache,
     create_venv,
     find_interpreter,
-    requirements_fingerprint,
     run_streaming,
+    safe_fingerprint,
     venv_key,
 )
 from trackside.errors import BuildFailed
@@ -37,7 +38,9 @@ RUNTIME_PACKAGE = "trackside_runtime"
 COMPAT_PACKAGE = "racetrack_job_wrapper"  # Racetrack's job API (src/racetrack_job_wrapper), beside the runtime
 
 
-def build_local(request: BuildRequest) -> LocalArtifact:
+def build_local(request: BuildRequest, indexes: PackageIndexes | None = None) -> LocalArtifact:
+    """Build for the local target; `indexes` are the platform's (the plugin passes its settings')."""
+    indexes = indexes or PackageIndexes()
     log = request.log
     manifest = request.manifest
     workspace = request.workspace
@@ -46,6 +49,7 @@ def build_local(request: BuildRequest) -> LocalArtifact:
     log(f"entrypoint {options.entrypoint_path}, class {job_class}")
     requirements = _requirements_file(workspace, options.requirements_path)
     log(f"requirements: {requirements.relative_to(workspace.resolve()) if requirements else 'none'}")
+    safe = make_safe(requirements, workspace, indexes, log) if requirements else None
     system_dependencies = list(getattr(manifest, "system_dependencies", None) or [])
     if system_dependencies:
         log(
@@ -53,17 +57,17 @@ def build_local(request: BuildRequest) -> LocalArtifact:
             f"({', '.join(system_dependencies)}); the build host must already have them"
         )
 
-    build_env = {**dict(getattr(manifest, "build_env", None) or {}), **request.build_env}
-    env = _installer_env({**build_env, **request.secret_build_env})
+    build_env = installer_env({**dict(getattr(manifest, "build_env", None) or {}), **request.build_env}, log)
+    env = _installer_env({**build_env, **installer_env(request.secret_build_env, log)})
     interpreter = find_interpreter(options.python_version, env)
     log(f"python {interpreter.version} at {interpreter.path}")
     layer = _compat_layer(request, options, interpreter, env)
-    fingerprint = requirements_fingerprint(requirements, workspace)
+    fingerprint = safe_fingerprint(safe, workspace, indexes)
     if layer is not None:
         fingerprint += f"\n# racetrack-compat {layer}"
 
     def build_venv(target: Path) -> None:
-        create_venv(target, interpreter, requirements, workspace, env, log)
+        create_venv(target, interpreter, safe, workspace, env, log, indexes)
         if layer is not None:
             compat.link_layer(target, layer)
 
@@ -111,12 +115,13 @@ def _compat_layer(
 
 
 def _requirements_file(workspace: Path, requirements_path: str | None) -> Path | None:
+    """The job's requirements file, never one reached through a link out of the job's source."""
     if requirements_path:
         path = resolve_inside(workspace, requirements_path, "jobtype_extra.requirements_path")
         if not path.is_file():
             raise BuildFailed(f"requirements file {requirements_path!r} not found in the job's source")
         return path
-    default = workspace.resolve() / "requirements.txt"
+    default = resolve_inside(workspace, "requirements.txt", "requirements.txt")
     return default if default.is_file() else None
 
 

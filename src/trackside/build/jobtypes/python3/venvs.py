@@ -1,12 +1,13 @@
 """Job virtualenvs: one per distinct set of requirements, made by uv, shared between builds.
 
-A venv's key hashes everything that decides its content (the normalized requirements, files they
-include, the interpreter, the build env, a schema version), so jobs and versions with the same
-requirements share one and a cached redeploy costs no install at all. Concurrent builds are
-serialized per key with an fcntl lock; a venv is built in its final path (venvs are not relocatable)
-and only counts once its `.complete` marker is written, so a crashed build leaves nothing that a
-later build would trust. A complete venv is never rebuilt in place, since running jobs use it:
-`--no-cache` makes a new generation next to it and points the key at that.
+A venv's key hashes everything that decides its content (the requirements as the installer gets
+them, see `requirements.py`; the platform's package indexes; the interpreter, the build env, a
+schema version), so jobs and versions with the same requirements share one and a cached redeploy
+costs no install at all. Concurrent builds are serialized per key with an fcntl lock; a venv is
+built in its final path (venvs are not relocatable) and only counts once its `.complete` marker is
+written, so a crashed build leaves nothing that a later build would trust. A complete venv is never
+rebuilt in place, since running jobs use it: `--no-cache` makes a new generation next to it and
+points the key at that.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from trackside.build.jobtypes.python3.requirements import PackageIndexes, SafeRequirements, make_safe
 from trackside.errors import BuildFailed
 
-SCHEMA_VERSION = "trackside-venv-1"
+SCHEMA_VERSION = "trackside-venv-2"
 MARKER = ".complete"
 INSTALL_TIMEOUT_S = 1800.0
 _UV_CHATTER = ("Using Python", "Using CPython", "Activate with")
@@ -86,47 +88,22 @@ def _running_python_matches(spec: str) -> bool:
 # --- the key ------------------------------------------------------------------------------------
 
 
-_INCLUDE = re.compile(r"^(?P<flag>-r|--requirement|-c|--constraint)(?:\s*=\s*|\s+|(?=[^\s=-]))(?P<path>\S+)$")
-_LOCAL = re.compile(r"^(-e|--editable|\.|/|file:)|@\s*file:")
-
-
-def requirements_fingerprint(requirements: Path | None, workspace: Path) -> str:
-    """Normalized requirements text, files they include inlined; local-path requirements pin the tree."""
+def requirements_fingerprint(
+    requirements: Path | None, workspace: Path, indexes: PackageIndexes | None = None, log: Log | None = None
+) -> str:
+    """The fingerprint of a requirements file as `make_safe` turns it (see `safe_fingerprint`)."""
     if requirements is None:
         return ""
-    lines, local = _normalized(requirements, set())
-    text = "\n".join(lines)
-    if local:  # `-e .` or `./pkg`: the venv depends on this very source tree, at this path
-        text += f"\n# local source {workspace.resolve()} {tree_hash(workspace)}"
-    return text
+    indexes = indexes or PackageIndexes()
+    return safe_fingerprint(make_safe(requirements, workspace, indexes, log or (lambda line: None)), workspace, indexes)
 
 
-def _normalized(path: Path, seen: set[Path]) -> tuple[list[str], bool]:
-    seen.add(path.resolve())
-    try:
-        raw = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return [f"# unreadable {path.name}"], False
-    raw = re.sub(r"\\\r?\n", " ", raw)  # line continuations
-    lines: list[str] = []
-    local = False
-    for line in raw.splitlines():
-        line = re.sub(r"(^|\s)#.*$", "", line).strip()
-        if not line:
-            continue
-        line = re.sub(r"\s+", " ", line)
-        match = _INCLUDE.match(line)
-        if match:
-            included = (path.parent / match.group("path")).resolve()
-            lines.append(f"{match.group('flag')} <{match.group('path')}>")
-            if included not in seen and included.is_file():
-                sub, sub_local = _normalized(included, seen)
-                lines += [f"  {s}" for s in sub]
-                local = local or sub_local
-            continue
-        local = local or bool(_LOCAL.search(line))
-        lines.append(line)
-    return lines, local
+def safe_fingerprint(safe: SafeRequirements | None, workspace: Path, indexes: PackageIndexes) -> str:
+    """Requirements as the installer gets them (normalized, includes inlined, refused options gone),
+    the platform's package indexes, and for local-path requirements the source tree's hash."""
+    if safe is None:
+        return ""
+    return f"{safe.fingerprint(workspace, tree_hash)}# indexes {indexes.fingerprint()}\n"
 
 
 def tree_hash(root: Path) -> str:
@@ -234,15 +211,21 @@ def _locked(path: Path, on_wait: Callable[[], None]) -> Iterator[None]:
 def create_venv(
     target: Path,
     interpreter: Interpreter,
-    requirements: Path | None,
+    requirements: SafeRequirements | None,
     workspace: Path,
     env: dict[str, str],
     log: Log,
+    indexes: PackageIndexes | None = None,
 ) -> None:
-    """`uv venv` at `target`, then `uv pip install -r requirements` with bytecode compiled."""
+    """`uv venv` at `target`, then `uv pip install` of the safe requirements with bytecode compiled.
+
+    uv gets the platform's package indexes on its command line and reads no configuration of its own
+    (`--no-config`: a `uv.toml` or `pyproject.toml` in the job's directory would otherwise choose
+    indexes) and no `tool.uv.sources` of a local project (`--no-sources`).
+    """
     uv = uv_bin()
     rc, tail = run_streaming(
-        [uv, "venv", "--no-project", "--python", interpreter.path, str(target)],
+        [uv, "venv", "--no-config", "--no-project", "--python", interpreter.path, str(target)],
         target.parent,
         env,
         lambda line: None if line.startswith("Activate with") else log(line),
@@ -252,18 +235,17 @@ def create_venv(
     if requirements is None:
         log("no requirements to install")
         return
-    rc, tail = run_streaming(
-        [
-            uv, "pip", "install",
-            "--python", str(target / "bin" / "python"),
-            "--compile-bytecode",
-            "-r", str(requirements),
-        ],
-        workspace,
-        env,
-        log,
-        timeout=INSTALL_TIMEOUT_S,
-    )  # fmt: skip
+    files, constraints = requirements.write(target / "trackside-requirements")
+    command = [
+        uv, "pip", "install", "--no-config", "--no-sources",
+        "--python", str(target / "bin" / "python"),
+        "--compile-bytecode",
+        *(indexes or PackageIndexes()).installer_args(),
+        "-r", str(files),
+    ]  # fmt: skip
+    if constraints is not None:
+        command += ["-c", str(constraints)]
+    rc, tail = run_streaming(command, workspace, env, log, timeout=INSTALL_TIMEOUT_S)
     if rc != 0:
         raise BuildFailed(f"requirements failed to install: {_tail_text(tail)}")
 
@@ -311,6 +293,8 @@ def run_streaming(
         if proc.poll() is None:
             kill()
             proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
     if timed_out.is_set():
         tail.append(f"{Path(cmd[0]).name} was stopped after {timeout:g} s")
         return (rc or -9), list(tail)
