@@ -6,7 +6,8 @@ deploy or when state files exist, reaps and restarts crashed replicas (`backoff.
 logs (`rotation.py`), and re-reads the state files every second (`reconcile.py`) so that several
 platform processes sharing one data dir agree. Only the process holding the ownership lock
 (`ownership.py`) restarts or rotates anything, so two platform processes never both restart the same
-replica. How a replica's process is started lives in `spawning.py`.
+replica. How a replica's process is started lives in `spawning.py`; how it is kept from the
+platform's files (its own directory outside the data dir, its sandbox) in `confinement.py`.
 """
 
 from __future__ import annotations
@@ -17,15 +18,17 @@ import threading
 import time
 from pathlib import Path
 
-from trackside.build.artifacts import LocalArtifact
+from trackside.build.artifacts import ArtifactStore, LocalArtifact
 from trackside.errors import DeployFailed, InvalidInput
 from trackside.infra.local.backoff import RestartBackoff
+from trackside.infra.local.confinement import Confinement
 from trackside.infra.local.layout import LocalLayout
 from trackside.infra.local.logs import output_since, tail_lines
 from trackside.infra.local.ownership import OwnershipLock
-from trackside.infra.local.processes import Running, free_port, port_is_free, process_matches, stop_processes
+from trackside.infra.local.processes import free_port, port_is_free, process_matches, stop_processes
 from trackside.infra.local.reconcile import ReplicaTable, reconcile, record
 from trackside.infra.local.replica import ERROR_LOG_LINES, Replica, ReplicaView, describe_exit
+from trackside.infra.local.replica_dirs import ReplicaDirs
 from trackside.infra.local.rotation import DEFAULT_KEEP, DEFAULT_MAX_BYTES, LogRotation
 from trackside.infra.local.spawning import failed_to_bind, new_state, replica_env, split_env, start
 from trackside.infra.local.state import read_state
@@ -47,8 +50,16 @@ class ReplicaManager:
         stop_grace: float = 5.0,
         max_backoff: float = 30.0,
         healthy_uptime: float = 60.0,
+        confinement: Confinement | None = None,
     ) -> None:
         self.layout = LocalLayout(data_dir)
+        self.artifacts = ArtifactStore(data_dir)
+        if confinement is None:
+            from trackside.config import Settings
+
+            confinement = Confinement.from_settings(Settings(data_dir=data_dir))
+        self.confinement = confinement
+        self.confinement.announce()
         self.secrets = SecretFileStore(self.layout.secrets_root, self.layout.data_dir, "local")
         self.tick = tick
         self.reconcile_interval = reconcile_interval
@@ -95,31 +106,49 @@ class ReplicaManager:
         state_dir = self.layout.job_state_dir(name, version)
         public, secrets = split_env(artifact, runtime_env, secret_env)
         key = (name, version)
+        source = self._link_source(artifact, self.artifacts.build_dir(name, version, tag))
         with self._lock:
             self._reconcile()
             old = self._replicas.pop(key, {})
             new: dict[int, Replica] = {}
+            prepared: list[tuple[ReplicaDirs, int | None]] = []
             ports = self._ports_in_use()
             try:
                 for index in range(count):
                     port = free_port(ports)
                     ports.add(port)
-                    env = replica_env(public, port)
+                    dirs, uid = self.confinement.prepare(name, version, index, source)
+                    prepared.append((dirs, uid))
+                    env = {**replica_env(public, port), **dirs.env()}
                     state = new_state(
-                        name, version, index, tag, artifact, env, list(secrets), port, deployment_timestamp
+                        name,
+                        version,
+                        index,
+                        tag,
+                        artifact,
+                        env,
+                        list(secrets),
+                        port,
+                        deployment_timestamp,
+                        str(dirs.root),
+                        uid,
                     )
                     rep = Replica(
                         state, self.layout.state_file(name, version, index), self.layout.log_file(name, version, index)
                     )
-                    start(rep, env, secrets)
+                    self._start(rep, env, secrets)
                     new[index] = rep
-            except OSError as exc:
+            except BaseException as exc:
                 stop_processes([r.running() for r in new.values()], 1.0)
+                for dirs, uid in prepared:
+                    self.confinement.release(str(dirs.root), uid)
                 if old:
                     self._replicas[key] = old
-                raise DeployFailed(
-                    f"cannot start job {name} {version}: {exc} (command {artifact.command}, cwd {artifact.cwd})"
-                ) from exc
+                if isinstance(exc, OSError):
+                    raise DeployFailed(
+                        f"cannot start job {name} {version}: {exc} (command {artifact.command}, cwd {artifact.cwd})"
+                    ) from exc
+                raise
             self.secrets.save_runtime_env(name, version, secrets)
             for rep in new.values():
                 record(rep)
@@ -128,7 +157,7 @@ class ReplicaManager:
                     path.unlink(missing_ok=True)
             self._replicas[key] = new
             views = [self._view(rep, time.monotonic()) for rep in new.values()]
-        self._stop_in_background([r.running() for r in old.values()])
+        self._stop_in_background(list(old.values()))
         self.ensure_watcher()
         return views
 
@@ -146,7 +175,7 @@ class ReplicaManager:
                     state_dir.rmdir()
                     state_dir.parent.rmdir()
             self.secrets.remove(name, version)
-        stop_processes([r.running() for r in reps.values()], self.stop_grace)
+        self._stop_and_release(list(reps.values()))
         return existed
 
     def exists(self, name: str, version: str) -> bool:
@@ -291,11 +320,12 @@ class ReplicaManager:
         port = state.port
         if rep.new_port or not port_is_free(port):
             port = free_port(self._ports_in_use())
-        env = {**state.env, "PORT": str(port)}
         secrets = self.secrets.load_runtime_env(state.name, state.version)
         try:
-            start(rep, env, secrets)
-        except OSError as exc:
+            self._ensure_dirs(rep)
+            env = {**state.env, "PORT": str(port)}
+            self._start(rep, env, secrets)
+        except (OSError, DeployFailed) as exc:
             rep.consecutive_crashes += 1
             rep.next_restart_at = now + self.backoff.delay(rep.consecutive_crashes)
             rep.error = state.error = f"cannot restart: {exc}"
@@ -319,6 +349,43 @@ class ReplicaManager:
         state.stopped_by_shutdown = False
         record(rep)
 
+    # ----- replica processes and directories ---------------------------------------------------
+
+    def _start(self, rep: Replica, env: dict[str, str], secrets: dict[str, str]) -> None:
+        state = rep.state
+        build_dir = self.artifacts.build_dir(state.name, state.version, state.tag)
+        command = self.confinement.command(state, build_dir)
+        start(rep, command, str(ReplicaDirs(Path(state.home)).work), env, secrets)
+
+    def _ensure_dirs(self, rep: Replica) -> None:
+        """Give a replica whose directory is gone (or that predates them) a new one before it starts."""
+        state = rep.state
+        has_dirs = bool(state.home) and ReplicaDirs(Path(state.home)).exists()
+        if has_dirs and (state.uid is not None or self.confinement.uids is None):
+            return
+        old_home, old_uid = state.home, state.uid
+        build_dir = self.artifacts.build_dir(state.name, state.version, state.tag)
+        source = self._link_source_path(Path(state.cwd), build_dir)
+        dirs, uid = self.confinement.prepare(state.name, state.version, state.index, source)
+        state.home, state.uid = str(dirs.root), uid
+        state.env.update(dirs.env())
+        self.confinement.release(old_home, old_uid)
+
+    def _link_source(self, artifact: LocalArtifact, build_dir: Path) -> Path | None:
+        return self._link_source_path(Path(artifact.cwd), build_dir)
+
+    @staticmethod
+    def _link_source_path(cwd: Path, build_dir: Path) -> Path | None:
+        """The build's working directory when it lies in the build (its entries are the job's files)."""
+        resolved, build = cwd.resolve(), build_dir.resolve()
+        return resolved if resolved == build or build in resolved.parents else None
+
+    def _stop_and_release(self, reps: list[Replica]) -> None:
+        """Stop the replicas' processes, then delete their directories and give their uids back."""
+        stop_processes([r.running() for r in reps], self.stop_grace)
+        for rep in reps:
+            self.confinement.release(rep.state.home, rep.state.uid)
+
     # ----- helpers ----------------------------------------------------------------------------
 
     def _reconcile(self, startup: bool = False) -> None:
@@ -331,13 +398,11 @@ class ReplicaManager:
     def _view(self, rep: Replica, now: float) -> ReplicaView:
         return ReplicaView.of(rep, now, restarts_scheduled=self.ownership.held and not self._closed)
 
-    def _stop_in_background(self, processes: list[Running]) -> None:
+    def _stop_in_background(self, reps: list[Replica]) -> None:
         """Stop replaced replicas without holding up the deploy (a job may take its grace period)."""
-        if not processes:
+        if not reps:
             return
-        thread = threading.Thread(
-            target=stop_processes, args=(processes, self.stop_grace), name="local-target-stop", daemon=True
-        )
+        thread = threading.Thread(target=self._stop_and_release, args=(reps,), name="local-target-stop", daemon=True)
         thread.start()
         with self._lock:
             self._stoppers = [t for t in self._stoppers if t.is_alive()] + [thread]

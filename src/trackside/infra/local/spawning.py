@@ -2,11 +2,15 @@
 
 Secret values (the job's secret runtime env and the credentials the platform hands it) are given to
 the process but kept out of its state file; they are read back from the secrets store on a restart.
+The command that starts it, through its sandbox, comes from `confinement.py`.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import shutil
 import time
 
 from trackside.build.artifacts import LocalArtifact
@@ -47,6 +51,8 @@ def new_state(
     secret_keys: list[str],
     port: int,
     deployment_timestamp: int,
+    home: str,
+    uid: int | None,
 ) -> ReplicaState:
     return ReplicaState(
         name=name,
@@ -62,15 +68,23 @@ def new_state(
         deployment_timestamp=deployment_timestamp,
         start_time=time.time(),
         job_type_version=artifact.job_type_version,
+        home=home,
+        uid=uid,
     )
 
 
-def start(rep: Replica, env: dict[str, str], secrets: dict[str, str]) -> None:
-    """Start the replica's process with `env` plus `secrets`; sets its process, pid and log offset.
+def start(rep: Replica, command: list[str], cwd: str, env: dict[str, str], secrets: dict[str, str]) -> None:
+    """Start the replica's process with `command` (its own or through its sandbox) in `cwd`.
 
-    Raises OSError when the command cannot be started at all.
+    Sets its process, pid and log offset. Raises OSError when the job's program can't be found, before
+    anything starts: a sandbox would only find out once it is running.
     """
-    rep.process, rep.log_offset = spawn(rep.state.command, rep.state.cwd, {**env, **secrets}, rep.log_path)
+    program = rep.state.command[0] if rep.state.command else ""
+    if "/" in program and not os.path.isabs(program):
+        program = os.path.join(cwd, program)
+    if shutil.which(program, path=env.get("PATH", os.defpath)) is None:
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory (or not executable)", program)
+    rep.process, rep.log_offset = spawn(command, cwd, {**env, **secrets}, rep.log_path)
     rep.state.pid = rep.process.pid
 
 
