@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import pwd
+import stat
 import tempfile
 from pathlib import Path
 
@@ -18,7 +19,13 @@ from tests.infra.local.localjob import LocalHarness, http_get, monitor
 from trackside.config import Settings
 from trackside.errors import InvalidInput
 from trackside.infra.local import sandbox
-from trackside.infra.local.confinement import Confinement, Mode, first_closed_ancestor, readable_outside
+from trackside.infra.local.confinement import (
+    Confinement,
+    Mode,
+    first_closed_ancestor,
+    readable_by_others,
+    readable_outside,
+)
 from trackside.infra.local.state import ReplicaState
 from trackside.infra.local.uids import UidPool
 
@@ -76,6 +83,23 @@ def test_users_plan_hides_the_data_dir_and_mounts_back_only_the_jobs_own_files(t
         assert [c for c in covers if hidden.is_relative_to(c)], (hidden, covers)
     assert {path: writable for path, writable in plan["view"]["binds"]} == {str(build): False, str(home): True}
     assert plan["cwd"] == str(home / "work")
+
+
+def test_a_build_made_under_a_private_umask_is_opened_to_other_users_to_read(tmp_path: Path) -> None:
+    build = tmp_path / "build"
+    (build / "pkg").mkdir(parents=True)
+    (build / "pkg/module.py").write_text("x = 1")
+    (build / "run").write_text("#!/bin/sh")
+    (build / "pkg/module.py").chmod(0o600)
+    (build / "run").chmod(0o700)
+    for directory in (build / "pkg", build):
+        directory.chmod(0o700)
+
+    readable_by_others(build)
+
+    paths = (build, build / "pkg", build / "pkg/module.py", build / "run")
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in paths}
+    assert modes == {"build": 0o705, "pkg": 0o705, "module.py": 0o604, "run": 0o705}
 
 
 def test_landlock_plan_grants_the_system_and_the_jobs_files_never_the_data_dir(tmp_path: Path) -> None:

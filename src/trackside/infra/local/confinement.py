@@ -19,6 +19,7 @@ in the replica's own process and then execs the job; the pid, environment and lo
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import logging
@@ -109,6 +110,23 @@ def first_closed_ancestor(path: Path) -> Path | None:
     return None
 
 
+def readable_by_others(root: Path) -> None:
+    """Let other users read `root`'s tree (o+rX), when a restrictive umask made it private.
+
+    Only for the job's own build and virtualenv inside the data dir: the data dir itself stays 0700
+    and hidden from other jobs, so this opens them to their job's user alone.
+    """
+    if root.stat().st_mode & 0o005 == 0o005:
+        return  # made under the usual umask: readable already
+    for directory, _, files in os.walk(root):
+        for path in [directory, *(os.path.join(directory, f) for f in files)]:
+            with contextlib.suppress(OSError):
+                mode = os.lstat(path).st_mode
+                if not stat.S_ISLNK(mode):
+                    extra = 0o005 if stat.S_ISDIR(mode) or mode & 0o100 else 0o004
+                    os.chmod(path, stat.S_IMODE(mode) | extra)
+
+
 def _venv_home(venv: Path) -> Path | None:
     try:
         lines = (venv / "pyvenv.cfg").read_text().splitlines()
@@ -156,7 +174,7 @@ def private_view(read: list[Path], write: list[Path], hidden: list[Path]) -> dic
         closed = first_closed_ancestor(path)
         if closed is not None:
             covers.append(closed)
-    covers = _minimal(covers)
+    covers = _minimal([c for c in covers if c.is_dir()])  # nothing to hide where nothing is
     binds = [
         [str(p), writable]
         for paths, writable in ((read, False), (write, True))
@@ -310,7 +328,13 @@ class Confinement:
     def command(self, state: ReplicaState, build_dir: Path) -> list[str]:
         """The command that starts the replica's process: the job's own, through the sandbox if any."""
         spec = self.plan(state, build_dir)
-        return list(state.command) if spec is None else self._launcher(spec, state.command)
+        if spec is None:
+            return list(state.command)
+        if self.mode is Mode.USERS:
+            for path, _ in spec["view"]["binds"]:
+                if _is_within(Path(path), self.data_dir):
+                    readable_by_others(Path(path))
+        return self._launcher(spec, state.command)
 
     def plan(self, state: ReplicaState, build_dir: Path) -> dict[str, Any] | None:
         """What `sandbox.py` sets up for this replica (None when nothing is confined)."""
