@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -51,6 +51,19 @@ class Settings(BaseSettings):
     job_live_timeout: float = 120.0
     job_ready_timeout: float = 600.0
     log_level: str = "info"
+    # The local target keeps jobs from the platform's files (docs/security.md, "Local target isolation"):
+    # "users" (root: a uid and a private mount view per replica), "landlock" (unprivileged), "none",
+    # or "auto" (the first of users, landlock that works here; "none" is said loudly at start).
+    local_confinement: Literal["auto", "users", "landlock", "none"] = "auto"
+    # Where replicas get their working dir, HOME and TMPDIR; empty: `{data_dir}-jobs` beside the data dir.
+    local_jobs_dir: Path | None = None
+    # Uids (and gids) for replicas when the platform runs as root: a range no account uses.
+    local_job_first_uid: int = Field(default=3_000_000, ge=1000)
+    local_job_uid_count: int = Field(default=100_000, ge=1)
+    # Machine-wide claims on those uids, shared by every platform on the host (root's alone).
+    local_uid_claims_dir: Path = Path("/run/trackside/job-uids")
+    # More paths jobs may read under Landlock (besides the system's directories and their own files).
+    local_job_read_paths: list[Path] = Field(default_factory=list)
     # Docker targets. Images are named {docker_registry}/{docker_registry_namespace}/job-entrypoint/{job}:{tag}
     # and pushed when docker_registry is set (e.g. 127.0.0.1:5000).
     docker_registry: str = ""

@@ -109,9 +109,10 @@ def start_platform(
     port: int | None = None,
     extra_env: dict[str, str] | None = None,
     timeout: float = 60,
+    command_prefix: list[str] | None = None,
 ) -> RunningPlatform:
     """`trackside up`: every component in one process."""
-    return start_trackside(["up"], data_dir, database_url, port, extra_env, timeout)
+    return start_trackside(["up"], data_dir, database_url, port, extra_env, timeout, command_prefix=command_prefix)
 
 
 def start_trackside(
@@ -122,8 +123,12 @@ def start_trackside(
     extra_env: dict[str, str] | None = None,
     timeout: float = 60,
     health_path: str | None = "/lifecycle/health",
+    command_prefix: list[str] | None = None,
 ) -> RunningPlatform:
-    """`trackside COMMAND_ARGS...` (`up`, `serve lifecycle`, ...) as a process, once it answers `health_path`."""
+    """`trackside COMMAND_ARGS...` (`up`, `serve lifecycle`, ...) as a process, once it answers `health_path`.
+
+    `command_prefix` runs it through another program (e.g. one that switches to another user).
+    """
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     # Arguments may be URLs: keep the log's name one safe file name.
@@ -132,6 +137,7 @@ def start_trackside(
     env.update(extra_env or {})
     env["TRACKSIDE_SUPERVISOR_INTERVAL"] = env.get("TRACKSIDE_SUPERVISOR_INTERVAL", "0.5")
     command = [
+        *(command_prefix or []),
         sys.executable,
         "-m",
         "trackside.cli.main",

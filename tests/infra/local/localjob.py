@@ -32,6 +32,7 @@ from trackside.infra.secrets import SecretFileStore
 from trackside.manifest.model import Manifest
 
 # The fake job: /live (with JOB_DEPLOYMENT_TIMESTAMP), /ready, /env (its environment), /metrics.
+# /whoami (its uid), /read/ABSOLUTE/PATH (403 when refused), /write/NAME (a file in its working dir).
 # FAKE_MODE changes its behaviour: wrong-timestamp, live-error, never-ready, chatty.
 FAKE_JOB = r"""
 import json, os, sys
@@ -52,6 +53,19 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/env":
             print("serving /env", flush=True)
             return self.send(200, dict(os.environ))
+        if self.path == "/whoami":
+            return self.send(200, {"uid": os.getuid()})
+        if self.path.startswith("/read/"):
+            try:
+                with open(self.path[len("/read"):], "rb") as f:
+                    return self.send(200, {"content": f.read(64).decode(errors="replace")})
+            except OSError as exc:
+                return self.send(403, {"error": str(exc)})
+        if self.path.startswith("/write/"):
+            path = os.path.abspath(self.path[len("/write/"):])
+            with open(path, "w") as f:
+                f.write("written by the job")
+            return self.send(200, {"path": path})
         if self.path == "/metrics":
             body = b"requests_done 1\nlast_call_timestamp 1700000000.0\n"
             self.send_response(200)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from trackside.build.artifacts import ArtifactStore
 from trackside.infra.base import InfrastructureTarget
+from trackside.infra.local.confinement import Confinement
 from trackside.infra.local.deployer import TARGET_NAME, LocalJobDeployer
 from trackside.infra.local.logs import LocalLogsStreamer
 from trackside.infra.local.monitor import LocalJobMonitor
@@ -25,7 +26,7 @@ __all__ = ["Plugin", "build_local_target"]
 
 def build_local_target(settings: Settings, **manager_options: Any) -> InfrastructureTarget:
     """A local target over `settings.data_dir`; `manager_options` tune the watcher (tests, benchmarks)."""
-    manager = ReplicaManager(settings.data_dir, **manager_options)
+    manager = ReplicaManager(settings.data_dir, confinement=Confinement.from_settings(settings), **manager_options)
     return InfrastructureTarget(
         name=TARGET_NAME,
         job_deployer=LocalJobDeployer(manager, ArtifactStore(settings.data_dir)),

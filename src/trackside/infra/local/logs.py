@@ -1,9 +1,7 @@
-"""Job log files: tailing, rotation (copytruncate) and following, plus the live logs streamer.
+"""Job log files: tailing and following, plus the live logs streamer.
 
-A replica writes straight into its file (O_APPEND), so rotation has to be copytruncate: copy the file
-to `.1` and truncate it in place; the job's next write lands at the new end. Lines written between the
-copy and the truncation are lost, the known price of copytruncate. Followers notice the truncation
-(size below their offset) and finish reading the rotated copy before starting over.
+Files are rotated by copytruncate (`rotation.py`): followers notice the truncation (size below their
+offset) and finish reading the rotated copy before starting over.
 """
 
 from __future__ import annotations
@@ -11,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,10 +17,11 @@ from pathlib import Path
 from trackside.infra.base import LogsStreamer, session_job
 from trackside.infra.local.layout import LocalLayout
 
+# Rotation lives in rotation.py; re-exported for callers that read and rotate logs together.
+from trackside.infra.local.rotation import rotate_if_needed as rotate_if_needed
+
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_BYTES = 10 * 1024 * 1024
-DEFAULT_KEEP = 3
 _BLOCK = 64 * 1024
 
 
@@ -75,23 +73,6 @@ def output_since(path: Path, offset: int, limit: int = _BLOCK) -> str:
             return _decode(f.read())
     except FileNotFoundError:
         return ""
-
-
-def rotate_if_needed(path: Path, max_bytes: int = DEFAULT_MAX_BYTES, keep: int = DEFAULT_KEEP) -> bool:
-    """Copytruncate `path` when it is over `max_bytes`, keeping `keep` rotated copies. True if rotated."""
-    try:
-        if path.stat().st_size <= max_bytes:
-            return False
-    except FileNotFoundError:
-        return False
-    for i in range(keep, 1, -1):
-        older = path.with_name(f"{path.name}.{i - 1}")
-        if older.exists():
-            os.replace(older, path.with_name(f"{path.name}.{i}"))
-    if keep >= 1:
-        shutil.copyfile(path, path.with_name(f"{path.name}.1"))
-    os.truncate(path, 0)
-    return True
 
 
 @dataclass

@@ -17,7 +17,8 @@ from trackside.errors import DeployFailed
 from trackside.infra.base import JobMonitor
 from trackside.infra.local.deployer import TARGET_NAME
 from trackside.infra.local.logs import tail_lines
-from trackside.infra.local.replicas import ERROR_LOG_LINES, ReplicaManager, ReplicaView, describe_exit
+from trackside.infra.local.replica import ERROR_LOG_LINES, ReplicaView, describe_exit
+from trackside.infra.local.replicas import ReplicaManager
 from trackside.infra.probes import last_call_timestamp, live_error, probe
 from trackside.infra.readiness import ReplicaEndpoint, wait_until_ready
 

@@ -17,21 +17,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-# Variables a job inherits from the platform's environment; everything else (TRACKSIDE_* settings,
-# credentials of the operator's shell) stays out.
-INHERITED_ENV = (
-    "PATH",
-    "HOME",
-    "USER",
-    "LOGNAME",
-    "LANG",
-    "LC_ALL",
-    "LC_CTYPE",
-    "TZ",
-    "TMPDIR",
-    "UV_CACHE_DIR",
-    "SYSTEMROOT",
-)
+# Variables a job inherits from the platform's environment: the basics of finding programs and of
+# text and time. Everything else (TRACKSIDE_* settings, credentials of the operator's shell, the
+# platform's HOME and TMPDIR) stays out; HOME and TMPDIR are the replica's own (replica_dirs.py).
+INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
 
 
 def base_env() -> dict[str, str]:

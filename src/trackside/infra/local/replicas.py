@@ -1,110 +1,40 @@
 """The replica manager: starts, watches, restarts, adopts and stops a local job's processes.
 
-One manager per local target. Its state files (see `state.py`) say what should run; its memory only
-adds what a file can't hold (our `Popen` handles, restart timers). A watcher thread, started on the
-first deploy or when state files exist, reaps and restarts crashed replicas with exponential backoff,
-rotates their logs, and re-reads the state files every second so that several platform processes
-sharing one data dir agree. Only the process holding `owner.lock` restarts or rotates anything, so two
-platform processes never both restart the same replica.
+One manager per local target. Its state files (`state.py`) say what should run; its memory only adds
+what a file can't hold (our `Popen` handles, restart timers). A watcher thread, started on the first
+deploy or when state files exist, reaps and restarts crashed replicas (`backoff.py`), rotates their
+logs (`rotation.py`), and re-reads the state files every second (`reconcile.py`) so that several
+platform processes sharing one data dir agree. Only the process holding the ownership lock
+(`ownership.py`) restarts or rotates anything, so two platform processes never both restart the same
+replica. How a replica's process is started lives in `spawning.py`; how it is kept from the
+platform's files (its own directory outside the data dir, its sandbox) in `confinement.py`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
-import os
-import re
-import signal
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from subprocess import Popen
-from typing import IO
 
-from trackside.build.artifacts import LocalArtifact
+from trackside.build.artifacts import ArtifactStore, LocalArtifact
 from trackside.errors import DeployFailed, InvalidInput
+from trackside.infra.local.backoff import RestartBackoff
+from trackside.infra.local.confinement import Confinement
 from trackside.infra.local.layout import LocalLayout
-from trackside.infra.local.logs import DEFAULT_KEEP, DEFAULT_MAX_BYTES, output_since, rotate_if_needed, tail_lines
-from trackside.infra.local.processes import (
-    Running,
-    base_env,
-    free_port,
-    port_is_free,
-    process_matches,
-    spawn,
-    stop_processes,
-)
-from trackside.infra.local.state import ReplicaState, read_state, write_state
+from trackside.infra.local.logs import output_since, tail_lines
+from trackside.infra.local.ownership import OwnershipLock
+from trackside.infra.local.processes import free_port, port_is_free, process_matches, stop_processes
+from trackside.infra.local.reconcile import ReplicaTable, reconcile, record
+from trackside.infra.local.replica import ERROR_LOG_LINES, Replica, ReplicaView, describe_exit
+from trackside.infra.local.replica_dirs import ReplicaDirs
+from trackside.infra.local.rotation import DEFAULT_KEEP, DEFAULT_MAX_BYTES, LogRotation
+from trackside.infra.local.spawning import failed_to_bind, new_state, replica_env, split_env, start
+from trackside.infra.local.state import read_state
 from trackside.infra.secrets import SecretFileStore
 
 log = logging.getLogger(__name__)
-
-ERROR_LOG_LINES = 20
-# Runtime env vars whose values are credentials: kept with the secrets, never in state files.
-SECRET_RUNTIME_VARS = ("AUTH_TOKEN",)
-_BIND_FAILURE = re.compile(r"address already in use|errno 98\b|eaddrinuse", re.IGNORECASE)
-_MAX_BIND_RETRIES = 5
-
-
-def describe_exit(code: int | None) -> str:
-    if code is None:
-        return "process exited"
-    if code < 0:
-        try:
-            return f"process exited with code {code} (killed by {signal.Signals(-code).name})"
-        except ValueError:
-            return f"process exited with code {code}"
-    return f"process exited with code {code}"
-
-
-@dataclass
-class Replica:
-    state: ReplicaState
-    path: Path  # its state file
-    log_path: Path
-    process: Popen[bytes] | None = None  # None for a process adopted from an earlier platform run
-    marker: tuple[int, int, int] | None = None  # (mtime_ns, size, inode) of the state file we last saw
-    exited: bool = False
-    exit_code: int | None = None
-    next_restart_at: float | None = None  # monotonic time of the scheduled restart
-    consecutive_crashes: int = 0
-    crashes: int = 0  # exits seen by this manager (not counting failed port binds)
-    log_offset: int = 0  # where this process's output starts in the log
-    bind_retries: int = 0
-    new_port: bool = False
-    error: str | None = None
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return self.state.name, self.state.version
-
-
-@dataclass(frozen=True)
-class ReplicaView:
-    """A consistent snapshot of one replica, for the monitor."""
-
-    name: str
-    version: str
-    index: int
-    pid: int
-    port: int
-    tag: str
-    running: bool
-    exit_code: int | None
-    restart_in: float | None
-    restart_count: int
-    crashes: int
-    retrying_bind: bool
-    error: str | None
-    job_type_version: str
-    deployment_timestamp: int
-    log_path: Path
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
 
 
 class ReplicaManager:
@@ -120,33 +50,36 @@ class ReplicaManager:
         stop_grace: float = 5.0,
         max_backoff: float = 30.0,
         healthy_uptime: float = 60.0,
+        confinement: Confinement | None = None,
     ) -> None:
         self.layout = LocalLayout(data_dir)
+        self.artifacts = ArtifactStore(data_dir)
+        if confinement is None:
+            from trackside.config import Settings
+
+            confinement = Confinement.from_settings(Settings(data_dir=data_dir))
+        self.confinement = confinement
+        self.confinement.announce()
         self.secrets = SecretFileStore(self.layout.secrets_root, self.layout.data_dir, "local")
         self.tick = tick
         self.reconcile_interval = reconcile_interval
-        self.rotate_interval = rotate_interval
-        self.log_max_bytes = log_max_bytes
-        self.log_keep = log_keep
         self.stop_grace = stop_grace
-        self.max_backoff = max_backoff
-        self.healthy_uptime = healthy_uptime
+        self.backoff = RestartBackoff(max_backoff, healthy_uptime)
+        self.rotation = LogRotation(rotate_interval, log_max_bytes, log_keep)
+        self.ownership = OwnershipLock(self.layout.lock_file)
         self._lock = threading.RLock()
-        self._replicas: dict[tuple[str, str], dict[int, Replica]] = {}
+        self._replicas: ReplicaTable = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._stoppers: list[threading.Thread] = []
-        self._lock_file: IO[bytes] | None = None
-        self._owner = False
         self._closed = False
         self._last_reconcile = 0.0
-        self._last_rotate = 0.0
         with self._lock:
-            self._try_own()
+            self.ownership.try_acquire()
             self._reconcile(startup=True)
             # The supervising process watches from the start: another process may deploy through the
             # state files; others only watch what they start themselves.
-            watch = self._owner or bool(self._replicas)
+            watch = self.ownership.held or bool(self._replicas)
         if watch:
             self.ensure_watcher()
 
@@ -154,7 +87,7 @@ class ReplicaManager:
 
     @property
     def is_owner(self) -> bool:
-        return self._owner
+        return self.ownership.held
 
     def deploy(
         self,
@@ -171,59 +104,60 @@ class ReplicaManager:
         if count < 1:
             raise InvalidInput(f"job {name} {version}: replicas must be at least 1, got {count}")
         state_dir = self.layout.job_state_dir(name, version)
-        secrets = {k: runtime_env[k] for k in SECRET_RUNTIME_VARS if k in runtime_env}
-        secrets.update(secret_env)
-        public = {**base_env(), **artifact.env, **runtime_env}
-        for secret_key in secrets:
-            public.pop(secret_key, None)
+        public, secrets = split_env(artifact, runtime_env, secret_env)
         key = (name, version)
+        source = self._link_source(artifact, self.artifacts.build_dir(name, version, tag))
         with self._lock:
             self._reconcile()
             old = self._replicas.pop(key, {})
             new: dict[int, Replica] = {}
+            prepared: list[tuple[ReplicaDirs, int | None]] = []
             ports = self._ports_in_use()
             try:
                 for index in range(count):
                     port = free_port(ports)
                     ports.add(port)
-                    env = {**public, "PORT": str(port), "JOB_HOST": "127.0.0.1"}
-                    state = ReplicaState(
-                        name=name,
-                        version=version,
-                        index=index,
-                        pid=0,
-                        port=port,
-                        tag=tag,
-                        command=list(artifact.command),
-                        cwd=artifact.cwd,
-                        env=env,
-                        secret_env_keys=sorted(secrets),
-                        deployment_timestamp=deployment_timestamp,
-                        start_time=time.time(),
-                        job_type_version=artifact.job_type_version,
+                    dirs, uid = self.confinement.prepare(name, version, index, source)
+                    prepared.append((dirs, uid))
+                    env = {**replica_env(public, port), **dirs.env()}
+                    state = new_state(
+                        name,
+                        version,
+                        index,
+                        tag,
+                        artifact,
+                        env,
+                        list(secrets),
+                        port,
+                        deployment_timestamp,
+                        str(dirs.root),
+                        uid,
                     )
                     rep = Replica(
                         state, self.layout.state_file(name, version, index), self.layout.log_file(name, version, index)
                     )
-                    rep.process, rep.log_offset = spawn(state.command, state.cwd, {**env, **secrets}, rep.log_path)
-                    state.pid = rep.process.pid
+                    self._start(rep, env, secrets)
                     new[index] = rep
-            except OSError as exc:
-                stop_processes([Running(r.state.pid, r.state.command, r.process) for r in new.values()], 1.0)
+            except BaseException as exc:
+                stop_processes([r.running() for r in new.values()], 1.0)
+                for dirs, uid in prepared:
+                    self.confinement.release(str(dirs.root), uid)
                 if old:
                     self._replicas[key] = old
-                raise DeployFailed(
-                    f"cannot start job {name} {version}: {exc} (command {artifact.command}, cwd {artifact.cwd})"
-                ) from exc
+                if isinstance(exc, OSError):
+                    raise DeployFailed(
+                        f"cannot start job {name} {version}: {exc} (command {artifact.command}, cwd {artifact.cwd})"
+                    ) from exc
+                raise
             self.secrets.save_runtime_env(name, version, secrets)
             for rep in new.values():
-                self._write(rep)
+                record(rep)
             for path in state_dir.glob("replica-*.json"):
                 if path not in {rep.path for rep in new.values()}:
                     path.unlink(missing_ok=True)
             self._replicas[key] = new
             views = [self._view(rep, time.monotonic()) for rep in new.values()]
-        self._stop_in_background([Running(r.state.pid, r.state.command, r.process) for r in old.values()])
+        self._stop_in_background(list(old.values()))
         self.ensure_watcher()
         return views
 
@@ -241,7 +175,7 @@ class ReplicaManager:
                     state_dir.rmdir()
                     state_dir.parent.rmdir()
             self.secrets.remove(name, version)
-        stop_processes([Running(r.state.pid, r.state.command, r.process) for r in reps.values()], self.stop_grace)
+        self._stop_and_release(list(reps.values()))
         return existed
 
     def exists(self, name: str, version: str) -> bool:
@@ -294,13 +228,13 @@ class ReplicaManager:
             for reps in self._replicas.values():
                 for rep in reps.values():
                     # A process that doesn't supervise the target only stops what it started itself.
-                    if rep.process is None and not self._owner:
+                    if rep.process is None and not self.ownership.held:
                         continue
                     targets.append(rep)
                     rep.state.stopped_by_shutdown = True
                     with contextlib.suppress(OSError):
-                        self._write(rep)
-        stop_processes([Running(r.state.pid, r.state.command, r.process) for r in targets], self.stop_grace)
+                        record(rep)
+        stop_processes([r.running() for r in targets], self.stop_grace)
         self._join_stoppers()
         self._release_ownership()
 
@@ -327,25 +261,20 @@ class ReplicaManager:
         now = time.monotonic()
         rotate: list[Path] = []
         with self._lock:
-            if not self._owner:
-                self._try_own()
+            if not self.ownership.held:
+                self.ownership.try_acquire()
             if now - self._last_reconcile >= self.reconcile_interval:
                 self._reconcile()
             reps = [rep for reps in self._replicas.values() for rep in reps.values()]
             for rep in reps:
                 self._observe(rep, now)
-            if self._owner:
+            if self.ownership.held:
                 for rep in reps:
                     if rep.exited and rep.next_restart_at is not None and now >= rep.next_restart_at:
                         self._restart(rep)
-                if now - self._last_rotate >= self.rotate_interval:
-                    self._last_rotate = now
+                if self.rotation.due(now):
                     rotate = [rep.log_path for rep in reps]
-        for path in rotate:
-            try:
-                rotate_if_needed(path, self.log_max_bytes, self.log_keep)
-            except OSError as exc:
-                log.warning("local target: rotating %s failed: %s", path, exc)
+        self.rotation.rotate(rotate)
 
     def _observe(self, rep: Replica, now: float) -> None:
         """Notice (and reap) a replica's exit, and schedule its restart."""
@@ -360,8 +289,7 @@ class ReplicaManager:
         else:
             code = None
         rep.exited, rep.exit_code = True, code
-        output = output_since(rep.log_path, rep.log_offset)
-        if _BIND_FAILURE.search(output) and rep.bind_retries < _MAX_BIND_RETRIES:
+        if failed_to_bind(rep, output_since(rep.log_path, rep.log_offset)):
             # Another process took the port between our check and the job's bind: retry at once elsewhere.
             rep.bind_retries += 1
             rep.new_port = True
@@ -369,15 +297,14 @@ class ReplicaManager:
             return
         rep.crashes += 1
         uptime = time.time() - rep.state.start_time
-        rep.consecutive_crashes = 1 if uptime >= self.healthy_uptime else rep.consecutive_crashes + 1
-        delay = min(self.max_backoff, 2.0 ** (rep.consecutive_crashes - 1))
-        rep.next_restart_at = now + delay
+        rep.consecutive_crashes = self.backoff.crashes_in_a_row(rep.consecutive_crashes, uptime)
+        rep.next_restart_at = now + self.backoff.delay(rep.consecutive_crashes)
         lines = "\n".join(tail_lines(rep.log_path, ERROR_LOG_LINES))
         rep.error = describe_exit(code) + (f":\n{lines}" if lines else "")
         rep.state.last_exit_code = code
         rep.state.error = rep.error
         try:
-            self._write(rep)
+            record(rep)
         except OSError as exc:
             log.warning("local target: recording the exit of %s failed: %s", rep.path, exc)
 
@@ -393,15 +320,16 @@ class ReplicaManager:
         port = state.port
         if rep.new_port or not port_is_free(port):
             port = free_port(self._ports_in_use())
-        env = {**state.env, "PORT": str(port)}
         secrets = self.secrets.load_runtime_env(state.name, state.version)
         try:
-            process, offset = spawn(state.command, state.cwd, {**env, **secrets}, rep.log_path)
-        except OSError as exc:
+            self._ensure_dirs(rep)
+            env = {**state.env, "PORT": str(port)}
+            self._start(rep, env, secrets)
+        except (OSError, DeployFailed) as exc:
             rep.consecutive_crashes += 1
-            rep.next_restart_at = now + min(self.max_backoff, 2.0 ** (rep.consecutive_crashes - 1))
+            rep.next_restart_at = now + self.backoff.delay(rep.consecutive_crashes)
             rep.error = state.error = f"cannot restart: {exc}"
-            self._write(rep)
+            record(rep)
             return
         if not rep.new_port and not state.stopped_by_shutdown:
             state.restart_count += 1
@@ -412,99 +340,69 @@ class ReplicaManager:
             state.index,
             state.name,
             state.version,
-            process.pid,
+            state.pid,
             port,
         )
-        rep.process, rep.log_offset = process, offset
         rep.exited, rep.exit_code, rep.next_restart_at, rep.new_port = False, None, None, False
-        state.pid, state.port, state.env = process.pid, port, env
+        state.port, state.env = port, env
         state.start_time = time.time()
         state.stopped_by_shutdown = False
-        self._write(rep)
+        record(rep)
 
-    # ----- files ------------------------------------------------------------------------------
+    # ----- replica processes and directories ---------------------------------------------------
 
-    def _write(self, rep: Replica) -> None:
-        write_state(rep.path, rep.state)
-        st = rep.path.stat()
-        rep.marker = (st.st_mtime_ns, st.st_size, st.st_ino)
+    def _start(self, rep: Replica, env: dict[str, str], secrets: dict[str, str]) -> None:
+        state = rep.state
+        build_dir = self.artifacts.build_dir(state.name, state.version, state.tag)
+        command = self.confinement.command(state, build_dir)
+        start(rep, command, str(ReplicaDirs(Path(state.home)).work), env, secrets)
 
-    def _reconcile(self, startup: bool = False) -> None:
-        """Bring memory in line with the state files: adopt new ones, follow changed ones, drop removed."""
-        self._last_reconcile = time.monotonic()
-        seen: set[tuple[str, str, int]] = set()
-        now = time.monotonic()
-        for name, version, index, path in self.layout.state_files():
-            try:
-                st = path.stat()
-            except FileNotFoundError:
-                continue
-            marker = (st.st_mtime_ns, st.st_size, st.st_ino)
-            current = self._replicas.get((name, version), {}).get(index)
-            if current is not None and current.marker == marker:
-                seen.add((name, version, index))
-                continue
-            state = read_state(path)
-            if state is None:
-                continue
-            seen.add((name, version, index))
-            if current is not None and current.state.pid == state.pid:
-                current.state, current.marker = state, marker
-                continue
-            rep = Replica(state, path, self.layout.log_file(name, version, index), marker=marker)
-            with contextlib.suppress(OSError):
-                rep.log_offset = rep.log_path.stat().st_size
-            if not process_matches(state.pid, state.command):
-                rep.exited, rep.exit_code = True, state.last_exit_code
-                rep.error = state.error or "process not running"
-                rep.next_restart_at = now  # it should run: start it again at once
-            elif startup:
-                log.info("local target: adopted replica %s of job %s %s (pid %s)", index, name, version, state.pid)
-            self._replicas.setdefault((name, version), {})[index] = rep
-        for key in list(self._replicas):
-            reps = self._replicas[key]
-            for index in list(reps):
-                if (key[0], key[1], index) not in seen:
-                    del reps[index]
-            if not reps:
-                del self._replicas[key]
+    def _ensure_dirs(self, rep: Replica) -> None:
+        """Give a replica whose directory is gone (or that predates them) a new one before it starts."""
+        state = rep.state
+        has_dirs = bool(state.home) and ReplicaDirs(Path(state.home)).exists()
+        if has_dirs and (state.uid is not None or self.confinement.uids is None):
+            return
+        old_home, old_uid = state.home, state.uid
+        build_dir = self.artifacts.build_dir(state.name, state.version, state.tag)
+        source = self._link_source_path(Path(state.cwd), build_dir)
+        dirs, uid = self.confinement.prepare(state.name, state.version, state.index, source)
+        state.home, state.uid = str(dirs.root), uid
+        state.env.update(dirs.env())
+        self.confinement.release(old_home, old_uid)
+
+    def _link_source(self, artifact: LocalArtifact, build_dir: Path) -> Path | None:
+        return self._link_source_path(Path(artifact.cwd), build_dir)
+
+    @staticmethod
+    def _link_source_path(cwd: Path, build_dir: Path) -> Path | None:
+        """The build's working directory when it lies in the build (its entries are the job's files)."""
+        resolved, build = cwd.resolve(), build_dir.resolve()
+        return resolved if resolved == build or build in resolved.parents else None
+
+    def _stop_and_release(self, reps: list[Replica]) -> None:
+        """Stop the replicas' processes, then delete their directories and give their uids back."""
+        stop_processes([r.running() for r in reps], self.stop_grace)
+        for rep in reps:
+            self.confinement.release(rep.state.home, rep.state.uid)
 
     # ----- helpers ----------------------------------------------------------------------------
+
+    def _reconcile(self, startup: bool = False) -> None:
+        self._last_reconcile = time.monotonic()
+        reconcile(self._replicas, self.layout, self._last_reconcile, startup)
 
     def _ports_in_use(self) -> set[int]:
         return {rep.state.port for reps in self._replicas.values() for rep in reps.values()}
 
     def _view(self, rep: Replica, now: float) -> ReplicaView:
-        restart_in = None
-        if rep.exited and rep.next_restart_at is not None and self._owner and not self._closed:
-            restart_in = max(0.0, rep.next_restart_at - now)
-        s = rep.state
-        return ReplicaView(
-            name=s.name,
-            version=s.version,
-            index=s.index,
-            pid=s.pid,
-            port=s.port,
-            tag=s.tag,
-            running=not rep.exited,
-            exit_code=rep.exit_code,
-            restart_in=restart_in,
-            restart_count=s.restart_count,
-            crashes=rep.crashes,
-            retrying_bind=rep.exited and rep.new_port,
-            error=rep.error,
-            job_type_version=s.job_type_version,
-            deployment_timestamp=s.deployment_timestamp,
-            log_path=rep.log_path,
-        )
+        return ReplicaView.of(rep, now, restarts_scheduled=self.ownership.held and not self._closed)
 
-    def _stop_in_background(self, processes: list[Running]) -> None:
+    def _stop_in_background(self, reps: list[Replica]) -> None:
         """Stop replaced replicas without holding up the deploy (a job may take its grace period)."""
-        if not processes:
+        if not reps:
             return
-        thread = threading.Thread(
-            target=stop_processes, args=(processes, self.stop_grace), name="local-target-stop", daemon=True
-        )
+        thread = threading.Thread(target=self._stop_and_release, args=(reps,), name="local-target-stop", daemon=True)
         thread.start()
         with self._lock:
             self._stoppers = [t for t in self._stoppers if t.is_alive()] + [thread]
@@ -521,26 +419,6 @@ class ReplicaManager:
         if thread is not None and thread is not threading.current_thread():
             thread.join(5)
 
-    def _try_own(self) -> None:
-        try:
-            if self._lock_file is None:
-                self.layout.root.mkdir(parents=True, exist_ok=True)
-                self._lock_file = open(self.layout.lock_file, "ab")  # noqa: SIM115 (held for our lifetime)
-            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return
-        if not self._owner:
-            self._owner = True
-            with contextlib.suppress(OSError):
-                self._lock_file.truncate(0)
-                self._lock_file.write(f"{os.getpid()}\n".encode())
-                self._lock_file.flush()
-
     def _release_ownership(self) -> None:
         with self._lock:
-            if self._lock_file is not None:
-                with contextlib.suppress(OSError):
-                    fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
-                self._lock_file.close()
-                self._lock_file = None
-            self._owner = False
+            self.ownership.release()

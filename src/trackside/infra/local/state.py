@@ -28,7 +28,7 @@ class ReplicaState:
     port: int
     tag: str
     command: list[str]
-    cwd: str
+    cwd: str  # the build's working directory (its entries are linked into the replica's own)
     # The replica's whole environment minus secret values (those are in the secrets module).
     env: dict[str, str] = field(default_factory=dict)
     secret_env_keys: list[str] = field(default_factory=list)
@@ -40,6 +40,9 @@ class ReplicaState:
     job_type_version: str = ""
     # Set when `trackside up` stopped the replica on shutdown: it runs again at the next start.
     stopped_by_shutdown: bool = False
+    # The replica's own directory outside the data dir (replica_dirs.py) and, in users mode, its uid.
+    home: str = ""
+    uid: int | None = None
 
 
 def write_state(path: Path, state: ReplicaState) -> None:
