@@ -42,6 +42,9 @@ class RunningGateway:
 
     def stop(self) -> None:
         self.call(self.server.stop())
+        aclose = getattr(self.resolver, "aclose", None)
+        if aclose is not None:  # a LifecycleResolver's client connections live on this loop
+            self.call(aclose())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
         self.loop.close()

@@ -39,10 +39,14 @@ class Conn:
         return status, headers, body
 
     def closed_by_server(self) -> bool:
+        """True once the server closed the connection; our end is closed then too."""
         try:
-            return not self._fill() and not self.buf
+            closed = not self._fill() and not self.buf
         except ConnectionResetError:
-            return True
+            closed = True
+        if closed:
+            self.close()
+        return closed
 
     def close(self) -> None:
         self.sock.close()
