@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import signal
 import socket
 import threading
@@ -46,7 +47,12 @@ class LifecycleServer:
         # of being refused.
         self.sock.listen(2048)
         self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off", timeout_graceful_shutdown=3)
+        # No proxy_headers: uvicorn would believe X-Forwarded-For from any loopback peer, and every
+        # local job is one. The login throttle reads the forwarding headers itself, from the
+        # platform's own gateway and operator-trusted proxies only (lifecycle.api.users.client_address).
+        config = uvicorn.Config(
+            app, log_level=log_level, access_log=False, lifespan="off", timeout_graceful_shutdown=3, proxy_headers=False
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, name="lifecycle-api", daemon=True
@@ -78,8 +84,9 @@ def _wait_for_signal(loop: asyncio.AbstractEventLoop) -> asyncio.Event:
 
 def run_platform(settings: Settings) -> None:
     """`trackside up`: lifecycle API, deploy workers, supervisor and gateway in one process."""
+    from trackside.gateway.forwarding import TrustedProxies
     from trackside.gateway.resolver import LifecycleResolver
-    from trackside.gateway.server import GatewayServer
+    from trackside.gateway.server import GatewayServer, RequestLimits
     from trackside.lifecycle.api.app import create_app
     from trackside.lifecycle.context import LifecycleContext
     from trackside.lifecycle.supervisor import Supervisor
@@ -87,7 +94,11 @@ def run_platform(settings: Settings) -> None:
     configure_logging(settings)
     context = LifecycleContext.create(settings)
     context.recover_interrupted_deploys()
-    lifecycle = LifecycleServer(create_app(context), "127.0.0.1", 0, settings.log_level)
+    # Proves to the lifecycle that a request's forwarding headers were written by this gateway.
+    gateway_secret = secrets.token_urlsafe(32)
+    app = create_app(context)
+    app.state.gateway_secret = gateway_secret
+    lifecycle = LifecycleServer(app, "127.0.0.1", 0, settings.log_level)
     supervisor = Supervisor(settings, context.db, context.plugins)
     loop = _new_event_loop()
     asyncio.set_event_loop(loop)
@@ -95,6 +106,9 @@ def run_platform(settings: Settings) -> None:
     gateway = GatewayServer(
         LifecycleResolver(internal_url, ttl=settings.gateway_cache_ttl),
         fallback_upstream=("127.0.0.1", lifecycle.port),
+        limits=RequestLimits.of(settings),
+        trusted_proxies=TrustedProxies(settings.trusted_proxies),
+        fallback_secret=gateway_secret,
     )
 
     async def main() -> None:
