@@ -264,6 +264,7 @@ class _ClientConnection(asyncio.Protocol):
         self.forwarded = b""  # the forwarding header lines for an untrusted peer, made once
         self._url = b""  # the request target (its first piece while it arrives in several)
         self._url_parts: list[bytes] | None = None
+        self._url_size = 0
         self._headers: list[tuple[bytes, bytes]] = []
         self._read_size = 0  # size of the read being parsed
         self._head_split = False  # the head being parsed began in an earlier read
@@ -357,9 +358,11 @@ class _ClientConnection(asyncio.Protocol):
         parts = self._url_parts
         if parts is None:
             parts = self._url_parts = [self._url]
+            self._url_size = len(self._url)
         parts.append(piece)
+        self._url_size += len(piece)
         limit = self.limits.max_url_bytes
-        if sum(map(len, parts)) > limit:
+        if self._url_size > limit:
             self._refuse(414, f"request URL is over the limit of {limit} bytes")
 
     def _head_incomplete(self, size: int) -> bool:
