@@ -180,6 +180,10 @@ class BadRequest(Exception):
         self.type_name = _ERROR_TYPES.get(status, "BadRequest")
 
 
+_FRAMING = frozenset({"content-length", "transfer-encoding", "connection"})
+_LINE_BREAKS = str.maketrans("\r\n", "  ")
+
+
 def encode_response(resp: Response, keep_alive: bool, head_only: bool, tracing_id: str | None) -> bytes:
     """Serialise a response; the common prefix is cached, the rest is a few concatenations."""
     body = resp.body
@@ -190,8 +194,15 @@ def encode_response(resp: Response, keep_alive: bool, head_only: bool, tracing_i
         out += b"content-type: " + resp.content_type + b"\r\ncontent-length: " + str(len(body)).encode() + b"\r\n"
     if resp.headers:
         for name, value in resp.headers:
-            out += f"{name}: {value}\r\n".encode("latin-1", "replace")
+            if name.lower() in _FRAMING:
+                continue  # the framing is the runtime's own, written above
+            line = f"{name}: {value}"
+            if "\r" in line or "\n" in line:  # a value taken from the request: keep it on its line
+                line = line.translate(_LINE_BREAKS)
+            out += (line + "\r\n").encode("latin-1", "replace")
     if tracing_id is not None:
+        if "\r" in tracing_id or "\n" in tracing_id:
+            tracing_id = tracing_id.translate(_LINE_BREAKS)
         out += b"x-request-tracing-id: " + tracing_id.encode("latin-1", "replace") + b"\r\n"
     if not keep_alive:
         out += b"connection: close\r\n"
@@ -368,8 +379,6 @@ class HttpProtocol(asyncio.Protocol):
         except UnicodeDecodeError as exc:  # pragma: no cover - latin-1 decodes any byte
             raise BadRequest("undecodable request head") from exc
         lines = text.split("\r\n")
-        if text.count("\n") != len(lines) - 1 or text.count("\r") != len(lines) - 1:
-            raise BadRequest("malformed request head: CR or LF outside a line ending")
         parts = lines[0].split(" ")
         if len(parts) != 3:
             raise BadRequest(f"malformed request line: {lines[0][:100]!r}")
