@@ -167,7 +167,7 @@ def _instructions(
 
 
 def run(profile: Profile) -> dict[str, Any]:
-    counts = (50, 250) if profile.quick else (200, 1200)
+    counts = (50, 250) if profile.quick else (100, 600)
     revision = base_revision()
     trees = {"base": Path(), "this": REPO_ROOT / "src"}
     results: dict[str, Any] = {"base_revision": revision, "requests": list(counts), "subjects": {}}
