@@ -7,12 +7,18 @@ connection and streaming response bytes back as they arrive. A call whose routin
 cached and whose upstream connection idles in the pool is forwarded without a task: callbacks
 only, one `_Exchange`, one write each way.
 
-Measured (2-core shared VM, upstream + wrk on one core, proxy on the other, small JSON POST, 16
-connections, interleaved rounds): about 45-55 us of gateway CPU per call (nginx: 18-24 us; a
-proxy that only shuttles bytes without parsing: 18-20 us), i.e. 30-40% of nginx's throughput;
-p50 added at one connection about 0.1 ms (nginx: 0.06 ms). Nearly all of the difference is
-CPython executing the per-call logic (~94k instructions per call under cachegrind, ~30 Python
-calls); a hand-written response-head parser was tried and cost more than httptools' callbacks.
+Measured by `python -m bench --only gateway` (docs/benchmarks.md: `trackside up` with a deployed
+job, token checks on, wrk at 64 connections, all servers on one core of a shared 2-core VM):
+about 0.6x nginx's throughput in front of the same job (the target), p50 added at one connection
+about 0.2 ms (nginx: 0.08 ms), some 80 us of CPU per call in the `trackside up` process, which
+includes the lifecycle and supervisor threads (nginx: about 30 us). Nearly all of the difference
+is CPython executing the per-call logic (about 115k instructions per call under cachegrind,
+`python -m bench --only instructions`, ~30 Python calls); a hand-written response-head parser
+was tried and cost more than httptools' callbacks.
+
+What the gateway adds, strips and refuses (framing it writes itself, the caller's identity and
+token, forwarding headers, request head limits, when upstream connections are reused or a call is
+resent) is in docs/security.md; the checks are on the hot path and cost no measurable time.
 
 Per client connection, requests are served in order (HTTP/1.1 pipelining is honoured by queueing).
 Bodies stream both ways with flow control: a side whose peer cannot keep up stops being read.
