@@ -184,7 +184,7 @@ def _gateway_md(r: dict[str, Any]) -> list[str]:
         out.append(
             f"| {subject} | {_n(t[subject]['rps'])} | {t[subject]['rps'] / nginx_rps:.2f} | "
             f"{_n(cpu['proxy']) if 'proxy' in cpu else '-'} | {_n(cpu['job'])} | {lat[subject]['p50_ms']:.3f} | "
-            f"{lat[subject]['p99_ms']:.3f} | {f'+{added:.3f}' if added is not None else '-'} |"
+            f"{lat[subject]['p99_ms']:.3f} | {f'{added:+.3f}' if added is not None else '-'} |"
         )
     if "replica_rss_mib" in r:
         out += ["", f"Resident memory of the deployed replica (idle, after deploy): {r['replica_rss_mib']} MiB."]
