@@ -12,10 +12,9 @@ job, token checks on, wrk at 64 connections, all servers on one core of a shared
 0.61-0.66x nginx's throughput in front of the same job (the target is 0.6), p50 added at one
 connection 0.19 ms on a quiet machine (nginx: 0.08 ms; 0.86 ms at a load average of 20), 60-85 us
 of CPU per call in the `trackside up` process, which includes the lifecycle and supervisor threads
-(nginx: 21-32 us). Nearly all of the difference
-is CPython executing the per-call logic (about 115k instructions per call under cachegrind,
-`python -m bench --only instructions`, ~30 Python calls); a hand-written response-head parser
-was tried and cost more than httptools' callbacks.
+(nginx: 21-32 us). Nearly all of the difference is CPython executing the per-call logic (about
+115k instructions per call under cachegrind, `python -m bench --only instructions`, ~30 Python
+calls); a hand-written response-head parser was tried and cost more than httptools' callbacks.
 
 What the gateway adds, strips and refuses (framing it writes itself, the caller's identity and
 token, forwarding headers, request head limits, when upstream connections are reused or a call is
