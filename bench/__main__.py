@@ -16,7 +16,17 @@ from typing import Any
 
 from bench.common import BenchError, Profile, load_average, log
 
-BENCHMARKS = ("runtime", "gateway", "deploy", "control_plane", "dashboard", "memory", "docker_deploy", "pipelines")
+BENCHMARKS = (
+    "runtime",
+    "gateway",
+    "deploy",
+    "control_plane",
+    "dashboard",
+    "memory",
+    "docker_deploy",
+    "pipelines",
+    "instructions",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         ensure_all(
-            need_runner=bool({"runtime", "memory"} & set(chosen)), need_tools=bool({"runtime", "gateway"} & set(chosen))
+            need_runner=bool({"runtime", "memory"} & set(chosen)),
+            need_tools=bool({"runtime", "gateway"} & set(chosen)),
+            need_valgrind="instructions" in chosen,
         )
     except BenchError as exc:
         print(f"bench setup failed: {exc}", file=sys.stderr)

@@ -113,6 +113,7 @@ def _markdown(stored: dict[str, Any], charts: dict[str, str]) -> str:
         "memory": _memory_md,
         "docker_deploy": _docker_deploy_md,
         "pipelines": _pipelines_md,
+        "instructions": _instructions_md,
     }
     for name, render in sections.items():
         if name in benches:
@@ -191,10 +192,30 @@ def _gateway_md(r: dict[str, Any]) -> list[str]:
         out.append(
             f"| {subject} | {_n(t[subject]['rps'])} | {t[subject]['rps'] / nginx_rps:.2f} | "
             f"{_n(cpu['proxy']) if 'proxy' in cpu else '-'} | {_n(cpu['job'])} | {lat[subject]['p50_ms']:.3f} | "
-            f"{lat[subject]['p99_ms']:.3f} | {f'+{added:.3f}' if added is not None else '-'} |"
+            f"{lat[subject]['p99_ms']:.3f} | {f'{added:+.3f}' if added is not None else '-'} |"
         )
     if "replica_rss_mib" in r:
         out += ["", f"Resident memory of the deployed replica (idle, after deploy): {r['replica_rss_mib']} MiB."]
+    return out
+
+
+def _instructions_md(r: dict[str, Any]) -> list[str]:
+    first, second = r["requests"]
+    out = [
+        "## Instructions per request: this tree vs its base",
+        "",
+        "Machine noise hides a change of a few per cent in requests/s; instruction counts do not move with",
+        "the load. Each subject runs under valgrind's cachegrind, serving one keep-alive client the gateway",
+        f"benchmark's request (JSON POST with a token header) {first} and then {second} times after a warm-up;",
+        f"the difference divided by {second - first} is its cost per request. The gateway decides every call",
+        "from a fixed route (a cache hit) in front of the job runtime; the runtime serves the adder with",
+        f"request logging off. Base: `{r['base_revision']}` (`BENCH_BASE`, default where the branch left `main`).",
+        "",
+        "| subject | base instructions/request | this tree | ratio |",
+        "|---|---|---|---|",
+    ]
+    for subject, row in r["subjects"].items():
+        out.append(f"| {subject} | {_n(row['base'])} | {_n(row['this'])} | **{row['ratio']:.4f}** |")
     return out
 
 

@@ -1,4 +1,4 @@
-"""Installs what the benchmarks need: wrk and nginx (Debian), racetrack-job-runner (PyPI, own venv)."""
+"""Installs what the benchmarks need: wrk, nginx, valgrind (Debian), racetrack-job-runner (PyPI, own venv)."""
 
 from __future__ import annotations
 
@@ -89,7 +89,9 @@ def runner_python() -> Path:
     return python
 
 
-def ensure_all(need_runner: bool, need_tools: bool) -> Path | None:
+def ensure_all(need_runner: bool, need_tools: bool, need_valgrind: bool = False) -> Path | None:
     if need_tools:
         ensure_system_tools()
+    if need_valgrind:
+        ensure_system_tools(("valgrind",))
     return runner_python() if need_runner else None

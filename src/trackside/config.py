@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from trackside.errors import InvalidInput
@@ -40,6 +40,15 @@ class Settings(BaseSettings):
     plugins_dir: Path | None = None
     # How long the gateway trusts a routing/auth decision before asking the lifecycle again.
     gateway_cache_ttl: float = 2.0
+    # Limits on a request's head in the gateway (docs/security.md, "Request limits"): the URL
+    # (longer: 414), the whole head and the number of header lines (more: 431).
+    gateway_max_url_bytes: int = Field(default=16 * 1024, ge=256)
+    gateway_max_head_bytes: int = Field(default=64 * 1024, ge=1024)
+    gateway_max_headers: int = Field(default=100, ge=8)
+    # Proxies in front of the platform (IP addresses or networks) whose X-Forwarded-For,
+    # X-Forwarded-Proto/Host, X-Real-IP and Forwarded are believed; everyone else's are replaced
+    # by what the gateway saw. Empty: nobody's (docs/security.md, "Client addresses and trusted proxies").
+    trusted_proxies: list[str] = Field(default_factory=list)
     # JWT signing key (TRACKSIDE_AUTH_KEY); empty: generated once and kept in {data_dir}/auth.key.
     auth_key: str = ""
     # Fernet key for secrets at rest (TRACKSIDE_SECRETS_KEY); empty: kept in {data_dir}/secrets.key.
@@ -109,6 +118,15 @@ class Settings(BaseSettings):
     package_find_links: list[str] = Field(default_factory=list)
     # Direct URL and VCS requirements in a job's requirements (`pkg @ https://...`, `git+https://...`).
     allow_direct_requirements: bool = True
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: list[str]) -> list[str]:
+        from trackside.gateway.forwarding import parse_network
+
+        for entry in value:
+            parse_network(entry)
+        return value
 
     @property
     def resolved_database_url(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import signal
 import socket
 import threading
@@ -46,7 +47,12 @@ class LifecycleServer:
         # of being refused.
         self.sock.listen(2048)
         self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off", timeout_graceful_shutdown=3)
+        # No proxy_headers: uvicorn would believe X-Forwarded-For from any loopback peer, and every
+        # local job is one. The login throttle reads the forwarding headers itself, from the
+        # platform's own gateway and operator-trusted proxies only (lifecycle.api.users.client_address).
+        config = uvicorn.Config(
+            app, log_level=log_level, access_log=False, lifespan="off", timeout_graceful_shutdown=3, proxy_headers=False
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, name="lifecycle-api", daemon=True
@@ -80,8 +86,9 @@ def run_platform(settings: Settings) -> None:
     """`trackside up`: lifecycle API, deploy workers, supervisor, gateway and dashboard in one process."""
     from trackside.dashboard.app import Dashboard, create_dashboard_app, mount_dashboard
     from trackside.gateway.call_reporter import CallReporter
+    from trackside.gateway.forwarding import TrustedProxies
     from trackside.gateway.resolver import LifecycleResolver
-    from trackside.gateway.server import GatewayServer
+    from trackside.gateway.server import GatewayServer, RequestLimits
     from trackside.lifecycle.api.app import create_app
     from trackside.lifecycle.context import LifecycleContext
     from trackside.lifecycle.supervisor import Supervisor
@@ -91,10 +98,14 @@ def run_platform(settings: Settings) -> None:
     context = LifecycleContext.create(settings)
     context.recover_interrupted_deploys()
     pipelines = PipelineService(settings, context.db, context.plugins)
+    # Proves to the lifecycle that a request's forwarding headers were written by this gateway.
+    gateway_secret = secrets.token_urlsafe(32)
+    lifecycle_app = create_app(context, pipelines)
+    lifecycle_app.state.gateway_secret = gateway_secret
     # The dashboard shares the lifecycle's internal server (the gateway forwards non-/pub paths there)
     # and calls its API over loopback like any client; its URL is known once the port is bound.
     dashboard = Dashboard(pub_url="/pub")
-    app = mount_dashboard(create_app(context, pipelines), create_dashboard_app(dashboard))
+    app = mount_dashboard(lifecycle_app, create_dashboard_app(dashboard))
     lifecycle = LifecycleServer(app, "127.0.0.1", 0, settings.log_level)
     supervisor = Supervisor(settings, context.db, context.plugins)
     loop = _new_event_loop()
@@ -104,6 +115,9 @@ def run_platform(settings: Settings) -> None:
     gateway = GatewayServer(
         LifecycleResolver(internal_url, ttl=settings.gateway_cache_ttl),
         fallback_upstream=("127.0.0.1", lifecycle.port),
+        limits=RequestLimits.of(settings),
+        trusted_proxies=TrustedProxies(settings.trusted_proxies),
+        fallback_secret=gateway_secret,
     )
 
     async def main() -> None:

@@ -20,10 +20,10 @@ T = TypeVar("T")
 class RunningGateway:
     """A GatewayServer on 127.0.0.1:0, served by a uvloop loop in a background thread."""
 
-    def __init__(self, resolver: RouteResolver, fallback: tuple[str, int] | None = None) -> None:
+    def __init__(self, resolver: RouteResolver, fallback: tuple[str, int] | None = None, **options: Any) -> None:
         self.resolver = resolver
         self.loop = uvloop.new_event_loop()
-        self.server = GatewayServer(resolver, fallback_upstream=fallback)
+        self.server = GatewayServer(resolver, fallback_upstream=fallback, **options)
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
         self.port = self.call(self.server.start("127.0.0.1", 0))
@@ -42,6 +42,9 @@ class RunningGateway:
 
     def stop(self) -> None:
         self.call(self.server.stop())
+        aclose = getattr(self.resolver, "aclose", None)
+        if aclose is not None:  # a LifecycleResolver's client connections live on this loop
+            self.call(aclose())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
         self.loop.close()
@@ -65,8 +68,9 @@ def job2() -> Iterator[JobDouble]:
 def start_gateway() -> Iterator[Callable[..., RunningGateway]]:
     started: list[RunningGateway] = []
 
-    def start(resolver: RouteResolver, fallback: tuple[str, int] | None = None) -> RunningGateway:
-        gateway = RunningGateway(resolver, fallback)
+    def start(resolver: RouteResolver, fallback: tuple[str, int] | None = None, **options: Any) -> RunningGateway:
+        """A gateway on `resolver`; `options` go to GatewayServer (limits, trusted_proxies, ...)."""
+        gateway = RunningGateway(resolver, fallback, **options)
         started.append(gateway)
         return gateway
 

@@ -36,7 +36,7 @@ class JobDouble:
         class Handler(_Handler):
             job = double
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.address = f"127.0.0.1:{self.port}"
@@ -62,6 +62,16 @@ class JobDouble:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
             self._sockets.clear()
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """Peers that hang up are part of these tests (the gateway drops connections it won't reuse)."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -225,3 +235,127 @@ class _Handler(BaseHTTPRequestHandler):
             {"received": seen[0], "sha256": digest.hexdigest(), "seconds": time.monotonic() - started}
         ).encode()
         self._send(200, body, {"Content-Type": "application/json"})
+
+
+class RawConnection:
+    """One connection accepted by a `ScriptedJob`: read requests and write raw bytes, byte for byte."""
+
+    def __init__(self, sock: socket.socket, index: int, job: ScriptedJob) -> None:
+        self.sock = sock
+        self.index = index
+        self.job = job
+        self.buf = b""
+
+    def _fill(self) -> bool:
+        try:
+            chunk = self.sock.recv(65536)
+        except OSError:
+            return False
+        self.buf += chunk
+        return bool(chunk)
+
+    def read_request(self) -> tuple[bytes, dict[str, str], bytes] | None:
+        """(request line, lower-case headers, body) of the next request; None when the peer closed first."""
+        while b"\r\n\r\n" not in self.buf:
+            if not self._fill():
+                return None
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        line, *header_lines = head.split(b"\r\n")
+        headers = {}
+        for raw in header_lines:
+            name, _, value = raw.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", "0"))
+        while len(self.buf) < length:
+            if not self._fill():
+                return None
+        body, self.buf = self.buf[:length], self.buf[length:]
+        with self.job.lock:
+            self.job.requests.append((self.index, line, headers, body))
+        return line, headers, body
+
+    def read_head_only(self) -> tuple[bytes, dict[str, str]] | None:
+        """The next request's line and headers, leaving any body unread."""
+        while b"\r\n\r\n" not in self.buf:
+            if not self._fill():
+                return None
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        line, *header_lines = head.split(b"\r\n")
+        headers = {}
+        for raw in header_lines:
+            name, _, value = raw.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        with self.job.lock:
+            self.job.requests.append((self.index, line, headers, b""))
+        return line, headers
+
+    def peer_closed(self) -> bool:
+        """Blocks until the peer sends more or closes; True when it closed (EOF or reset)."""
+        return not self.buf and not self._fill()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def respond(self, status: int = 200, body: bytes = b"ok", headers: bytes = b"") -> None:
+        self.send(b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n%s\r\n%s" % (status, len(body), headers, body))
+
+
+class ScriptedJob:
+    """A job replica that misbehaves exactly as told: `script(conn)` runs for every accepted connection.
+
+    Made for what a well-behaved HTTP server cannot do on purpose: bodies on 204s, bytes after a
+    response, closing a kept-alive connection as the next request arrives. It knows the order of
+    events on each connection (it reads the next request before misbehaving), so tests built on it
+    never depend on timing.
+    """
+
+    def __init__(self, script: Any) -> None:
+        self.script = script
+        self.lock = threading.Lock()
+        self.requests: list[tuple[int, bytes, dict[str, str], bytes]] = []
+        self.connections = 0
+        self._open: list[socket.socket] = []
+        self._listener = socket.socket()
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self.port = self._listener.getsockname()[1]
+        self.address = f"127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:
+                return
+            with self.lock:
+                index = self.connections
+                self.connections += 1
+                self._open.append(sock)
+            threading.Thread(target=self._serve, args=(RawConnection(sock, index, self),), daemon=True).start()
+
+    def _serve(self, conn: RawConnection) -> None:
+        try:
+            self.script(conn)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            conn.sock.close()
+
+    def request_lines(self) -> list[bytes]:
+        with self.lock:
+            return [line for _, line, _, _ in self.requests]
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        self._thread.join(5)
+        with self.lock:
+            for sock in self._open:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)

@@ -133,4 +133,8 @@ def test_run_gateway_serves_until_sigterm(tmp_path: Path) -> None:
         assert response.json()["error"].startswith("lifecycle unreachable")
     finally:
         process.send_signal(signal.SIGTERM)
-        assert process.wait(10) == 0
+        try:
+            assert process.wait(10) == 0
+        finally:
+            if process.stdout is not None:
+                process.stdout.close()

@@ -98,6 +98,19 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
+class Clock:
+    """A clock the test moves by hand, so TTLs expire exactly when the test says (no sleeping)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def test_a_decision_carries_the_route_and_the_caller(lifecycle: StandInLifecycle) -> None:
     async def scenario() -> Route:
         resolver = LifecycleResolver(lifecycle.url)
@@ -112,8 +125,10 @@ def test_a_decision_carries_the_route_and_the_caller(lifecycle: StandInLifecycle
 
 
 def test_decisions_are_cached_for_the_ttl_per_token_and_path(lifecycle: StandInLifecycle) -> None:
+    clock = Clock()
+
     async def scenario() -> None:
-        resolver = LifecycleResolver(lifecycle.url, ttl=0.3)
+        resolver = LifecycleResolver(lifecycle.url, ttl=0.3, clock=clock)
         for _ in range(3):
             await resolver.resolve("adder", "1.0.0", "/x", "good")
         assert len(lifecycle.calls) == 1
@@ -121,7 +136,10 @@ def test_decisions_are_cached_for_the_ttl_per_token_and_path(lifecycle: StandInL
         with pytest.raises(RouteError):
             await resolver.resolve("adder", "1.0.0", "/x", "other")  # another token
         assert len(lifecycle.calls) == 3
-        await asyncio.sleep(0.4)
+        clock.advance(0.29)
+        await resolver.resolve("adder", "1.0.0", "/x", "good")
+        assert len(lifecycle.calls) == 3
+        clock.advance(0.02)
         await resolver.resolve("adder", "1.0.0", "/x", "good")
         assert len(lifecycle.calls) == 4
         await resolver.aclose()
@@ -157,26 +175,34 @@ def test_maintenance_503_is_passed_on(lifecycle: StandInLifecycle) -> None:
     lifecycle.mode = "maintenance"
 
     async def scenario() -> None:
-        with pytest.raises(RouteError) as refused:
-            await LifecycleResolver(lifecycle.url).resolve("adder", "1.0.0", "/x", "good")
+        resolver = LifecycleResolver(lifecycle.url)
+        try:
+            with pytest.raises(RouteError) as refused:
+                await resolver.resolve("adder", "1.0.0", "/x", "good")
+        finally:
+            await resolver.aclose()
         assert refused.value.status_code == 503
 
     run(scenario())
 
 
 def test_stale_decisions_are_served_while_the_lifecycle_fails_up_to_ten_ttls(lifecycle: StandInLifecycle) -> None:
+    clock = Clock()
+
     async def scenario() -> None:
-        resolver = LifecycleResolver(lifecycle.url, ttl=0.1)
-        fresh = await resolver.resolve("adder", "1.0.0", "/x", "good")
-        lifecycle.mode = "error500"
-        await asyncio.sleep(0.15)
-        assert await resolver.resolve("adder", "1.0.0", "/x", "good") == fresh
-        await asyncio.sleep(1.0)  # older than 10 x ttl now
-        with pytest.raises(RouteError) as failed:
-            await resolver.resolve("adder", "1.0.0", "/x", "good")
-        assert failed.value.status_code == 502
-        assert "lifecycle unreachable" in failed.value.message
-        await resolver.aclose()
+        resolver = LifecycleResolver(lifecycle.url, ttl=0.1, clock=clock)
+        try:
+            fresh = await resolver.resolve("adder", "1.0.0", "/x", "good")
+            lifecycle.mode = "error500"
+            clock.advance(0.15)  # expired, but within 10 x ttl
+            assert await resolver.resolve("adder", "1.0.0", "/x", "good") == fresh
+            clock.advance(1.0)  # older than 10 x ttl now
+            with pytest.raises(RouteError) as failed:
+                await resolver.resolve("adder", "1.0.0", "/x", "good")
+            assert failed.value.status_code == 502
+            assert "lifecycle unreachable" in failed.value.message
+        finally:
+            await resolver.aclose()
 
     run(scenario())
     assert len(lifecycle.calls) == 3
@@ -188,8 +214,12 @@ def test_unreachable_lifecycle_without_a_cached_decision_is_502() -> None:
         port = sock.getsockname()[1]
 
     async def scenario() -> None:
-        with pytest.raises(RouteError) as failed:
-            await LifecycleResolver(f"http://127.0.0.1:{port}/lifecycle").resolve("adder", "1.0.0", "/x", "good")
+        resolver = LifecycleResolver(f"http://127.0.0.1:{port}/lifecycle")
+        try:
+            with pytest.raises(RouteError) as failed:
+                await resolver.resolve("adder", "1.0.0", "/x", "good")
+        finally:
+            await resolver.aclose()
         assert failed.value.status_code == 502
         assert failed.value.message.startswith("lifecycle unreachable")
 

@@ -39,10 +39,14 @@ class Conn:
         return status, headers, body
 
     def closed_by_server(self) -> bool:
+        """True once the server closed the connection; our end is closed then too."""
         try:
-            return not self._fill() and not self.buf
+            closed = not self._fill() and not self.buf
         except ConnectionResetError:
-            return True
+            closed = True
+        if closed:
+            self.close()
+        return closed
 
     def close(self) -> None:
         self.sock.close()
@@ -215,3 +219,20 @@ def test_unknown_path_is_404_json(adder: RunningJob) -> None:
     resp = adder.client.get("/nope")
     assert resp.status_code == 404
     assert resp.json() == {"error": "no such endpoint: GET /nope", "type": "NotFound"}
+
+
+def test_a_reflected_header_value_cannot_split_the_response(adder: RunningJob) -> None:
+    """The runtime echoes X-Request-Tracing-Id (and CORS request headers): a bare LF in them stays on its line."""
+    conn = Conn(adder.port)
+    conn.send(
+        b"OPTIONS /api/v1/perform HTTP/1.1\r\nHost: x\r\nX-Request-Tracing-Id: t-1\nSet-Cookie: session=evil\r\n"
+        b"Access-Control-Request-Headers: a\rContent-Length: 5\r\n\r\n"
+    )
+    status, headers, _ = conn.read_response()
+    assert status == 204
+    assert "set-cookie" not in headers
+    assert headers["x-request-tracing-id"] == "t-1 Set-Cookie: session=evil"
+    assert headers["access-control-allow-headers"] == "a Content-Length: 5"
+    conn.send(b"GET /live HTTP/1.1\r\nHost: x\r\n\r\n")  # nothing stray was sent: the next answer parses
+    assert conn.read_response()[0] == 200
+    conn.close()

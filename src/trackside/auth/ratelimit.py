@@ -2,7 +2,8 @@
 
 After `free_failures` failures within `window` seconds (`free_address_failures` for an
 address), each further attempt for that account (or from that address) must wait a delay that
-doubles per failure, up to `max_delay`; an attempt made too early is refused with 429 and a
+doubles per failure, up to `max_delay`: with the defaults, the 6th attempt after 5 failures waits
+`base_delay` (docs/auth.md); an attempt made too early is refused with 429 and a
 message that says how long to wait, without checking the password. A successful login clears
 the account's count. Kept in memory: one lifecycle process holds the counts, which is what a
 guessing attack against it meets.
@@ -53,10 +54,11 @@ class LoginThrottle:
         if now - entry.last > self.window:
             del self._failures[key]
             return 0.0
+        # Failures beyond the free ones: 0 means the free ones are used up, so this attempt waits.
         excess = entry.count - (self.free_address_failures if key.startswith("addr:") else self.free_failures)
-        if excess <= 0:
+        if excess < 0:
             return 0.0
-        delay = min(self.max_delay, self.base_delay * (2 ** (excess - 1)))
+        delay = min(self.max_delay, self.base_delay * (2 ** min(excess, 32)))
         return max(0.0, float(entry.last + delay - now))
 
     def check(self, username: str, address: str) -> None:

@@ -17,7 +17,7 @@ import asyncio
 import dataclasses
 import hashlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import quote
@@ -30,9 +30,17 @@ if TYPE_CHECKING:
     from trackside.gateway.metrics import GatewayMetrics
 
 
+_CONTROL = {c: " " for c in range(32)} | {127: " "}
+
+
 @dataclass
 class Route:
-    """Where a job call goes: `replicas` are "host:port" of the job's serving replicas."""
+    """Where a job call goes: `replicas` are "host:port" of the job's serving replicas.
+
+    `caller` names the authenticated caller; the gateway sends it to the job as `X-Caller-Name`
+    (`caller_line`, made once per decision). `forward_caller_token` is the job's manifest opt-in to
+    receive the caller's own token (`X-Racetrack-Auth` and its cookie), which is stripped otherwise.
+    """
 
     job_name: str
     resolved_version: str
@@ -41,6 +49,16 @@ class Route:
     caller: str | None = None
     remote_gateway_url: str | None = None
     remote_gateway_token: str | None = None
+    forward_caller_token: bool = False
+    caller_line: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.caller:
+            # A header value on one line whatever the name holds.
+            value = self.caller.translate(_CONTROL).encode("latin-1", "replace")
+            self.caller_line = b"X-Caller-Name: " + value + b"\r\n"
+        else:
+            self.caller_line = b""
 
 
 class RouteError(Exception):
@@ -135,6 +153,7 @@ def route_from_can_call_job(data: Mapping[str, Any]) -> Route:
         caller=data.get("caller"),
         remote_gateway_url=data.get("remote_gateway_url"),
         remote_gateway_token=data.get("remote_gateway_token"),
+        forward_caller_token=bool(job.get("forward_caller_token", False)),
     )
 
 
@@ -161,8 +180,10 @@ class LifecycleResolver:
         timeout: float = 10.0,
         auth_required: bool = True,
         metrics: GatewayMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.lifecycle_url = lifecycle_url.rstrip("/")
+        self.clock = clock  # seconds; tests pass their own to step over TTLs without sleeping
         self.internal_token = internal_token
         self.ttl = ttl
         self.transient_ttl = min(ttl, 0.2)
@@ -186,7 +207,7 @@ class LifecycleResolver:
         # On every proxied call: the digest lookup is inlined rather than calling _key().
         digest = "" if token is None else (_digests.get(token) or _token_digest(token))
         entry = self._cache.get((job_name, version, path, digest))
-        if entry is None or time.monotonic() > entry.expires_at:
+        if entry is None or self.clock() > entry.expires_at:
             return None
         if self.metrics is not None:
             self.metrics.lifecycle_cache_hits += 1
@@ -227,6 +248,8 @@ class LifecycleResolver:
             self.metrics.lifecycle_calls += 1
         try:
             response = await self._client.get(url, headers=headers)
+        except httpx.InvalidURL as exc:  # the caller's path made a URL httpx refuses (over 64 KiB)
+            raise RouteError(414 if "too long" in str(exc).lower() else 400, f"job path refused: {exc}") from None
         except httpx.HTTPError as exc:
             return self._stale_or_fail(key, f"lifecycle unreachable: {type(exc).__name__}: {exc}")
         status = response.status_code
@@ -248,14 +271,14 @@ class LifecycleResolver:
         raise RouteError(502, f"lifecycle answered can-call-job with unexpected status {status}")
 
     def _store(self, key: CacheKey, decision: Route | RouteError, ttl: float) -> None:
-        now = time.monotonic()
+        now = self.clock()
         self._cache[key] = _Entry(now + ttl, now, decision)
 
     def _stale_or_fail(self, key: CacheKey, reason: str) -> Route:
         if self.metrics is not None:
             self.metrics.lifecycle_errors += 1
         entry = self._cache.get(key)
-        if entry is not None and time.monotonic() - entry.stored_at <= self.stale_ttl:
+        if entry is not None and self.clock() - entry.stored_at <= self.stale_ttl:
             if self.metrics is not None:
                 self.metrics.lifecycle_stale_hits += 1
             if isinstance(entry.decision, RouteError):

@@ -7,12 +7,18 @@ connection and streaming response bytes back as they arrive. A call whose routin
 cached and whose upstream connection idles in the pool is forwarded without a task: callbacks
 only, one `_Exchange`, one write each way.
 
-Measured (2-core shared VM, upstream + wrk on one core, proxy on the other, small JSON POST, 16
-connections, interleaved rounds): about 45-55 us of gateway CPU per call (nginx: 18-24 us; a
-proxy that only shuttles bytes without parsing: 18-20 us), i.e. 30-40% of nginx's throughput;
-p50 added at one connection about 0.1 ms (nginx: 0.06 ms). Nearly all of the difference is
-CPython executing the per-call logic (~94k instructions per call under cachegrind, ~30 Python
+Measured by `python -m bench --only gateway` (docs/benchmarks.md: `trackside up` with a deployed
+job, token checks on, wrk at 64 connections, all servers on one core of a shared 2-core VM):
+0.61-0.66x nginx's throughput in front of the same job (the target is 0.6), p50 added at one
+connection 0.19 ms on a quiet machine (nginx: 0.08 ms; 0.86 ms at a load average of 20), 60-85 us
+of CPU per call in the `trackside up` process, which includes the lifecycle and supervisor threads
+(nginx: 21-32 us). Nearly all of the difference is CPython executing the per-call logic (about
+115k instructions per call under cachegrind, `python -m bench --only instructions`, ~30 Python
 calls); a hand-written response-head parser was tried and cost more than httptools' callbacks.
+
+What the gateway adds, strips and refuses (framing it writes itself, the caller's identity and
+token, forwarding headers, request head limits, when upstream connections are reused or a call is
+resent) is in docs/security.md; the checks are on the hot path and cost no measurable time.
 
 Per client connection, requests are served in order (HTTP/1.1 pipelining is honoured by queueing).
 Bodies stream both ways with flow control: a side whose peer cannot keep up stops being read.
@@ -24,12 +30,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.metadata
+import itertools
 import json
 import os
 import signal
 import time
 from bisect import bisect_left
 from collections import deque
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -37,10 +45,11 @@ from urllib.parse import urlsplit
 import httptools
 
 from trackside.gateway.call_reporter import CallReporter
+from trackside.gateway.forwarding import TrustedProxies
 from trackside.gateway.metrics import BUCKETS, GatewayMetrics, JobStats
 from trackside.gateway.paths import JobTarget, PathRefused, is_job_path, parse_job_path
 from trackside.gateway.resolver import LifecycleResolver, Route, RouteError, RouteResolver
-from trackside.gateway.tokens import TOKEN_HEADERS, extract_token
+from trackside.gateway.tokens import COOKIE_NAME, TOKEN_HEADERS, extract_token
 from trackside.gateway.upstream import Headers, UpstreamConnection, UpstreamPool
 
 if TYPE_CHECKING:
@@ -53,6 +62,21 @@ except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running fr
 
 TRACING_HEADER = b"X-Request-Tracing-Id"
 CALLER_HEADER = b"X-Caller-Name"
+
+
+def _spellings(*names: bytes) -> frozenset[bytes]:
+    """Each name with any of its dashes written as underscores.
+
+    WSGI's environ, CGI and servers built on them read `X_Caller_Name` as `X-Caller-Name`, so a
+    header the gateway vouches for must not reach a job under another spelling either.
+    """
+    spelled: set[bytes] = set()
+    for name in names:
+        first, *rest = name.split(b"-")
+        for separators in itertools.product((b"-", b"_"), repeat=len(rest)):
+            spelled.add(first + b"".join(sep + part for sep, part in zip(separators, rest, strict=True)))
+    return frozenset(spelled)
+
 
 # Never forwarded in either direction (RFC 9110 section 7.6.1); framing is redone per hop.
 HOP_BY_HOP = frozenset(
@@ -68,8 +92,21 @@ HOP_BY_HOP = frozenset(
         b"transfer-encoding",
     }
 )
-# Request headers not copied as they are: hop-by-hop ones, and those the gateway rewrites.
-_NOT_FORWARDED = HOP_BY_HOP | {b"host", b"expect", b"x-forwarded-for"}
+# The body's framing: written by the gateway from what it parsed, never copied (so never removable).
+_FRAMING = frozenset({b"content-length", b"transfer-encoding"})
+# Who the client is: replaced by what the gateway saw unless a trusted proxy sent them.
+_FORWARDING = _spellings(b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-real-ip", b"forwarded")
+# The caller's credentials: reach a job only by its manifest's opt-in, the lifecycle always.
+_TOKEN_ONLY = (b"x-racetrack-auth", b"x-racetrack-user-auth", b"x-racetrack-esc-auth")
+_TOKEN_NAMES = ((b"x-racetrack-auth", b"X-Racetrack-Auth"), *((n, n.title()) for n in _TOKEN_ONLY[1:]))
+# Request headers not copied as they are: hop-by-hop ones, framing, and those the gateway sets or vets.
+_NOT_FORWARDED = (
+    HOP_BY_HOP
+    | _FRAMING
+    | _FORWARDING
+    | _spellings(*_TOKEN_ONLY, b"x-caller-name", b"x-trackside-gateway", b"x-racetrack-gateway-token")
+    | {b"host", b"expect", b"x-request-tracing-id", b"cookie", b"authorization"}
+)
 # Response headers not copied as they are (Content-Length and Location are, after a look).
 _RESPONSE_SPECIAL = HOP_BY_HOP | {b"x-request-tracing-id", b"content-length", b"location"}
 
@@ -82,8 +119,11 @@ _WATCHED = frozenset(
         b"expect",
         b"connection",
         b"x-request-tracing-id",
-        b"x-caller-name",
         b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"x-real-ip",
+        b"forwarded",
         *TOKEN_HEADERS,
     }
 )
@@ -101,6 +141,11 @@ BODY_BUFFER_LIMIT = 256 * 1024
 REPLAY_LIMIT = 1024 * 1024
 CLIENT_IDLE_TIMEOUT = 75.0
 SWEEP_INTERVAL = 2.0
+# After refusing a request head, read and drop at most this much more before closing, so the client
+# reads the answer rather than a reset (nginx's "lingering close"); the sweep ends it sooner.
+LINGER_BYTES = 1024 * 1024
+
+_ERROR_TYPES = {400: "BadRequest", 414: "RequestUriTooLong", 431: "RequestHeaderFieldsTooLarge"}
 
 _PAUSE_BUFFER = 1
 _PAUSE_UPSTREAM = 2
@@ -112,6 +157,27 @@ _STATUS_LINES = {code: b"HTTP/1.1 %d %s\r\n" % (code, phrase) for code, phrase i
 _request_ids: list[bytes] = []
 _UUID_VERSION = bytes((x & 0x0F) | 0x40 for x in range(256))
 _UUID_VARIANT = bytes((x & 0x3F) | 0x80 for x in range(256))
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """What the gateway reads of a request head (nginx's large_client_header_buffers, roughly).
+
+    A longer URL is answered 414, more header lines or a longer head 431. The head is counted from
+    the request line to the empty line that ends it; the checks cost a few comparisons per request.
+    """
+
+    max_url_bytes: int = 16 * 1024
+    max_head_bytes: int = 64 * 1024
+    max_headers: int = 100
+
+    @classmethod
+    def of(cls, settings: Settings) -> RequestLimits:
+        return cls(settings.gateway_max_url_bytes, settings.gateway_max_head_bytes, settings.gateway_max_headers)
+
+
+class _HeadRefused(Exception):
+    """Raised inside a parser callback to stop reading a request head that is over a limit."""
 
 
 def new_request_id() -> bytes:
@@ -199,8 +265,18 @@ class _ClientConnection(asyncio.Protocol):
         self.served = 0  # exchanges finished; the idle sweep compares it between rounds
         self.served_at_sweep = -1
         self.idle_sweeps = 0
-        self._url = b""
+        self.limits = server.limits
+        self.lingering = 0  # after a refused head: bytes dropped since, plus one
+        self.trusted = False  # the peer is an operator-trusted proxy
+        self.forwarded = b""  # the forwarding header lines for an untrusted peer, made once
+        self._url = b""  # the request target (its first piece while it arrives in several)
+        self._url_parts: list[bytes] | None = None
+        self._url_size = 0
         self._headers: list[tuple[bytes, bytes]] = []
+        self._read_size = 0  # size of the read being parsed
+        self._head_split = False  # the head being parsed began in an earlier read
+        self._head_more = 0  # bytes of the reads after the one it began in
+        self._refused: tuple[int, str] | None = None
         self._out: list[bytes] = []  # response bytes gathered during one upstream read
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
@@ -209,11 +285,17 @@ class _ClientConnection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.peer = str(peer[0]).encode() if peer else b""
-        self.server._connections.add(self)
+        server = self.server
+        self.trusted = bool(server.trusted_proxies) and str(peer[0] if peer else "") in server.trusted_proxies
+        self.forwarded = b"X-Forwarded-For: %s\r\nX-Forwarded-Proto: http\r\n" % self.peer
+        server._connections.add(self)
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
+            if self.lingering:
+                self._linger(len(data))
             return
+        self._read_size = len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -225,7 +307,13 @@ class _ClientConnection(asyncio.Protocol):
                 self.reading = None
             self._pause(_PAUSE_BUFFER)
         except httptools.HttpParserError as exc:
-            self._malformed(exc)
+            refused = self._refused
+            if refused is not None:
+                self._reject(*refused)
+            else:
+                self._malformed(exc)
+            return
+        if self._url and self._head_incomplete(len(data)):
             return
         if self.active is None and self.queue:
             self._start(self.queue[0])
@@ -265,21 +353,85 @@ class _ClientConnection(asyncio.Protocol):
             if not self.paused and not self.closed:
                 self.transport.resume_reading()
 
+    # -- request head limits --------------------------------------------------------------------
+
+    def _refuse(self, status: int, message: str) -> None:
+        """From a parser callback: stop parsing; data_received answers `status`."""
+        self._refused = (status, message)
+        raise _HeadRefused(message)
+
+    def _more_url(self, piece: bytes) -> None:
+        """The URL arrives in several reads: gather the pieces (joined once), within the limit."""
+        parts = self._url_parts
+        if parts is None:
+            parts = self._url_parts = [self._url]
+            self._url_size = len(self._url)
+        parts.append(piece)
+        self._url_size += len(piece)
+        limit = self.limits.max_url_bytes
+        if self._url_size > limit:
+            self._refuse(414, f"request URL is over the limit of {limit} bytes")
+
+    def _head_incomplete(self, size: int) -> bool:
+        """After a read that left a request head unfinished: count it; True when the head is refused."""
+        if not self._head_split:
+            self._head_split = True  # it began in this read: counted exactly once complete
+            return False
+        self._head_more += size
+        limit = self.limits.max_head_bytes
+        if self._head_more > limit:
+            self._reject(431, f"request head is over the limit of {limit} bytes")
+            return True
+        return False
+
+    def _check_head(self, method: bytes, url: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        limits = self.limits
+        if len(url) > limits.max_url_bytes:
+            self._refuse(414, f"request URL is over the limit of {limits.max_url_bytes} bytes")
+        if len(headers) > limits.max_headers:
+            self._refuse(431, f"more than {limits.max_headers} header lines in the request")
+        # The exact size only when the head may be near the limit: split across reads, or a big read.
+        if self._head_split or self._read_size > limits.max_head_bytes:
+            self._head_split = False
+            self._head_more = 0
+            # "GET " URL " HTTP/1.1\r\n", each "Name: value\r\n", the closing "\r\n"
+            size = len(method) + len(url) + 14 + sum(len(name) + len(value) + 4 for name, value in headers)
+            if size > limits.max_head_bytes:
+                self._refuse(431, f"request head is over the limit of {limits.max_head_bytes} bytes")
+
     # -- httptools request callbacks -----------------------------------------------------------
 
     def on_url(self, url: bytes) -> None:
-        self._url += url
+        if self._url:
+            self._more_url(url)
+        else:
+            self._url = url
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         parser = self.parser
+        method = parser.get_method()
+        url = self._url
+        if self._url_parts is not None:
+            url = b"".join(self._url_parts)
+            self._url_parts = None
+        self._url = b""
+        headers = self._headers
+        self._headers = []
+        limits = self.limits
+        if (
+            len(url) > limits.max_url_bytes
+            or len(headers) > limits.max_headers
+            or self._head_split
+            or self._read_size > limits.max_head_bytes
+        ):
+            self._check_head(method, url, headers)
         ex = _Exchange()
         ex.started = time.perf_counter()
-        ex.method = parser.get_method()
-        url = ex.url = self._url
-        self._url = b""
+        ex.method = method
+        ex.url = url
         path, qmark, query = url.partition(b"?")
         if path[:1] != b"/":
             # absolute-form target (a client treating us as a forward proxy): keep only the path
@@ -291,15 +443,13 @@ class _ClientConnection(asyncio.Protocol):
         ex.path = path.decode("latin-1")
         ex.query = qmark + query
         # One pass over the headers: note the ones the gateway reads, keep the lines it forwards.
-        headers = self._headers
-        self._headers = []
         watched: dict[bytes, bytes] = {}
         fwd: list[bytes] = []
         for name, value in headers:
             lname = name.lower()
             if lname in _SPECIAL:
                 if lname in watched:
-                    watched[lname] += b", " + value
+                    watched[lname] += (b"; " if lname == b"cookie" else b", ") + value
                 else:
                     watched[lname] = value
                 if lname in _NOT_FORWARDED:
@@ -309,12 +459,15 @@ class _ClientConnection(asyncio.Protocol):
         keep_alive = ex.keep_alive = parser.should_keep_alive()
         # An HTTP/1.0 request is only kept alive when it says so: skip asking httptools (it formats
         # a string) for a keep-alive request that did not send a Connection header.
-        ex.http10 = False if keep_alive and b"connection" not in watched else parser.get_http_version() == "1.0"
-        if b"transfer-encoding" in watched or b"connection" in watched:
-            chunked = ex.chunked_in = b"chunked" in watched.get(b"transfer-encoding", b"").lower()
-            fwd = _refilter(headers, watched, chunked)
+        if keep_alive and b"connection" not in watched:
+            ex.http10 = False
         else:
-            chunked = ex.chunked_in = False
+            ex.http10 = parser.get_http_version() == "1.0"
+            if b"connection" in watched:
+                fwd = _refilter(headers, watched)
+        te = watched.get(b"transfer-encoding")
+        # httptools refuses a request whose Transfer-Encoding does not end in chunked.
+        chunked = ex.chunked_in = te is not None and b"chunked" in te.lower()
         ex.fwd = fwd
         cl = watched.get(b"content-length")
         ex.has_body = chunked or (cl is not None and cl.strip() not in (b"0", b""))
@@ -330,20 +483,20 @@ class _ClientConnection(asyncio.Protocol):
             return
         conn = ex.upstream
         if ex.forwarding and conn is not None:
-            if ex.chunked_in:
-                framed = (b"%x\r\n" % len(body), body, b"\r\n")
-                conn.transport.writelines(framed)
-            else:
-                conn.transport.write(body)
+            framed = (b"%x\r\n" % len(body), body, b"\r\n") if ex.chunked_in else None
             replay = ex.replay
-            if replay is not None:
+            if replay is not None:  # settled before writing: a failed write may end the exchange
                 ex.replay_size += len(body)
-                if ex.replay_size > REPLAY_LIMIT or conn.got_bytes:
-                    ex.replay = None
-                elif ex.chunked_in:
+                if ex.replay_size > REPLAY_LIMIT or conn.got_bytes or ex.method not in IDEMPOTENT:
+                    ex.replay = None  # a non-idempotent body goes out: never sent twice
+                elif framed is not None:
                     replay += framed
                 else:
                     replay.append(body)
+            if framed is not None:
+                conn.transport.writelines(framed)
+            else:
+                conn.transport.write(body)
         else:
             if ex.body_buf is None:
                 ex.body_buf = []
@@ -491,16 +644,29 @@ class _ClientConnection(asyncio.Protocol):
             b"\r\n",
         ]
         parts += ex.fwd
+        # What the gateway vouches for, written by the gateway: framing, forwarding, tracing, caller.
         watched = ex.watched
-        forwarded_for = watched.get(b"x-forwarded-for")
-        parts += (b"X-Forwarded-For: ", forwarded_for + b", " + self.peer if forwarded_for else self.peer, b"\r\n")
-        host = watched.get(b"host")
-        if host is not None:
-            parts += (b"X-Forwarded-Host: ", host, b"\r\n")
-        if b"x-request-tracing-id" not in watched:
-            parts += (b"X-Request-Tracing-Id: ", ex.request_id, b"\r\n")
-        if route.caller and b"x-caller-name" not in watched:
-            parts += (b"X-Caller-Name: ", route.caller.encode(), b"\r\n")
+        if ex.chunked_in:
+            parts += (b"Transfer-Encoding: ", watched[b"transfer-encoding"], b"\r\n")
+        else:
+            length = watched.get(b"content-length")
+            if length is not None:
+                parts += (b"Content-Length: ", length, b"\r\n")
+        if self.trusted:
+            parts += self._trusted_forwarding(watched)
+        else:
+            parts.append(self.forwarded)
+            host = watched.get(b"host")
+            if host is not None:
+                parts += (b"X-Forwarded-Host: ", host, b"\r\n")
+        parts += (b"X-Request-Tracing-Id: ", ex.request_id, b"\r\n")
+        caller_line = route.caller_line
+        if caller_line:
+            parts.append(caller_line)
+        if route.forward_caller_token:
+            parts += _credential_lines(watched, None)
+        elif b"cookie" in watched or b"authorization" in watched:
+            parts += _credential_lines(watched, ex.token)
         if route.remote_gateway_url:
             prefix = urlsplit(route.remote_gateway_url).path.rstrip("/").encode()
             parts[1] = prefix + b"/job/"
@@ -538,20 +704,45 @@ class _ClientConnection(asyncio.Protocol):
         rr[key] = turn + 1
         return replicas[turn % len(replicas)]
 
+    def _trusted_forwarding(self, watched: dict[bytes, bytes]) -> list[bytes]:
+        """Forwarding headers behind an operator-trusted proxy: what it said, with this hop added."""
+        forwarded_for = watched.get(b"x-forwarded-for")
+        lines = [b"X-Forwarded-For: ", forwarded_for + b", " + self.peer if forwarded_for else self.peer, b"\r\n"]
+        lines += (b"X-Forwarded-Proto: ", watched.get(b"x-forwarded-proto") or b"http", b"\r\n")
+        host = watched.get(b"x-forwarded-host") or watched.get(b"host")
+        if host:
+            lines += (b"X-Forwarded-Host: ", host, b"\r\n")
+        for lname, name in ((b"x-real-ip", b"X-Real-IP"), (b"forwarded", b"Forwarded")):
+            value = watched.get(lname)
+            if value:
+                lines += (name, b": ", value, b"\r\n")
+        return lines
+
     def _fallback_head(self, ex: _Exchange) -> list[bytes]:
-        """The request as the client sent it (Host included), minus hop-by-hop headers."""
+        """The request as the client sent it (Host and credentials included), minus what a proxy manages."""
         parts = [ex.method, b" ", ex.url, b" HTTP/1.1\r\n"]
         watched = ex.watched
         host = watched.get(b"host")
         if host is not None:
             parts += (b"Host: ", host, b"\r\n")
         parts += ex.fwd
-        forwarded_for = watched.get(b"x-forwarded-for")
-        parts += (b"X-Forwarded-For: ", forwarded_for + b", " + self.peer if forwarded_for else self.peer, b"\r\n")
-        if host is not None:
-            parts += (b"X-Forwarded-Host: ", host, b"\r\n")
-        if b"x-request-tracing-id" not in watched:
-            parts += (b"X-Request-Tracing-Id: ", ex.request_id, b"\r\n")
+        if ex.chunked_in:
+            parts += (b"Transfer-Encoding: ", watched[b"transfer-encoding"], b"\r\n")
+        else:
+            length = watched.get(b"content-length")
+            if length is not None:
+                parts += (b"Content-Length: ", length, b"\r\n")
+        if self.trusted:
+            parts += self._trusted_forwarding(watched)
+        else:
+            parts.append(self.forwarded)
+            if host is not None:
+                parts += (b"X-Forwarded-Host: ", host, b"\r\n")
+        parts += (b"X-Request-Tracing-Id: ", ex.request_id, b"\r\n")
+        parts += _credential_lines(watched, None)
+        secret = self.server.fallback_secret
+        if secret is not None:
+            parts += (b"X-Trackside-Gateway: ", secret, b"\r\n")
         parts.append(b"\r\n")
         return parts
 
@@ -604,20 +795,23 @@ class _ClientConnection(asyncio.Protocol):
         conn.begin(self, self._out, ex.method == b"HEAD")
         parts = ex.head if replay is None else [replay]
         assert parts is not None
-        if ex.body_buf:
+        body_buf = ex.body_buf
+        body_sent = bool(body_buf)
+        if body_buf:
             if ex.chunked_in:
-                for chunk in ex.body_buf:
+                for chunk in body_buf:
                     parts += (b"%x\r\n" % len(chunk), chunk, b"\r\n")
             else:
-                parts += ex.body_buf
+                parts += body_buf
             ex.body_buf = None
             ex.body_size = 0
         if ex.body_complete and ex.chunked_in and not ex.terminated:
             ex.terminated = True
             parts.append(b"0\r\n\r\n")
         data = parts[0] if len(parts) == 1 else b"".join(parts)
-        if replay is None and (not ex.has_body or ex.method in IDEMPOTENT):
-            # Kept until the response starts, to resend it if this pooled connection proves dead.
+        if replay is None and (not body_sent or ex.method in IDEMPOTENT):
+            # Kept until the response starts, to resend it if this pooled connection proves dead:
+            # safe while the method is idempotent or nothing of the body has gone out yet.
             ex.replay = [data]
             ex.replay_size = len(data)
         ex.forwarding = True
@@ -726,8 +920,10 @@ class _ClientConnection(asyncio.Protocol):
         self._resume(_PAUSE_UPSTREAM)
         if not ex.response_started:
             if conn.reused and not conn.got_bytes and ex.replay is not None and not ex.retried:
-                # A pooled connection the job had already closed: nothing reached it, so resend what
-                # was written on a fresh one; body bytes still to come are buffered meanwhile.
+                # A pooled connection the job closed as the request arrived (its keep-alive ran out):
+                # resend what was written on a fresh connection, as nginx's `proxy_next_upstream
+                # error` does. Only kept while safe: an idempotent method, or no body byte sent yet.
+                # Body bytes still to come are buffered meanwhile.
                 ex.retried = True
                 ex.forwarding = False
                 replay = b"".join(ex.replay)
@@ -769,8 +965,7 @@ class _ClientConnection(asyncio.Protocol):
             payload["jobName"] = route.job_name if route else ex.job_name
             payload["jobVersion"] = route.resolved_version if route else ex.job_version
             payload["jobStatus"] = route.status if route else None
-            caller = ex.watched.get(b"x-caller-name")
-            payload["caller"] = caller.decode("latin-1") if caller else (route.caller if route else None)
+            payload["caller"] = route.caller if route else None
             self.server.metrics.count_error(payload["jobName"], payload["jobVersion"], cause)
         self._respond_json(ex, 502, payload)
 
@@ -799,10 +994,14 @@ class _ClientConnection(asyncio.Protocol):
         self._finish(ex, close)
 
     def _malformed(self, exc: Exception) -> None:
+        self._reject(400, f"malformed HTTP request: {exc}")
+
+    def _reject(self, status: int, message: str) -> None:
+        """Refuse the request being parsed (400 malformed, 414/431 over a limit); read no more requests."""
         self.closing = True
-        self._pause(_PAUSE_BUFFER)
         active = self.active
         if active is not None:
+            self._pause(_PAUSE_BUFFER)
             while len(self.queue) > 1:
                 self.queue.pop().finished = True
             self.reading = None
@@ -817,15 +1016,32 @@ class _ClientConnection(asyncio.Protocol):
                 active.finished = True
                 self.transport.close()
             else:
-                self._respond_json(active, 400, {"error": f"malformed HTTP request body: {exc}"})
+                self._respond_json(active, 400, {"error": message.replace("request:", "request body:", 1)})
             return
         self.queue.clear()
-        body = _json_body({"error": f"malformed HTTP request: {exc}", "requestId": new_request_id().decode()})
-        self.transport.write(
-            b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-            b"Connection: close\r\n\r\n%s" % (len(body), body)
+        self.reading = None
+        payload = {"error": message, "type": _ERROR_TYPES[status], "requestId": new_request_id().decode()}
+        body = _json_body(payload)
+        transport = self.transport
+        transport.write(
+            b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+            % (status, _REASONS[status], len(body), body)
         )
-        self.transport.close()
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        # Half-close and drop what the client still sends: closing with unread bytes would reset the
+        # connection, and the reset can overtake the answer.
+        transport.write_eof()
+        self.lingering = 1
+        if self.paused:
+            self.paused = 0
+            transport.resume_reading()
+
+    def _linger(self, size: int) -> None:
+        self.lingering += size
+        if self.lingering > LINGER_BYTES:
+            self.transport.close()
 
     def _finish(self, ex: _Exchange, close: bool) -> None:
         ex.finished = True
@@ -846,20 +1062,55 @@ class _ClientConnection(asyncio.Protocol):
             self._start(queue[0])
 
 
-def _refilter(headers: list[tuple[bytes, bytes]], watched: dict[bytes, bytes], chunked: bool) -> list[bytes]:
-    """The rare second pass: drop headers named in Connection, and Content-Length of chunked bodies."""
+def _without_auth_cookie(cookie: bytes) -> bytes:
+    """The Cookie header value minus the platform's auth cookie (any capitalisation of its name)."""
+    kept = [
+        pair
+        for pair in cookie.split(b";")
+        if pair.strip() and pair.partition(b"=")[0].strip().lower() != COOKIE_NAME.lower().encode()
+    ]
+    return b";".join(kept).strip()
+
+
+def _credential_lines(watched: dict[bytes, bytes], token: str | None) -> list[bytes]:
+    """The credential headers to send on: all of them (`token` None), or those not carrying `token`.
+
+    With a token, the platform's token headers and auth cookie are left out, and `Authorization`
+    too when it is `Bearer <token>`; a job's own credentials (other cookies, other schemes) pass.
+    """
+    lines: list[bytes] = []
+    if token is None:
+        for lname, name in _TOKEN_NAMES:
+            value = watched.get(lname)
+            if value is not None:
+                lines += (name, b": ", value, b"\r\n")
+    cookie = watched.get(b"cookie")
+    if cookie is not None:
+        if token is not None and COOKIE_NAME.lower().encode() in cookie.lower():
+            cookie = _without_auth_cookie(cookie)
+        if cookie:
+            lines += (b"Cookie: ", cookie, b"\r\n")
+    authorization = watched.get(b"authorization")
+    if authorization is not None:
+        scheme, _, credentials = authorization.strip().partition(b" ")
+        if token is None or scheme.lower() != b"bearer" or credentials.strip().decode("latin-1") != token:
+            lines += (b"Authorization: ", authorization, b"\r\n")
+    return lines
+
+
+def _refilter(headers: list[tuple[bytes, bytes]], watched: dict[bytes, bytes]) -> list[bytes]:
+    """The rare second pass: also drop the headers the request's Connection header names.
+
+    Only headers that would be copied can go: the framing and every header the gateway sets are
+    written by the gateway itself, so `Connection: Content-Length` cannot separate a body from its
+    length (request smuggling).
+    """
     drop = set(_NOT_FORWARDED)
-    connection = watched.get(b"connection")
-    if connection is not None:
-        drop.update(token.strip().lower() for token in connection.split(b","))
-    if chunked:
-        drop.add(b"content-length")
+    drop.update(token.strip().lower() for token in watched[b"connection"].split(b","))
     fwd: list[bytes] = []
     for name, value in headers:
         if name.lower() not in drop:
             fwd += (name, b": ", value, b"\r\n")
-    if chunked:
-        fwd.append(b"Transfer-Encoding: chunked\r\n")
     return fwd
 
 
@@ -873,8 +1124,16 @@ class GatewayServer:
         fallback_upstream: tuple[str, int] | None = None,
         metrics: GatewayMetrics | None = None,
         pool: UpstreamPool | None = None,
+        limits: RequestLimits | None = None,
+        trusted_proxies: TrustedProxies | None = None,
+        fallback_secret: str | None = None,
     ) -> None:
+        """`fallback_secret` is sent to the fallback upstream (the lifecycle in `trackside up`) as
+        `X-Trackside-Gateway`, so it knows the forwarding headers come from the platform's own gateway."""
         self.resolver = resolver
+        self.limits = limits or RequestLimits()
+        self.trusted_proxies = trusted_proxies or TrustedProxies()
+        self.fallback_secret = fallback_secret.encode() if fallback_secret is not None else None
         self.metrics = metrics or GatewayMetrics()
         self.pool = pool or UpstreamPool()
         self.fallback_key: str | None = None
@@ -928,6 +1187,9 @@ class GatewayServer:
             await asyncio.sleep(SWEEP_INTERVAL)
             self.pool.sweep()
             for conn in list(self._connections):
+                if conn.lingering:  # it had a sweep's time to read its answer
+                    conn.transport.close()
+                    continue
                 if conn.active is not None or conn.reading is not None or conn.served != conn.served_at_sweep:
                     conn.served_at_sweep = conn.served
                     conn.idle_sweeps = 0
@@ -950,7 +1212,9 @@ def run_gateway(settings: Settings) -> None:
 
     async def serve() -> None:
         resolver = LifecycleResolver(settings.lifecycle_url, ttl=settings.gateway_cache_ttl)
-        server = GatewayServer(resolver)
+        server = GatewayServer(
+            resolver, limits=RequestLimits.of(settings), trusted_proxies=TrustedProxies(settings.trusted_proxies)
+        )
         port = await server.start(settings.host, settings.port)
         reporter = CallReporter.from_settings(settings, server.metrics, settings.lifecycle_url)
         reporter.start()

@@ -5,6 +5,13 @@ using it (a `ResponseSink`, the client connection being served) as they arrive, 
 and nothing is buffered whole. Idle connections wait in a per-"host:port" LIFO stack: the most
 recently used one is the least likely to have been closed by the job's keep-alive timeout, and
 connections idle longer than `idle_timeout` (kept below uvicorn's 5 s default) are not reused.
+
+A connection goes back to the pool only when its last response's framing can be trusted, so the
+next response read from it starts where it should: not after a response that announced a body it
+cannot have (Content-Length or chunked on a 204, 304 or HEAD answer: the body may still come),
+not when any byte followed the response's end in the same read, not when bytes arrive while it
+idles, not after a response without a length (it ends with the connection), and not after a 500
+(an app server that crashed on a request, as uvicorn does, closes the connection right after).
 """
 
 from __future__ import annotations
@@ -58,6 +65,11 @@ class UpstreamConnection(asyncio.Protocol):
         self.got_bytes = False
         self.head_done = False
         self.done = True
+        self.ended: ResponseSink | None = None  # the sink of a response that ended in the read being parsed
+        self.reuse = False  # keep-alive, and the framing of the response can be trusted
+        self.trusted = True
+        self.stray = False  # bytes came after the end of the response
+        self.length = b""
         self.no_body = False
         self.head_request = False
         self.close_delimited = False
@@ -84,6 +96,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.headers = []
         self.has_length = False
         self.chunked = False
+        self.trusted = True
 
     def detach(self) -> None:
         self.sink = None
@@ -118,11 +131,23 @@ class UpstreamConnection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
+            ended = self.ended
+            if ended is not None:  # garbage after a complete response: deliver it, drop the connection
+                self.ended = None
+                ended.upstream_end(self, False)
+                return
             sink = self.sink
             self.sink = None
             self.transport.close()
             if sink is not None and not self.done:
                 sink.upstream_lost(self, exc)
+            return
+        # The response's end is handed on only now, once this whole read is parsed: whatever came
+        # after it decides whether the connection may be reused, and nobody can reuse it meanwhile.
+        ended = self.ended
+        if ended is not None:
+            self.ended = None
+            ended.upstream_end(self, self.reuse and not self.stray)
             return
         sink = self.sink
         if sink is not None:
@@ -155,11 +180,16 @@ class UpstreamConnection(asyncio.Protocol):
 
     # -- httptools callbacks ------------------------------------------------------------------
 
+    def on_message_begin(self) -> None:
+        if self.done:
+            self.stray = True  # a second response to one request
+
     def on_header(self, name: bytes, value: bytes) -> None:
         lname = name.lower()
         self.headers.append((name, lname, value))
         if lname == b"content-length":
             self.has_length = True
+            self.length = value
         elif lname == b"transfer-encoding":
             self.chunked = True
 
@@ -168,6 +198,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.status = status
         sink = self.sink
         if sink is None:
+            self.stray = True
             return
         if status < 200:
             self.informational = True
@@ -177,15 +208,20 @@ class UpstreamConnection(asyncio.Protocol):
             self.chunked = False
             return
         self.head_done = True
-        self.no_body = self.head_request or status in (204, 304)
-        self.close_delimited = not self.no_body and not self.has_length and not self.chunked
+        no_body = self.no_body = self.head_request or status in (204, 304)
+        self.close_delimited = not no_body and not self.has_length and not self.chunked
+        # A bodiless answer that announces a body may still send it: its framing can't be trusted.
+        self.trusted = status != 500 and not (
+            no_body and (self.chunked or (self.has_length and self.length.strip() != b"0"))
+        )
         sink.upstream_head(self, status, self.headers)
         if self.head_request and self.sink is not None:
             # httptools cannot be told a response has no body, so a HEAD response's Content-Length
-            # would make it wait for bytes that never come: finish here and start a fresh parser.
-            keep_alive = self.parser.should_keep_alive()
+            # would make it wait for bytes that never come: end here and start a fresh parser (the
+            # old one goes on with the rest of this read, so any bytes in it count as stray).
+            self.reuse = self.parser.should_keep_alive() and self.trusted
             self.parser = httptools.HttpResponseParser(self)
-            self._finish(keep_alive)
+            self._ended()
 
     def on_body(self, body: bytes) -> None:
         if self.sink is not None:
@@ -193,24 +229,22 @@ class UpstreamConnection(asyncio.Protocol):
                 self.out += (b"%x\r\n" % len(body), body, b"\r\n")
             else:
                 self.out.append(body)
+        elif self.done:
+            self.stray = True
 
     def on_message_complete(self) -> None:
         if self.informational:
             self.informational = False
             return
         if not self.done:
-            self.done = True
-            sink = self.sink
-            self.sink = None
-            if sink is not None:
-                sink.upstream_end(self, self.parser.should_keep_alive())
+            self.reuse = self.parser.should_keep_alive() and self.trusted
+            self._ended()
 
-    def _finish(self, keep_alive: bool) -> None:
+    def _ended(self) -> None:
+        """The response is complete; data_received hands it on once the read is parsed."""
         self.done = True
-        sink = self.sink
+        self.ended = self.sink
         self.sink = None
-        if sink is not None:
-            sink.upstream_end(self, keep_alive)
 
 
 def split_host_port(key: str) -> tuple[str, int]:

@@ -260,6 +260,9 @@ class Manifest(_Strict):
     docker: dict[str, Any] | None = None  # deprecated alias of jobtype_extra
     wrapper_properties: dict[str, Any] | None = None  # deprecated alias of jobtype_extra
     infrastructure_target: str | None = None
+    # Trackside: pass the caller's own token (the X-Racetrack-Auth header and cookie) on to this job,
+    # for jobs that call others on the caller's behalf. Off: the gateway strips it (docs/security.md).
+    forward_caller_token: bool = False
 
     _warnings: list[str] = PrivateAttr(default_factory=list)
 

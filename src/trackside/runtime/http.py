@@ -6,6 +6,13 @@ module parses only what the runtime needs (request line, headers, Content-Length
 bodies), answers requests of one connection strictly in order (so pipelining is safe: the next
 request is parsed only after the previous response is written) and writes each response with
 one `transport.write`. It must stay stdlib-only: it runs inside the job's own virtualenv.
+
+A request head is bounded (`HeadLimits`, from the JOB_MAX_* settings): a URL over the limit is
+answered 414, more header lines or a longer head 431, as soon as the buffered bytes prove it, so
+an endless head is never read to its end; the search for the head's end resumes where the last
+one stopped, so a head arriving in many small pieces costs linear time. After refusing a request
+the connection is half-closed and the rest of what the client sends is discarded for a while
+(a "lingering close", as nginx does), so the client reads the answer instead of a reset.
 """
 
 from __future__ import annotations
@@ -18,10 +25,12 @@ from email.utils import formatdate
 from typing import Any, Union, cast
 from urllib.parse import unquote
 
-MAX_HEAD_BYTES = 64 * 1024
 MAX_BODY_BYTES = 256 * 1024 * 1024
-MAX_HEADERS = 200
 HIGH_WATER = 1024 * 1024  # pause reading while a request runs and this much is buffered
+LINGER_BYTES = 1024 * 1024  # after refusing a request, discard at most this much more, then close
+LINGER_SECONDS = 5.0
+# A request line holds the URL plus at most this much: method, two spaces, "HTTP/1.1".
+_LINE_OVERHEAD = 32
 
 REASONS = {
     100: "Continue",
@@ -42,6 +51,7 @@ REASONS = {
     408: "Request Timeout",
     411: "Length Required",
     413: "Content Too Large",
+    414: "URI Too Long",
     415: "Unsupported Media Type",
     422: "Unprocessable Content",
     429: "Too Many Requests",
@@ -147,12 +157,31 @@ Handled = Union[Response, "asyncio.Future[Response]"]
 Handler = Callable[[Request], Handled]
 
 
+class HeadLimits:
+    """Bounds on a request head: URL bytes (414), whole head bytes and header lines (431)."""
+
+    __slots__ = ("max_url_bytes", "max_head_bytes", "max_headers")
+
+    def __init__(self, max_url_bytes: int = 16 * 1024, max_head_bytes: int = 64 * 1024, max_headers: int = 100) -> None:
+        self.max_url_bytes = max_url_bytes
+        self.max_head_bytes = max_head_bytes
+        self.max_headers = max_headers
+
+
+_ERROR_TYPES = {414: "RequestUriTooLong", 431: "RequestHeaderFieldsTooLarge", 413: "ContentTooLarge"}
+
+
 class BadRequest(Exception):
     """A malformed request: answered with `status` and the connection is closed."""
 
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+        self.type_name = _ERROR_TYPES.get(status, "BadRequest")
+
+
+_FRAMING = frozenset({"content-length", "transfer-encoding", "connection"})
+_LINE_BREAKS = str.maketrans("\r\n", "  ")
 
 
 def encode_response(resp: Response, keep_alive: bool, head_only: bool, tracing_id: str | None) -> bytes:
@@ -165,8 +194,15 @@ def encode_response(resp: Response, keep_alive: bool, head_only: bool, tracing_i
         out += b"content-type: " + resp.content_type + b"\r\ncontent-length: " + str(len(body)).encode() + b"\r\n"
     if resp.headers:
         for name, value in resp.headers:
-            out += f"{name}: {value}\r\n".encode("latin-1", "replace")
+            if name.lower() in _FRAMING:
+                continue  # the framing is the runtime's own, written above
+            line = f"{name}: {value}"
+            if "\r" in line or "\n" in line:  # a value taken from the request: keep it on its line
+                line = line.translate(_LINE_BREAKS)
+            out += (line + "\r\n").encode("latin-1", "replace")
     if tracing_id is not None:
+        if "\r" in tracing_id or "\n" in tracing_id:
+            tracing_id = tracing_id.translate(_LINE_BREAKS)
         out += b"x-request-tracing-id: " + tracing_id.encode("latin-1", "replace") + b"\r\n"
     if not keep_alive:
         out += b"connection: close\r\n"
@@ -200,6 +236,9 @@ class HttpProtocol(asyncio.Protocol):
         "_sent_continue",
         "_on_done_cb",
         "_current",
+        "_limits",
+        "_scanned",
+        "_lingering",
     )
 
     def __init__(self, handler: Handler, server: ServerState) -> None:
@@ -219,6 +258,9 @@ class HttpProtocol(asyncio.Protocol):
         self._sent_continue = False
         self._current: Request | None = None
         self._on_done_cb = self._on_done
+        self._limits = server.limits
+        self._scanned = 0  # how far the search for the head's end got in `_buf`
+        self._lingering = 0  # bytes discarded after a refusal, +1; 0 when not lingering
 
     # asyncio callbacks ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -238,19 +280,23 @@ class HttpProtocol(asyncio.Protocol):
         self._process()
 
     def data_received(self, data: bytes) -> None:
-        self._buf += data
         if self._busy or self._write_paused:
+            if self._lingering:
+                self._linger(len(data))
+                return
+            self._buf += data
             if len(self._buf) > HIGH_WATER and not self._read_paused and self._transport is not None:
                 self._read_paused = True
                 self._transport.pause_reading()
             return
+        self._buf += data
         self._process()
 
     # state ------------------------------------------------------------------------------------
     @property
     def idle(self) -> bool:
-        """No request in progress and nothing half-received: safe to close on shutdown."""
-        return not self._busy and self._head is None and not self._buf
+        """No request in progress and nothing half-received (or only lingering): safe to close on shutdown."""
+        return self._lingering > 0 or (not self._busy and self._head is None and not self._buf)
 
     def close(self) -> None:
         if self._transport is not None and not self._closed:
@@ -274,24 +320,23 @@ class HttpProtocol(asyncio.Protocol):
     def _parse_one(self) -> Request | None:
         buf = self._buf
         if self._head is None:
-            end = buf.find(b"\r\n\r\n")
+            scanned = self._scanned
+            end = buf.find(b"\r\n\r\n", scanned - 3 if scanned > 3 else 0)
             if end < 0:
-                if len(buf) > MAX_HEAD_BYTES:
-                    raise BadRequest("request head too large", 431)
-                if buf.startswith(b"\r\n"):  # tolerated empty lines between pipelined requests
-                    del buf[:2]
+                self._incomplete_head()
                 return None
+            self._scanned = 0
             start = 0
             while buf.startswith(b"\r\n", start):
                 start += 2
             if end < start:  # only empty lines so far
                 del buf[:start]
                 return None
-            if end > MAX_HEAD_BYTES:
-                raise BadRequest("request head too large", 431)
+            if end + 4 - start > self._limits.max_head_bytes:
+                raise BadRequest(f"request head is over the limit of {self._limits.max_head_bytes} bytes", 431)
             head = bytes(buf[start:end])
             del buf[: end + 4]
-            self._head = self._parse_head(head)
+            self._head = self._parse_head(head, self._limits)
             self._sent_continue = False
         method, target, version, headers, length = self._head
         if length == 0:
@@ -312,8 +357,23 @@ class HttpProtocol(asyncio.Protocol):
         self._head = None
         return Request(method, target, version, headers, body)
 
+    def _incomplete_head(self) -> None:
+        """No complete head buffered yet: refuse as soon as the bytes prove it is over a limit."""
+        buf = self._buf
+        if buf.startswith(b"\r\n"):  # tolerated empty lines between pipelined requests
+            del buf[:2]
+            self._scanned = 0
+            return
+        limits = self._limits
+        size = len(buf)
+        if size >= limits.max_url_bytes + _LINE_OVERHEAD and buf.find(b"\r\n", 0, size) < 0:
+            raise BadRequest(f"request URL is over the limit of {limits.max_url_bytes} bytes", 414)
+        if size >= limits.max_head_bytes:
+            raise BadRequest(f"request head is over the limit of {limits.max_head_bytes} bytes", 431)
+        self._scanned = size
+
     @staticmethod
-    def _parse_head(head: bytes) -> tuple[str, str, str, dict[str, str], int]:
+    def _parse_head(head: bytes, limits: HeadLimits) -> tuple[str, str, str, dict[str, str], int]:
         try:
             text = head.decode("latin-1")
         except UnicodeDecodeError as exc:  # pragma: no cover - latin-1 decodes any byte
@@ -329,14 +389,16 @@ class HttpProtocol(asyncio.Protocol):
             if version.startswith("HTTP/"):
                 raise BadRequest(f"unsupported HTTP version {version[:20]!r}", 505)
             raise BadRequest(f"malformed request line: {lines[0][:100]!r}")
+        if len(target) > limits.max_url_bytes:
+            raise BadRequest(f"request URL is over the limit of {limits.max_url_bytes} bytes", 414)
         if not target or (target[0] != "/" and target != "*"):
             if target.startswith(("http://", "https://")):  # absolute-form: keep the path
                 slash = target.find("/", target.find("//") + 2)
                 target = target[slash:] if slash > 0 else "/"
             else:
                 raise BadRequest(f"malformed request target: {target[:100]!r}")
-        if len(lines) - 1 > MAX_HEADERS:
-            raise BadRequest("too many request headers", 431)
+        if len(lines) - 1 > limits.max_headers:
+            raise BadRequest(f"more than {limits.max_headers} header lines in the request", 431)
         headers: dict[str, str] = {}
         for line in lines[1:]:
             colon = line.find(":")
@@ -395,7 +457,7 @@ class HttpProtocol(asyncio.Protocol):
                     # Last chunk: trailers (ignored) end with an empty line.
                     end = buf.find(b"\r\n\r\n", eol)
                     if end < 0:
-                        if len(buf) > MAX_HEAD_BYTES:
+                        if len(buf) > self._limits.max_head_bytes:
                             raise BadRequest("chunked trailers too large", 431)
                         return False
                     del buf[: end + 4]
@@ -451,14 +513,33 @@ class HttpProtocol(asyncio.Protocol):
             self.close()
 
     def _fail(self, exc: BadRequest) -> None:
-        """Answer a malformed request and close: the stream can't be trusted after it."""
+        """Answer a malformed request and close: the stream can't be trusted after it.
+
+        Closing with unread bytes in the socket makes the kernel send a reset, which can reach the
+        client before our answer: half-close instead, discard what still comes, then close.
+        """
         self._head = None
         self._buf.clear()
-        if self._transport is None or self._closed:
+        transport = self._transport
+        if transport is None or self._closed:
             return
-        body = _error_body(str(exc), "BadRequest")
-        self._transport.write(encode_response(Response(exc.status, body), False, False, None))
-        self.close()
+        body = _error_body(str(exc), exc.type_name)
+        transport.write(encode_response(Response(exc.status, body), False, False, None))
+        if not transport.can_write_eof():
+            self.close()
+            return
+        transport.write_eof()
+        self._busy = True  # nothing more is parsed on this connection
+        self._lingering = 1
+        if self._read_paused:
+            self._read_paused = False
+            transport.resume_reading()
+        asyncio.get_running_loop().call_later(LINGER_SECONDS, self.close)
+
+    def _linger(self, size: int) -> None:
+        self._lingering += size
+        if self._lingering > LINGER_BYTES:
+            self.close()
 
 
 def _internal_error(exc: BaseException) -> Response:
@@ -467,12 +548,13 @@ def _internal_error(exc: BaseException) -> Response:
 
 
 class ServerState:
-    """What all connections share: open connections, the shutdown flag, a response hook."""
+    """What all connections share: open connections, the shutdown flag, a response hook, head limits."""
 
-    def __init__(self, on_response: Callable[[Request, Response], Any]) -> None:
+    def __init__(self, on_response: Callable[[Request, Response], Any], limits: HeadLimits | None = None) -> None:
         self.connections: set[HttpProtocol] = set()
         self.stopping = False
         self.on_response = on_response
+        self.limits = limits or HeadLimits()
 
     def busy_connections(self) -> int:
         return sum(1 for c in self.connections if not c.idle)

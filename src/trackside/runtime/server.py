@@ -8,7 +8,7 @@ import sys
 import time
 
 from .app import JobApp
-from .http import HttpProtocol, ServerState
+from .http import HeadLimits, HttpProtocol, ServerState
 from .settings import RuntimeSettings
 
 
@@ -27,7 +27,8 @@ def new_event_loop(kind: str = "auto") -> asyncio.AbstractEventLoop:
 
 async def serve(app: JobApp, settings: RuntimeSettings, stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
-    state = ServerState(app.on_response)
+    limits = HeadLimits(settings.max_url_bytes, settings.max_head_bytes, settings.max_headers)
+    state = ServerState(app.on_response, limits)
     server = await loop.create_server(
         lambda: HttpProtocol(app.handle, state),
         settings.host,

@@ -21,6 +21,14 @@ def _int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
         raise SettingsError(f"env var {name} must be an integer, got {raw!r}") from None
 
 
+def _at_least(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    value = _int(env, name, default)
+    assert value is not None
+    if value < minimum:
+        raise SettingsError(f"env var {name} must be at least {minimum}, got {value}")
+    return value
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name, "").strip().lower()
     if not raw:
@@ -65,6 +73,10 @@ class RuntimeSettings:
     inline_sync: bool = False
     shutdown_grace_s: float = 5.0
     event_loop: str = "auto"
+    # Limits on a request head (docs/security.md, "Request limits"): longer URL 414, more 431.
+    max_url_bytes: int = 16 * 1024
+    max_head_bytes: int = 64 * 1024
+    max_headers: int = 100
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RuntimeSettings:
@@ -105,4 +117,7 @@ class RuntimeSettings:
             inline_sync=_bool(env, "JOB_INLINE_SYNC", False),
             shutdown_grace_s=float(grace if grace is not None else 5),
             event_loop=_choice(env, "JOB_EVENT_LOOP", ("auto", "uvloop", "asyncio")),
+            max_url_bytes=_at_least(env, "JOB_MAX_URL_BYTES", 16 * 1024, 256),
+            max_head_bytes=_at_least(env, "JOB_MAX_HEAD_BYTES", 64 * 1024, 1024),
+            max_headers=_at_least(env, "JOB_MAX_HEADERS", 100, 8),
         )

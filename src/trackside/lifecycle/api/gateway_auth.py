@@ -102,6 +102,8 @@ def can_call_job(
             "internal_name": dto.internal_name,
             "replica_internal_names": dto.replica_internal_names,
             "error": dto.error,
+            # The job's manifest opt-in to receive the caller's token (docs/security.md).
+            "forward_caller_token": bool(dto.manifest and dto.manifest.get("forward_caller_token") is True),
         },
         "caller": caller.display if caller is not None else None,
         "remote_gateway_url": target.remote_gateway_url if target else None,

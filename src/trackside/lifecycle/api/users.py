@@ -7,6 +7,7 @@ client address (`auth.ratelimit`).
 
 from __future__ import annotations
 
+import hmac
 import threading
 from typing import Any
 from urllib.parse import quote
@@ -23,6 +24,7 @@ from trackside.auth.scopes import Scope
 from trackside.auth.service import AuthService
 from trackside.auth.subjects import Caller, subject_of
 from trackside.errors import InvalidInput, Unauthorized
+from trackside.gateway.forwarding import GATEWAY_SECRET_HEADER, TrustedProxies
 from trackside.lifecycle import audit
 from trackside.lifecycle.access import require_staff, require_user
 from trackside.lifecycle.api.deps import AUTH_COOKIE, caller_token, get_auth, get_caller, get_context
@@ -74,11 +76,21 @@ def throttle(request: Request) -> LoginThrottle:
 
 
 def client_address(request: Request) -> str:
-    """The client's address; behind our own gateway (loopback peer) the last X-Forwarded-For hop."""
+    """The client's address: the TCP peer, unless the peer is the platform's own gateway (it sends
+    the secret `trackside up` gave it) or an operator-trusted proxy; then the rightmost
+    X-Forwarded-For hop that no trusted proxy vouches for (docs/security.md)."""
     peer = request.client.host if request.client else "unknown"
     forwarded = request.headers.get("x-forwarded-for")
-    if forwarded and peer in ("127.0.0.1", "::1"):
-        return forwarded.split(",")[-1].strip() or peer
+    if not forwarded:
+        return peer
+    trusted = TrustedProxies(get_context(request).settings.trusted_proxies)
+    secret: str | None = getattr(request.app.state, "gateway_secret", None)
+    sent = request.headers.get(GATEWAY_SECRET_HEADER)
+    from_our_gateway = (
+        secret is not None and sent is not None and hmac.compare_digest(sent.encode("latin-1"), secret.encode())
+    )
+    if from_our_gateway or peer in trusted:
+        return trusted.client_address(forwarded, peer)
     return peer
 
 
