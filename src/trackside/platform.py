@@ -104,7 +104,9 @@ def run_platform(settings: Settings) -> None:
     lifecycle_app.state.gateway_secret = gateway_secret
     # The dashboard shares the lifecycle's internal server (the gateway forwards non-/pub paths there)
     # and calls its API over loopback like any client; its URL is known once the port is bound.
-    dashboard = Dashboard(pub_url="/pub")
+    dashboard = Dashboard(
+        pub_url="/pub", trusted_proxies=TrustedProxies(settings.trusted_proxies), gateway_secret=gateway_secret
+    )
     app = mount_dashboard(lifecycle_app, create_dashboard_app(dashboard))
     lifecycle = LifecycleServer(app, "127.0.0.1", 0, settings.log_level)
     supervisor = Supervisor(settings, context.db, context.plugins)
@@ -166,7 +168,16 @@ def run_component(name: str, settings: Settings) -> None:
         from trackside.dashboard.app import run_dashboard
 
         pub_url = settings.external_pub_url or None
-        run_dashboard(settings.lifecycle_url, settings.host, settings.port, pub_url, settings.log_level)
+        from trackside.gateway.forwarding import TrustedProxies
+
+        run_dashboard(
+            settings.lifecycle_url,
+            settings.host,
+            settings.port,
+            pub_url,
+            settings.log_level,
+            TrustedProxies(settings.trusted_proxies),
+        )
         return
     if name == "gateway":
         from trackside.gateway.server import run_gateway

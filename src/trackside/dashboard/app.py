@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 
 from trackside.dashboard.client import Api
 from trackside.dashboard.web import BASE, Handler, route_handler
+from trackside.gateway.forwarding import TrustedProxies
 
 HERE = Path(__file__).parent
 MAINTENANCE_TTL_S = 2.0
@@ -69,9 +70,20 @@ class _NoCookies(CookieJar):
 class Dashboard:
     """Settings, templates and the shared HTTP pool of one dashboard app."""
 
-    def __init__(self, lifecycle_url: str = "", pub_url: str | None = None, secure_cookies: bool = False) -> None:
+    def __init__(
+        self,
+        lifecycle_url: str = "",
+        pub_url: str | None = None,
+        secure_cookies: bool = False,
+        trusted_proxies: TrustedProxies | None = None,
+        gateway_secret: str | None = None,
+    ) -> None:
         # In `trackside up` the lifecycle URL is known only once its port is bound: set it then.
         self.lifecycle_url = lifecycle_url
+        # Who may say who the browser is (forwarding headers): operator-trusted proxies, and in `up`
+        # the platform's own gateway, which proves itself with the secret it shares with the lifecycle.
+        self.trusted_proxies = trusted_proxies or TrustedProxies()
+        self.gateway_secret = gateway_secret
         # Base of job URLs in links ("/pub" when served beside the gateway); None: ask the API's /info.
         self.pub_url = pub_url
         self.secure_cookies = secure_cookies
@@ -162,11 +174,21 @@ def mount_dashboard(lifecycle_app: ASGIApp, dashboard_app: ASGIApp) -> ASGIApp:
     return app
 
 
-def run_dashboard(lifecycle_url: str, host: str, port: int, pub_url: str | None, log_level: str) -> None:
-    """`trackside serve dashboard`: the dashboard alone, a client of the lifecycle at `lifecycle_url`."""
+def run_dashboard(
+    lifecycle_url: str,
+    host: str,
+    port: int,
+    pub_url: str | None,
+    log_level: str,
+    trusted_proxies: TrustedProxies | None = None,
+) -> None:
+    """`trackside serve dashboard`: the dashboard alone, a client of the lifecycle at `lifecycle_url`.
+
+    The lifecycle believes the browser addresses it passes on only if this host is one of the
+    lifecycle's `trusted_proxies` (docs/security.md)."""
     import uvicorn
 
-    dashboard = Dashboard(lifecycle_url, pub_url=pub_url or None)
+    dashboard = Dashboard(lifecycle_url, pub_url=pub_url or None, trusted_proxies=trusted_proxies)
     dashboard_app = create_dashboard_app(dashboard)
 
     async def not_here(scope: Scope, receive: Receive, send: Send) -> None:

@@ -14,6 +14,7 @@ from urllib.parse import quote
 import httpx
 
 from trackside.cli.client import AUTH_HEADER, ApiUnreachable, error_from_response
+from trackside.gateway.forwarding import GATEWAY_SECRET_HEADER
 
 API_PREFIX = "/api/v1"
 
@@ -25,15 +26,26 @@ def job_path(name: str, version: str) -> str:
 class Api:
     """One request's view of the API: the shared connection pool plus this user's token."""
 
-    def __init__(self, http: httpx.AsyncClient, lifecycle_url: str, token: str | None, client_ip: str | None) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        lifecycle_url: str,
+        token: str | None,
+        client_ip: str | None,
+        gateway_secret: str | None = None,
+    ) -> None:
         self.http = http
         self.base = lifecycle_url.rstrip("/") + API_PREFIX
         self.headers: dict[str, str] = {}
         if token:
             self.headers[AUTH_HEADER] = token
         if client_ip:
-            # The lifecycle throttles failed logins per client address: pass the browser's along.
+            # The lifecycle throttles failed logins per client address: pass the browser's along. It
+            # believes it only from the platform's own components (the secret `trackside up` shares) or
+            # from an operator-trusted proxy (`serve dashboard` on a host in trusted_proxies).
             self.headers["X-Forwarded-For"] = client_ip
+            if gateway_secret:
+                self.headers[GATEWAY_SECRET_HEADER] = gateway_secret
 
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         url = self.base + path

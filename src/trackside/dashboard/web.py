@@ -24,6 +24,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response, Stream
 
 from trackside.cli.client import ApiError, ApiUnreachable
 from trackside.dashboard.client import Api
+from trackside.gateway.forwarding import client_address
 
 if TYPE_CHECKING:
     from trackside.dashboard.app import Dashboard
@@ -78,12 +79,10 @@ def field_errors(message: str, fields: Sequence[str]) -> dict[str, str]:
     return {"": message}
 
 
-def client_ip(request: Request) -> str:
+def client_ip(dashboard: Dashboard, request: Request) -> str:
+    """The browser's address, trusted from forwarding headers only as the lifecycle would trust them."""
     peer = request.client.host if request.client else "unknown"
-    forwarded = request.headers.get("x-forwarded-for")
-    if forwarded and peer in ("127.0.0.1", "::1"):
-        return forwarded.split(",")[-1].strip() or peer
-    return peer
+    return client_address(peer, request.headers, dashboard.trusted_proxies, dashboard.gateway_secret)
 
 
 class Page:
@@ -94,7 +93,13 @@ class Page:
         self.request = request
         raw = request.cookies.get(AUTH_COOKIE)
         self.token = unquote(raw).strip() if raw else None
-        self.api = Api(dashboard.http(), dashboard.lifecycle_url, self.token, client_ip(request))
+        self.api = Api(
+            dashboard.http(),
+            dashboard.lifecycle_url,
+            self.token,
+            client_ip(dashboard, request),
+            dashboard.gateway_secret,
+        )
         self.user: dict[str, Any] | None = None
         self.maintenance = False
         existing = request.cookies.get(CSRF_COOKIE, "")

@@ -11,8 +11,9 @@ nobody vouches for).
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -59,3 +60,24 @@ class TrustedProxies:
             if hop not in self:
                 return hop
         return hops[0] if hops else peer
+
+
+def client_address(peer: str, headers: Mapping[str, str], trusted: TrustedProxies, gateway_secret: str | None) -> str:
+    """Who sent a request that reached a component from `peer` with `headers`.
+
+    The TCP peer, unless the peer is the platform's own gateway (it sends the secret `trackside up`
+    gave it in GATEWAY_SECRET_HEADER) or an operator-trusted proxy; then the client its
+    X-Forwarded-For chain names (`TrustedProxies.client_address`).
+    """
+    forwarded = headers.get("x-forwarded-for")
+    if not forwarded:
+        return peer
+    sent = headers.get(GATEWAY_SECRET_HEADER.lower()) or headers.get(GATEWAY_SECRET_HEADER)
+    from_our_gateway = (
+        gateway_secret is not None
+        and sent is not None
+        and hmac.compare_digest(sent.encode("latin-1"), gateway_secret.encode())
+    )
+    if from_our_gateway or peer in trusted:
+        return trusted.client_address(forwarded, peer)
+    return peer

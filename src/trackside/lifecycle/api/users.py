@@ -7,7 +7,6 @@ client address (`auth.ratelimit`).
 
 from __future__ import annotations
 
-import hmac
 import threading
 from typing import Any
 from urllib.parse import quote
@@ -24,7 +23,8 @@ from trackside.auth.scopes import Scope
 from trackside.auth.service import AuthService
 from trackside.auth.subjects import Caller, subject_of
 from trackside.errors import InvalidInput, Unauthorized
-from trackside.gateway.forwarding import GATEWAY_SECRET_HEADER, TrustedProxies
+from trackside.gateway.forwarding import TrustedProxies
+from trackside.gateway.forwarding import client_address as forwarded_client_address
 from trackside.lifecycle import audit
 from trackside.lifecycle.access import require_staff, require_user
 from trackside.lifecycle.api.deps import AUTH_COOKIE, caller_token, get_auth, get_caller, get_context
@@ -76,22 +76,11 @@ def throttle(request: Request) -> LoginThrottle:
 
 
 def client_address(request: Request) -> str:
-    """The client's address: the TCP peer, unless the peer is the platform's own gateway (it sends
-    the secret `trackside up` gave it) or an operator-trusted proxy; then the rightmost
-    X-Forwarded-For hop that no trusted proxy vouches for (docs/security.md)."""
+    """The client's address, as `trackside.gateway.forwarding.client_address` tells it (docs/security.md)."""
     peer = request.client.host if request.client else "unknown"
-    forwarded = request.headers.get("x-forwarded-for")
-    if not forwarded:
-        return peer
     trusted = TrustedProxies(get_context(request).settings.trusted_proxies)
     secret: str | None = getattr(request.app.state, "gateway_secret", None)
-    sent = request.headers.get(GATEWAY_SECRET_HEADER)
-    from_our_gateway = (
-        secret is not None and sent is not None and hmac.compare_digest(sent.encode("latin-1"), secret.encode())
-    )
-    if from_our_gateway or peer in trusted:
-        return trusted.client_address(forwarded, peer)
-    return peer
+    return forwarded_client_address(peer, request.headers, trusted, secret)
 
 
 def set_auth_cookie(response: Response, token: str) -> None:
