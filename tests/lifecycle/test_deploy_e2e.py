@@ -90,14 +90,23 @@ def test_latest_points_at_the_highest_stable_version(platform: RunningPlatform, 
     assert missing.status_code == 404
 
 
-def test_user_code_errors_are_500_and_wrong_arguments_400_through_the_gateway(platform: RunningPlatform) -> None:
+def test_user_code_errors_are_500_and_wrong_arguments_400_through_the_gateway(
+    platform: RunningPlatform, tmp_path: Path
+) -> None:
     assert deploy_and_wait(platform, ADDER)["status"] == "done"
     wrong = perform(platform, payload={"x": 1})
     assert wrong.status_code == 400
     assert wrong.json()["error"]
     not_json = platform.http.post(f"{platform.url}/pub/job/adder/latest/api/v1/perform", content=b"{nope")
     assert not_json.status_code == 400
-    type_error = perform(platform, payload={"a": "x", "b": 1})
+    # An argument that does not match perform's annotation is refused before user code runs.
+    mistyped = perform(platform, payload={"a": "x", "b": 1})
+    assert mistyped.status_code == 400
+    assert "a" in mistyped.json()["error"] and "float" in mistyped.json()["error"]
+    # A TypeError raised by the user's own code is the job's fault: 500, named.
+    source = "class Job:\n    def perform(self, text: str):\n        return text + 1\n"
+    assert deploy_and_wait(platform, write_job(tmp_path / "broken", "broken", source))["status"] == "done"
+    type_error = platform.http.post(f"{platform.url}/pub/job/broken/latest/api/v1/perform", json={"text": "x"})
     assert type_error.status_code == 500
     assert type_error.json()["type"] == "TypeError"
 
