@@ -86,7 +86,7 @@ def run_platform(settings: Settings) -> None:
 
     configure_logging(settings)
     context = LifecycleContext.create(settings)
-    context.recover_interrupted_deploys()
+    context.start_deploy_worker()
     lifecycle = LifecycleServer(create_app(context), "127.0.0.1", 0, settings.log_level)
     supervisor = Supervisor(settings, context.db, context.plugins)
     loop = _new_event_loop()
@@ -143,15 +143,15 @@ def run_component(name: str, settings: Settings) -> None:
     try:
         if name == "supervisor":
             supervisor = Supervisor(settings, context.db, context.plugins)
-            while not stop.wait(settings.supervisor_interval):
-                try:
-                    supervisor.sync_once()
-                except Exception:
-                    log.exception("supervisor: sync failed")
+            try:
+                while not stop.wait(settings.supervisor_interval):
+                    supervisor.tick()
+            finally:
+                supervisor.release()
             return
         from trackside.lifecycle.api.app import create_app
 
-        context.recover_interrupted_deploys()
+        context.start_deploy_worker()
         # uvicorn in a thread, as in `up`: run in the main thread, uvicorn re-raises SIGTERM once it has
         # shut down, which killed the process before `context.close()` stopped the replicas it supervises.
         lifecycle = LifecycleServer(create_app(context), settings.host, settings.port, settings.log_level)
