@@ -193,7 +193,12 @@ def acquire(db: Database, name: str, worker: Worker, duration: float) -> bool:
                 condition.append(Lease.expires_at < utcnow())  # still expired when we write
             else:
                 return False
-        result = session.execute(update(Lease).where(*condition).values(owner=worker.id, expires_at=until))
+        result = session.execute(
+            update(Lease)
+            .where(*condition)
+            .values(owner=worker.id, expires_at=until)
+            .execution_options(synchronize_session=False)  # the row loaded above is not used again
+        )
         return bool(getattr(result, "rowcount", 0))
 
 

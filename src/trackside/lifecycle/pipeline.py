@@ -531,6 +531,12 @@ class DeployPipeline:
 
     def _settle(self, deployment: Deployment) -> None:
         name, version = deployment.job_name, deployment.job_version
+        if deployment.tag is None:
+            # Recorded by an earlier Trackside, which kept no deployment tag: what it made can't be told
+            # from what served before, so nothing is touched; a version it left starting is marked so.
+            DeploymentProgress(self.db, deployment.id).failed(INTERRUPTED_ERROR)
+            governance.after_failed_deploy(self.db, deployment.id, name, version, deployment.deployed_by)
+            return
         targets = self.plugins.infrastructure_targets()
         target_name = deployment.infrastructure_target or ""
         previous = (

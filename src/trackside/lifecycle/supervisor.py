@@ -42,7 +42,7 @@ class Supervisor:
         self.db = db
         self.plugins = plugins
         self.worker = worker or leases.current_worker()
-        self.acting = False  # whether this supervisor held the lease at its last tick
+        self.acting: bool | None = None  # whether it held the lease at its last tick (None: no tick yet)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
