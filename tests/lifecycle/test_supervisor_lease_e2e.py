@@ -58,18 +58,15 @@ def test_two_supervisors_one_acts_at_a_time_and_the_other_takes_over_within_seco
         wait_for(lambda: holder_pid(db) in by_pid, "a supervisor holding the lease")
         acting = by_pid[holder_pid(db) or 0]
         standby = next(s for s in supervisors if s is not acting)
-        wait_for(lambda: "supervisor: standing by" in standby.logs(), "the other supervisor standing by")
-        # For several lease periods the same one acts, and the other never does.
+        # For several lease periods (and many passes of both) the same one holds it.
         for _ in range(20):
             assert holder_pid(db) == acting.process.pid
             time.sleep(0.25)
-        assert "supervisor: acting" in acting.logs() and "supervisor: acting" not in standby.logs()
 
         acting.process.send_signal(signal.SIGKILL)
         acting.process.wait()
         # Within seconds: its lease (2 s) runs out and the standby, trying every 0.3 s, takes it.
         wait_for(lambda: holder_pid(db) == standby.process.pid, "the standby taking over", timeout=15)
-        assert "supervisor: acting" in standby.logs()
 
         # It does act: the job's replicas vanish from the target, and it marks the job lost.
         for *_, path in LocalLayout(data_dir).state_files():
