@@ -237,6 +237,8 @@ class DockerEngine:
             if process.poll() is None:
                 process.kill()
                 process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
 
     # -- questions asked often -------------------------------------------------------------------
 

@@ -311,6 +311,8 @@ def run_streaming(
         if proc.poll() is None:
             kill()
             proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
     if timed_out.is_set():
         tail.append(f"{Path(cmd[0]).name} was stopped after {timeout:g} s")
         return (rc or -9), list(tail)
