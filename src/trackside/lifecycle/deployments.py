@@ -99,6 +99,7 @@ class DeploymentProgress:
         self._lock = threading.Lock()
         self._last_flush = time.monotonic()
         self.flush_interval = flush_interval
+        self._step: str | None = None
 
     def redact(self, text: str) -> str:
         for secret in self._secrets:
@@ -128,9 +129,9 @@ class DeploymentProgress:
         self.update(phase=phase)
 
     def step(self, step: str) -> None:
-        """The pipeline step it is at (lifecycle/pipeline.py), written before the step acts."""
-        self.flush()
-        self.update(step=step)
+        """The pipeline step it is at (lifecycle/pipeline.py): written with the step's first phase or
+        update, so entering a step costs no write of its own."""
+        self._step = step
 
     def warn(self, warning: str) -> None:
         with self.db.session() as session:
@@ -138,6 +139,9 @@ class DeploymentProgress:
             deployment.warnings = ((deployment.warnings + "\n") if deployment.warnings else "") + warning
 
     def update(self, **fields: Any) -> None:
+        if self._step is not None:
+            fields.setdefault("step", self._step)
+            self._step = None
         with self.db.session() as session:
             deployment = get_deployment(session, self.id)
             for key, value in fields.items():
