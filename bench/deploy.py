@@ -6,6 +6,10 @@ gateway from the moment it sends the deploy, as a user waiting on a new version 
 from polling GET /deploy/{id} and timings from the build log. The anchor, measured in the same run,
 is the floor of the same work done by hand: `uv venv` + `uv pip install` of the same requirements,
 and the runtime's own start to its first answer.
+
+Forced redeploy: the cached round's version deployed again (`--force`) while four clients call it
+through the gateway, by `latest` and by its exact version, from before the deploy until after it is
+done. Every call that is not a 200 with the right answer is a failed call; the target is none.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import threading
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +36,13 @@ JOB = "bench-deploy"
 PACKAGE = "six"  # small, pure Python, and in uv's cache after the warm-up deploy
 TARGET_CACHED_S = 2.0
 TARGET_COLD_S = 10.0
+REDEPLOY_CLIENTS = 4
 _TIMING_LINE = re.compile(r"\d+(?:\.\d+)?\s?s\b")
 
 
 def run(profile: Profile) -> dict[str, Any]:
     rounds: dict[str, list[dict[str, Any]]] = {"cold": [], "cached": []}
+    forced: list[dict[str, Any]] = []
     anchors: dict[str, list[float]] = {"uv_venv_install_s": [], "runtime_start_s": []}
     with workdir("deploy") as tmp, platform(tmp / "data") as running:
         # Warm-up (not measured): fills uv's cache with the package and runs the deploy path once.
@@ -58,13 +66,18 @@ def run(profile: Profile) -> dict[str, Any]:
                     f"deploy {kind} round {round_no + 1}: first 200 after {measured['first_200_s']:.2f} s "
                     f"(deployment done at {measured['deployment_done_s']:.2f} s), phases {measured['phases_s']}"
                 )
+            forced.append(_forced_redeploy(running, job_dir, version))
+            log(
+                f"forced redeploy round {round_no + 1}: done after {forced[-1]['deployment_done_s']:.2f} s, "
+                f"{forced[-1]['failed_calls']} failed of {forced[-1]['calls']} calls ({forced[-1]['failures_by_kind']})"
+            )
             anchors["uv_venv_install_s"].append(_uv_anchor(tmp / f"anchor-venv-{round_no}", requirements))
             anchors["runtime_start_s"].append(_runtime_start_anchor(tmp / f"anchor-job-{round_no}"))
             log(
                 f"deploy anchors round {round_no + 1}: uv venv + install {anchors['uv_venv_install_s'][-1]:.2f} s, "
                 f"runtime start to first 200 {anchors['runtime_start_s'][-1]:.2f} s"
             )
-    return _results(rounds, anchors)
+    return _results(rounds, anchors, forced)
 
 
 def _deploy_once(running: Any, job_dir: Path, version: str) -> dict[str, Any]:
@@ -118,6 +131,67 @@ def _deploy_once(running: Any, job_dir: Path, version: str) -> dict[str, Any]:
     return result
 
 
+def _forced_redeploy(running: Any, job_dir: Path, version: str) -> dict[str, Any]:
+    """The running `version` deployed again with `--force`, while REDEPLOY_CLIENTS clients call it."""
+    urls = [f"{running.url}/pub/job/{JOB}/{v}/api/v1/perform" for v in ("latest", version)]
+    lock = threading.Lock()
+    stop = threading.Event()
+    calls: list[int] = [0]
+    failures: list[str] = []
+
+    def call_loop() -> None:
+        turn = 0
+        with httpx.Client(headers=running.auth, timeout=30) as client:
+            while not stop.is_set():
+                url = urls[turn % 2]
+                turn += 1
+                try:
+                    response = client.post(url, json={"a": 40, "b": 2})
+                    failure = None if response.status_code == 200 and response.json() == 42 else response.text[:80]
+                    failure = failure and f"{response.status_code} {failure}"
+                except (httpx.HTTPError, ValueError) as exc:
+                    failure = type(exc).__name__
+                with lock:
+                    calls[0] += 1
+                    if failure:
+                        failures.append(failure)
+
+    def wait_for_calls(count: int) -> None:
+        deadline = time.monotonic() + 60
+        while calls[0] < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    threads = [threading.Thread(target=call_loop, daemon=True) for _ in range(REDEPLOY_CLIENTS)]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_for_calls(20)
+        started = time.monotonic()
+        response = deploy_directory(running, job_dir, force=True)
+        if response.status_code not in (200, 201):
+            raise BenchError(f"POST /deploy --force answered {response.status_code}: {response.text}")
+        watch = PhaseWatch(running, response.json()["id"], started)
+        watch.start()
+        watch.join(300)
+        wait_for_calls(calls[0] + 20)  # and a moment after it is done
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+    if watch.status != "done":
+        raise BenchError(f"forced redeploy of {JOB} {version} ended {watch.status}: {watch.error}")
+    kinds = Counter(f.split(" ", 1)[0] for f in failures)
+    return {
+        "version": version,
+        "deployment_done_s": round(watch.finished_at or 0.0, 3),
+        "phases_s": watch.durations(),
+        "calls": calls[0],
+        "failed_calls": len(failures),
+        "failures_by_kind": dict(kinds),
+        "failures_sample": failures[:5],
+    }
+
+
 def _uv_anchor(target: Path, requirements: str) -> float:
     """`uv venv` + `uv pip install --compile-bytecode` of new, equivalent requirements, by hand."""
     uv = uv_binary()
@@ -154,7 +228,9 @@ def _runtime_start_anchor(directory: Path) -> float:
         return time.monotonic() - started
 
 
-def _results(rounds: dict[str, list[dict[str, Any]]], anchors: dict[str, list[float]]) -> dict[str, Any]:
+def _results(
+    rounds: dict[str, list[dict[str, Any]]], anchors: dict[str, list[float]], forced: list[dict[str, Any]]
+) -> dict[str, Any]:
     anchor = {k: round(median(v), 3) for k, v in anchors.items()}
     floor = {"cold": anchor["uv_venv_install_s"] + anchor["runtime_start_s"], "cached": anchor["runtime_start_s"]}
     targets = {"cold": TARGET_COLD_S, "cached": TARGET_CACHED_S}
@@ -180,4 +256,13 @@ def _results(rounds: dict[str, list[dict[str, Any]]], anchors: dict[str, list[fl
             "target": f"<= {targets[kind]:g}",
             "met": first <= targets[kind],
         }
+    failed = sum(m["failed_calls"] for m in forced)
+    results["forced_redeploy"] = {
+        "clients": REDEPLOY_CLIENTS,
+        "deployment_done_s": round(median([m["deployment_done_s"] for m in forced]), 3),
+        "calls": sum(m["calls"] for m in forced),
+        "failed_calls": failed,
+        "rounds": forced,
+    }
+    results["targets"]["forced_redeploy_failed_calls"] = {"value": failed, "target": "0", "met": failed == 0}
     return results

@@ -110,6 +110,7 @@ def _build_once(engine: Any, tmp: Path, manifest: Any, files: dict[str, str], no
     from trackside.build.images import build_job_image
     from trackside.build.jobtypes.dockerfile import Plugin as DockerfilePlugin
     from trackside.build.jobtypes.python3 import Plugin as Python3Plugin
+    from trackside.build.spec import BuildSpec
     from trackside.config import Settings
 
     workspace = tmp / "builds" / uuid.uuid4().hex[:8]
@@ -124,18 +125,18 @@ def _build_once(engine: Any, tmp: Path, manifest: Any, files: dict[str, str], no
     started = time.monotonic()
     try:
         build_job_image(
-            manifest,
-            job_type,
-            workspace,
+            BuildSpec(
+                manifest,
+                job_type,
+                workspace,
+                tmp / "build-cache",
+                lines.append,
+                tag=f"b-{uuid.uuid4().hex[:10]}",
+                no_cache=no_cache,
+                source_ready=True,
+            ),
             engine,
             settings,
-            f"b-{uuid.uuid4().hex[:10]}",
-            build_context=None,
-            git_credentials=None,
-            cache_dir=tmp / "build-cache",
-            log=lines.append,
-            no_cache=no_cache,
-            source_ready=True,
         )
     except Exception as exc:
         raise BenchError(f"building {manifest.name} failed: {exc}\n" + "\n".join(lines[-20:])) from exc

@@ -250,6 +250,15 @@ def _deploy_md(r: dict[str, Any]) -> list[str]:
                 f"answer cached (its resolution TTL) after the deployment was done: the first 200 came "
                 f"{', '.join(f'{d:.2f}' for d in delays)} s after `done`.",
             ]
+    forced = r.get("forced_redeploy")
+    if forced:
+        out += [
+            "",
+            f"Forced redeploy of the running version, {forced['clients']} clients calling it through the gateway "
+            f"(by `latest` and by its version) throughout: done in {forced['deployment_done_s']:.2f} s (median, "
+            f"including the wait for the gateways' route cache before the previous replicas stop); "
+            f"{forced['failed_calls']} failed of {forced['calls']} calls.",
+        ]
     first = r["rounds"]["cold"][0]
     out += [
         "",

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     supervisor_interval: float = 2.0
     # How often each gateway sends its per-minute call counts to the lifecycle (the dashboard's charts).
     call_report_interval: float = 10.0
+    # A deployment or the supervisor's turn is held under a lease in the store, renewed while its worker
+    # lives; another lifecycle (or supervisor) takes over once it has not been renewed for this long.
+    lease_duration: float = 15.0
+    # This platform's identity, from the store (see trackside.identity); set by the lifecycle at start.
+    platform_id: str = ""
     # Deadlines for a job to answer /live and then /ready after its replicas are started.
     job_live_timeout: float = 120.0
     job_ready_timeout: float = 600.0

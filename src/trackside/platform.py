@@ -96,7 +96,7 @@ def run_platform(settings: Settings) -> None:
 
     configure_logging(settings)
     context = LifecycleContext.create(settings)
-    context.recover_interrupted_deploys()
+    context.start_deploy_worker()
     pipelines = PipelineService(settings, context.db, context.plugins)
     # Proves to the lifecycle that a request's forwarding headers were written by this gateway.
     gateway_secret = secrets.token_urlsafe(32)
@@ -194,16 +194,16 @@ def run_component(name: str, settings: Settings) -> None:
     try:
         if name == "supervisor":
             supervisor = Supervisor(settings, context.db, context.plugins)
-            while not stop.wait(settings.supervisor_interval):
-                try:
-                    supervisor.sync_once()
-                except Exception:
-                    log.exception("supervisor: sync failed")
+            try:
+                while not stop.wait(settings.supervisor_interval):
+                    supervisor.tick()
+            finally:
+                supervisor.release()
             return
         from trackside.lifecycle.api.app import create_app
         from trackside.pipelines.service import PipelineService
 
-        context.recover_interrupted_deploys()
+        context.start_deploy_worker()
         pipelines = PipelineService(settings, context.db, context.plugins)
         # uvicorn in a thread, as in `up`: run in the main thread, uvicorn re-raises SIGTERM once it has
         # shut down, which killed the process before `context.close()` stopped the replicas it supervises.

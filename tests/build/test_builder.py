@@ -10,6 +10,7 @@ from trackside.build.builder import PHASE_BUILD, PHASE_FETCH, PHASE_PREPARE, bui
 from trackside.build.buildlog import BuildLog
 from trackside.build.jobtype import BuildRequest, JobType
 from trackside.build.jobtypes.python3 import Plugin
+from trackside.build.spec import BuildSpec
 
 
 def test_git_build_runs_from_the_directory_and_records_the_git_version(
@@ -20,7 +21,7 @@ def test_git_build_runs_from_the_directory_and_records_the_git_version(
     phases: list[str] = []
     job_type = Plugin().job_types()["python3:1.0.0"]
     artifact = build_job(
-        manifest, job_type, tmp_path / "ws", None, None, tmp_path / "cache", log, on_phase=phases.append
+        BuildSpec(manifest, job_type, tmp_path / "ws", tmp_path / "cache", log, on_phase=phases.append)
     )
     assert phases == [PHASE_FETCH, PHASE_PREPARE, PHASE_BUILD]
     assert Path(artifact.cwd) == (tmp_path / "ws" / "src" / "jobs" / "adder").resolve()
@@ -40,7 +41,9 @@ def test_a_retried_build_in_the_same_workspace_starts_from_a_clean_source(
 
     job_type = JobType(name="probe", version="1.0.0", local_builder=builder)
     for files in ({"old.py": "x"}, {"new.py": "y"}):
-        build_job(make_manifest(), job_type, tmp_path / "ws", targz_b64(files), None, tmp_path / "c", print)
+        build_job(
+            BuildSpec(make_manifest(), job_type, tmp_path / "ws", tmp_path / "c", print, build_context=targz_b64(files))
+        )
     assert seen == [["old.py"], ["new.py"]]
 
 
@@ -56,15 +59,17 @@ def test_secret_build_env_and_git_password_are_redacted_from_the_build_log(
 
     log = BuildLog(tmp_path / "build.log")
     build_job(
-        make_manifest(build_env={"MODE": "fast"}),
-        JobType(name="chatty", version="1.0.0", local_builder=chatty_builder),
-        tmp_path / "ws",
-        targz_b64({"adder.py": "x"}),
-        {"username": "bob", "password": "git-pw-123"},
-        tmp_path / "cache",
-        log,
-        secret_build_env={"TOKEN": "s3cret-value"},
-        no_cache=True,
+        BuildSpec(
+            make_manifest(build_env={"MODE": "fast"}),
+            JobType(name="chatty", version="1.0.0", local_builder=chatty_builder),
+            tmp_path / "ws",
+            tmp_path / "cache",
+            log,
+            build_context=targz_b64({"adder.py": "x"}),
+            git_credentials={"username": "bob", "password": "git-pw-123"},
+            secret_build_env={"TOKEN": "s3cret-value"},
+            no_cache=True,
+        )
     )
     assert "installer echoed TOKEN=*** and pw=***" in log.lines
     assert "s3cret-value" not in (tmp_path / "build.log").read_text()
@@ -80,15 +85,15 @@ def test_a_build_from_source_already_in_place_fetches_nothing(tmp_path: Path, ma
     manifest = make_manifest(git={"remote": "https://example.com/unreachable.git", "directory": "jobs/adder"})
     log = BuildLog()
     artifact = build_job(
-        manifest,
-        Plugin().job_types()["python3:1.0.0"],
-        tmp_path / "ws",
-        None,
-        None,
-        tmp_path / "cache",
-        log,
-        source_ready=True,
-        git_version="v2-0-gabc",
+        BuildSpec(
+            manifest,
+            Plugin().job_types()["python3:1.0.0"],
+            tmp_path / "ws",
+            tmp_path / "cache",
+            log,
+            source_ready=True,
+            git_version="v2-0-gabc",
+        )
     )
     assert Path(artifact.cwd) == job_dir.resolve()
     assert artifact.env["GIT_VERSION"] == "v2-0-gabc"

@@ -23,6 +23,7 @@ from trackside.build.builder import PHASE_BUILD, PHASE_FETCH, PHASE_PREPARE, bui
 from trackside.build.jobtype import BuildRequest, JobType
 from trackside.build.jobtypes.python3 import Plugin
 from trackside.build.jobtypes.python3.venvs import MARKER, requirements_fingerprint
+from trackside.build.spec import BuildSpec
 from trackside.errors import BuildFailed
 
 ADDER = "class Adder:\n    def perform(self, a: int, b: int) -> int:\n        return a + b\n"
@@ -53,16 +54,10 @@ class Builds:
             workspace_root = self.root / f"build{self.count}"
         manifest_fields = kwargs.pop("manifest", {})
         manifest = self.make_manifest(jobtype_extra={"entrypoint_path": "adder.py", **(extra or {})}, **manifest_fields)
-        return build_job(
-            manifest,
-            self.job_type,
-            workspace_root,
-            self.targz_b64(files),
-            None,
-            self.cache_dir,
-            log,
-            **kwargs,
+        spec = BuildSpec(
+            manifest, self.job_type, workspace_root, self.cache_dir, log, build_context=self.targz_b64(files), **kwargs
         )
+        return build_job(spec)
 
 
 @pytest.fixture

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import select
 
+from trackside.config import Settings
 from trackside.lifecycle import registry
+from trackside.lifecycle.leases import Worker
 from trackside.lifecycle.supervisor import Supervisor
+from trackside.plugins.engine import PluginEngine
 from trackside.store.database import Database
 from trackside.store.models import Job
 
@@ -65,3 +70,25 @@ def test_a_report_for_an_unchanged_job_is_written(db: Database) -> None:
         job = session.get(Job, job_id)
         assert job is not None
         assert (job.status, job.error) == ("error", "replica 0 exited")
+
+
+def test_of_two_supervisors_on_one_store_one_acts_until_it_gives_the_lease_up(db: Database, tmp_path: Path) -> None:
+    job_id = running_job(db, "local", "t1")  # the local target of this empty data dir reports nothing
+    settings = Settings(data_dir=tmp_path / "data", docker_url="off", lease_duration=60)
+    plugins = PluginEngine(settings, watch=False)
+    try:
+        first = Supervisor(settings, db, plugins, worker=Worker("here|boot|ns|1|1|first"))
+        second = Supervisor(settings, db, plugins, worker=Worker("there|boot|ns|1|1|second"))
+        assert second.tick() == {"lost": 1}  # it took the lease and acted: the job is not on its target
+        assert first.tick() is None and first.tick() is None  # standing by: the other holds the lease
+        with db.session() as session:
+            session.get(Job, job_id).status = "running"  # type: ignore[union-attr]
+        assert first.tick() is None
+        with db.session() as session:
+            assert session.get(Job, job_id).status == "running"  # type: ignore[union-attr]
+
+        second.release()  # a clean stop gives the lease up: the other acts at its next pass
+        assert first.tick() == {"lost": 1}
+        assert second.tick() is None
+    finally:
+        plugins.close()

@@ -212,3 +212,47 @@ def test_a_config_change_keeps_the_loaded_instance(store: PluginStore, engine_fa
     engine.reload()
     assert engine.find("demo").instance is before
     assert Path(before.config_path).read_text() == "a: 1\n"
+
+
+RACETRACK_STYLE_TARGETS = """
+# Racetrack's own classes, as its plugins define them: no Trackside base class anywhere.
+class InfrastructureTarget:
+    def __init__(self, name=None, job_deployer=None, job_monitor=None, logs_streamer=None):
+        self.name, self.job_deployer = name, job_deployer
+        self.job_monitor, self.logs_streamer = job_monitor, logs_streamer
+        self.remote_gateway_url = self.remote_gateway_token = None
+
+class Deployer:
+    def deploy_job(self, manifest, config, plugin_engine, tag, runtime_env_vars, family, containers_num=1,
+                   runtime_secret_vars=None):
+        raise NotImplementedError
+    def delete_job(self, job_name, job_version): pass
+    def job_exists(self, job_name, job_version): return False
+    def save_job_secrets(self, job_name, job_version, job_secrets): pass
+    def get_job_secrets(self, job_name, job_version): raise NotImplementedError
+
+class HalfDeployer:
+    def deploy_job(self, *args, **kwargs): raise NotImplementedError
+
+class Plugin:
+    def infrastructure_targets(self):
+        return {
+            'k8s-like': InfrastructureTarget(name='k8s-like', job_deployer=Deployer()),
+            'half': InfrastructureTarget(job_deployer=HalfDeployer()),
+        }
+"""
+
+
+def test_racetrack_style_targets_are_typed_on_load_and_a_part_missing_methods_is_refused(
+    store: PluginStore, engine_factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.install(make_zip(plugin_files("rt", "1.0.0", RACETRACK_STYLE_TARGETS, category="infrastructure")))
+    with caplog.at_level(logging.ERROR, logger="trackside.plugins.engine"):
+        targets = engine_factory().infrastructure_targets()
+    target = targets["k8s-like"]
+    # Racetrack's kind and abilities, declared by default: images built on this host, replaced in place.
+    assert target.artifact_kind == "image" and target.image_builder is None and target.side_by_side is None
+    assert target.job_deployer is not None and not target.job_deployer.job_exists("job", "1")
+    assert "half" not in targets
+    assert "infrastructure target half: its job_deployer lacks delete_job, job_exists, save_job_secrets" in caplog.text
+    assert targets["local"].side_by_side is not None and targets["local"].artifact_kind == "local"

@@ -1,7 +1,7 @@
 """One local build: fetch the source, then let the job type turn it into a runnable artifact.
 
 Kept apart from the lifecycle's deploy orchestration so it can be called, and tested, on its own; the
-caller records phases (through `on_phase`) and keeps the log.
+caller records phases (through `BuildSpec.on_phase`) and keeps the log.
 """
 
 from __future__ import annotations
@@ -10,112 +10,74 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from trackside.build.artifacts import LocalArtifact
 from trackside.build.buildlog import BuildLog
-from trackside.build.jobtype import BuildRequest, JobType
+from trackside.build.jobtype import BuildRequest
 from trackside.build.source import credential_strings, existing_job_dir, fetch_source
-
-if TYPE_CHECKING:
-    from trackside.manifest.model import Manifest
+from trackside.build.spec import BuildSpec
 
 PHASE_FETCH = "fetching the source code"
 PHASE_PREPARE = "preparing job type builder"
 PHASE_BUILD = "building virtualenv"
 
 
-def phase_logger(log: Callable[[str], None], on_phase: Callable[[str], None] | None) -> Callable[[str], None]:
+def phase_logger(spec: BuildSpec) -> Callable[[str], None]:
     """A phase change: a `--- name` line in the build log, and the caller told (deployment phase)."""
 
     def phase(name: str) -> None:
-        log(f"--- {name}")
-        if on_phase is not None:
-            on_phase(name)
+        spec.log(f"--- {name}")
+        if spec.on_phase is not None:
+            spec.on_phase(name)
 
     return phase
 
 
-def prepare_source(
-    manifest: Manifest | Any,
-    workspace_root: Path,
-    build_context: str | None,
-    git_credentials: dict[str, Any] | None,
-    log: Callable[[str], None],
-    phase: Callable[[str], None],
-    secret_build_env: dict[str, str],
-    source_ready: bool = False,
-    git_version: str | None = None,
-) -> tuple[Path, str]:
-    """The first phase of every build (local or image): the job's source in `workspace_root/src`.
+def prepare_source(spec: BuildSpec, phase: Callable[[str], None]) -> tuple[Path, str]:
+    """The first phase of every build (local or image): the job's source in `spec.source_dir`.
 
-    Returns (job_dir, git_version). With `source_ready`, `src/` already holds it (a redeploy reusing an
-    earlier build's source) and `git_version` (default "tar") is what that build recorded.
+    Returns (job_dir, git_version). With `spec.source_ready`, the source is already there (a redeploy
+    reusing an earlier build's source) and `git_version` (default "tar") is what that build recorded.
     """
+    log = spec.log
     if isinstance(log, BuildLog):
-        log.add_secrets([*secret_build_env.values(), *credential_strings(git_credentials)])
+        log.add_secrets([*spec.secret_build_env.values(), *credential_strings(spec.git_credentials)])
+    if spec.source_ready and spec.fetched:
+        return existing_job_dir(spec.manifest, spec.source_dir), spec.git_version or "tar"
     started = time.monotonic()
     phase(PHASE_FETCH)
-    source_dir = workspace_root / "src"
-    if source_ready:
+    source_dir = spec.source_dir
+    if spec.source_ready:
         log(f"using the source already in {source_dir}")
-        return existing_job_dir(manifest, source_dir), git_version or "tar"
+        return existing_job_dir(spec.manifest, source_dir), spec.git_version or "tar"
     if source_dir.exists():  # a retried build starts from a clean checkout
         shutil.rmtree(source_dir)
-    job_dir, fetched_version = fetch_source(manifest, source_dir, build_context, git_credentials, log)
+    job_dir, fetched_version = fetch_source(spec.manifest, source_dir, spec.build_context, spec.git_credentials, log)
     log(f"source fetched in {time.monotonic() - started:.2f} s")
     return job_dir, fetched_version
 
 
-def build_job(
-    manifest: Manifest | Any,
-    job_type: JobType,
-    workspace_root: Path,
-    build_context: str | None,
-    git_credentials: dict[str, Any] | None,
-    cache_dir: Path,
-    log: Callable[[str], None],
-    secret_build_env: dict[str, str] | None = None,
-    no_cache: bool = False,
-    on_phase: Callable[[str], None] | None = None,
-    source_ready: bool = False,
-    git_version: str | None = None,
-) -> LocalArtifact:
-    """Build `manifest` with `job_type` into `workspace_root` (source in `src/`, the rest beside it).
-
-    With `source_ready`, `workspace_root/src` already holds the source (a redeploy reusing an earlier
-    build's `src/`): nothing is fetched, and `git_version` (default "tar") is what that build recorded.
-    """
-    secret_build_env = dict(secret_build_env or {})
+def build_job(spec: BuildSpec) -> LocalArtifact:
+    """Build `spec.manifest` with `spec.job_type` into `spec.workspace` (source in `src/`, the rest beside it)."""
     started = time.monotonic()
-    phase = phase_logger(log, on_phase)
-    job_dir, git_version = prepare_source(
-        manifest,
-        workspace_root,
-        build_context,
-        git_credentials,
-        log,
-        phase,
-        secret_build_env,
-        source_ready,
-        git_version,
-    )
+    phase = phase_logger(spec)
+    job_dir, git_version = prepare_source(spec, phase)
 
     phase(PHASE_PREPARE)
-    log(f"job type {job_type.full_name}")
+    spec.log(f"job type {spec.job_type.full_name}")
     request = BuildRequest(
-        manifest=manifest,
+        manifest=spec.manifest,
         workspace=job_dir,
-        artifact_dir=workspace_root,
-        cache_dir=cache_dir,
-        log=log,
-        build_env=dict(getattr(manifest, "build_env", None) or {}),
-        secret_build_env=secret_build_env,
-        no_cache=no_cache,
+        artifact_dir=spec.workspace,
+        cache_dir=spec.cache_dir,
+        log=spec.log,
+        build_env=dict(spec.manifest.build_env or {}),
+        secret_build_env=dict(spec.secret_build_env),
+        no_cache=spec.no_cache,
     )
 
     phase(PHASE_BUILD)
-    artifact = job_type.build_local(request)
+    artifact = spec.job_type.build_local(request)
     artifact.env.setdefault("GIT_VERSION", git_version)
-    log(f"build finished in {time.monotonic() - started:.2f} s")
+    spec.log(f"build finished in {time.monotonic() - started:.2f} s")
     return artifact

@@ -18,21 +18,22 @@ import shlex
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import jinja2
 
+from trackside.build.artifacts import build_tag
 from trackside.build.builder import PHASE_PREPARE, phase_logger, prepare_source
 from trackside.build.confined import Escape, resolve_beneath
 from trackside.build.jobtype import JobType, JobTypeImage
+from trackside.build.spec import BuildSpec
 from trackside.errors import BuildFailed, Unavailable
 
 if TYPE_CHECKING:
     from trackside.config import Settings
-    from trackside.infra.docker.engine import DockerEngine
     from trackside.manifest.model import Manifest
 
 SECRET_ID = "build_secrets"
@@ -68,18 +69,22 @@ class ContainerJobType(JobType):
     default_base_image: str = ""
 
 
-def image_reference(settings: Settings | Any, job_name: str, tag: str, index: int = 0) -> str:
-    """`{registry}/{namespace}/job-entrypoint/{name}:{tag}` (Racetrack's naming; `job-{i}` for extra images)."""
-    registry = str(getattr(settings, "docker_registry", "") or "").rstrip("/")
-    namespace = str(getattr(settings, "docker_registry_namespace", "") or DEFAULT_NAMESPACE).strip("/")
+def image_reference(settings: Settings, job_name: str, tag: str, index: int = 0) -> str:
+    """`{registry}/{namespace}/job-entrypoint/{name}:{tag}` (Racetrack's naming; `job-{i}` for extra images).
+
+    `tag` may be a deployment tag (`build_tag+generation`, see `trackside.build.artifacts`): the image is
+    the build's."""
+    registry = settings.docker_registry.rstrip("/")
+    namespace = (settings.docker_registry_namespace or DEFAULT_NAMESPACE).strip("/")
+    tag = build_tag(tag)
     image = "job-entrypoint" if index == 0 else f"job-{index}"
     repository = f"{namespace}/{image}/{job_name}"
     return f"{registry}/{repository}:{tag}" if registry else f"{repository}:{tag}"
 
 
-def base_image_for(settings: Settings | Any, job_type: JobType) -> str:
-    configured = dict(getattr(settings, "docker_base_images", None) or {})
-    default = getattr(job_type, "default_base_image", "") or ""
+def base_image_for(settings: Settings, job_type: JobType) -> str:
+    configured = settings.docker_base_images
+    default = job_type.default_base_image if isinstance(job_type, ContainerJobType) else ""
     return str(configured.get(job_type.full_name) or configured.get(job_type.name) or default)
 
 
@@ -92,38 +97,40 @@ def trackside_version() -> str:
         return TRACKSIDE_VERSION_FALLBACK
 
 
+class ImageEngine(Protocol):
+    """What a build needs of a Docker engine (`trackside.infra.docker.engine.DockerEngine` is one)."""
+
+    @property
+    def url(self) -> str: ...
+
+    def ping(self) -> None: ...
+
+    def buildkit_available(self) -> bool: ...
+
+    def image_exists(self, image: str) -> bool: ...
+
+    def stream(
+        self,
+        args: Sequence[str],
+        on_line: Callable[[str], None],
+        env: dict[str, str] | None = None,
+        timeout: float = ...,
+        buildkit: bool = False,
+    ) -> tuple[int, list[str]]: ...
+
+
 def build_job_image(
-    manifest: Manifest | Any,
-    job_type: JobType,
-    workspace_root: Path,
-    engine: DockerEngine,
-    settings: Settings | Any,
-    tag: str,
-    build_context: str | None,
-    git_credentials: dict[str, Any] | None,
-    cache_dir: Path,
-    log: Callable[[str], None],
-    secret_build_env: dict[str, str] | None = None,
-    no_cache: bool = False,
-    on_phase: Callable[[str], None] | None = None,
-    source_ready: bool = False,
-    git_version: str | None = None,
+    spec: BuildSpec, engine: ImageEngine, settings: Settings, labels: dict[str, str] | None = None
 ) -> str:
-    """Fetch the source into `workspace_root/src`, build the job's image(s), push them; the first's name."""
-    secret_build_env = dict(secret_build_env or {})
+    """Fetch the source into `spec.source_dir`, build the job's image(s), push them; the first's name.
+
+    `labels` are added to every image (e.g. the platform's identity)."""
+    if not spec.tag:
+        raise BuildFailed("an image build needs a tag (BuildSpec.tag)")
+    log, manifest, job_type = spec.log, spec.manifest, spec.job_type
     started = time.monotonic()
-    phase = phase_logger(log, on_phase)
-    job_dir, git_version = prepare_source(
-        manifest,
-        workspace_root,
-        build_context,
-        git_credentials,
-        log,
-        phase,
-        secret_build_env,
-        source_ready,
-        git_version,
-    )
+    phase = phase_logger(spec)
+    job_dir, git_version = prepare_source(spec, phase)
 
     phase(PHASE_PREPARE)
     log(f"job type {job_type.full_name}, Docker engine {engine.url}")
@@ -136,35 +143,22 @@ def build_job_image(
     images = job_type.images or []
     if not images:
         raise BuildFailed(f"job type {job_type.full_name} has no container image definition")
-    registry = str(getattr(settings, "docker_registry", "") or "")
+    registry = settings.docker_registry
     names: list[str] = []
     for index, image in enumerate(images):
-        name = image_reference(settings, manifest.name, tag, index)
+        name = image_reference(settings, manifest.name, spec.tag, index)
         count = f"({index + 1}/{len(images)})"
         phase(f"building image {count}")
-        context_dir, dockerfile = _dockerfile(
-            engine,
-            image,
-            index,
-            manifest,
-            job_type,
-            workspace_root,
-            job_dir,
-            cache_dir,
-            log,
-            settings,
-            git_version or "",
-            no_cache,
-        )
+        context_dir, dockerfile = _dockerfile(engine, image, index, spec, job_dir, settings, git_version or "")
         build_image(
             engine,
             name,
             context_dir,
             dockerfile,
             log,
-            secret_build_env,
-            no_cache,
-            labels=_image_labels(manifest, job_type, tag),
+            spec.secret_build_env,
+            spec.no_cache,
+            labels={**_image_labels(manifest, job_type), **(labels or {})},
         )
         if registry:
             phase(f"pushing image {count}")
@@ -174,32 +168,28 @@ def build_job_image(
     return names[0]
 
 
-def _image_labels(manifest: Any, job_type: JobType, tag: str) -> dict[str, str]:
+def _image_labels(manifest: Manifest, job_type: JobType) -> dict[str, str]:
     return {
         "racetrack-component": "job",
-        "trackside.job-name": str(manifest.name),
-        "trackside.job-version": str(manifest.version),
+        "trackside.job-name": manifest.name,
+        "trackside.job-version": manifest.version,
         "trackside.job-type": job_type.full_name,
     }
 
 
 def _dockerfile(
-    engine: DockerEngine,
+    engine: ImageEngine,
     image: JobTypeImage,
     index: int,
-    manifest: Any,
-    job_type: JobType,
-    workspace_root: Path,
+    spec: BuildSpec,
     job_dir: Path,
-    cache_dir: Path,
-    log: Callable[[str], None],
-    settings: Any,
+    settings: Settings,
     git_version: str,
-    no_cache: bool,
 ) -> tuple[Path, Path]:
     """The build context and the Dockerfile of one image."""
+    manifest, job_type, log = spec.manifest, spec.job_type, spec.log
     if image.source == "job":
-        extra = dict(getattr(manifest, "jobtype_extra", None) or {})
+        extra = dict(manifest.jobtype_extra or {})
         relative = image.dockerfile_path or str(extra.get("dockerfile_path") or "Dockerfile")
         dockerfile = _inside(job_dir, relative, "jobtype_extra.dockerfile_path")
         if not dockerfile.is_file():
@@ -209,15 +199,16 @@ def _dockerfile(
     if image.template is None or not Path(image.template).is_file():
         raise BuildFailed(f"job type {job_type.full_name}: Dockerfile template {image.template} is missing")
     base_image = base_image_for(settings, job_type)
-    build_env = {str(k): str(v) for k, v in (getattr(manifest, "build_env", None) or {}).items()}
+    build_env = {str(k): str(v) for k, v in (manifest.build_env or {}).items()}
+    workspace_root = spec.workspace
     variables: dict[str, Any] = {
         "manifest": manifest,
-        "manifest_jobtype_extra": dict(getattr(manifest, "jobtype_extra", None) or {}),
+        "manifest_jobtype_extra": dict(manifest.jobtype_extra or {}),
         "env_vars": build_env,
         "git_version": git_version,
         "deployed_by_racetrack_version": trackside_version(),
         "job_type_version": job_type.version,
-        "resource_name": f"job-{manifest.name}-v-{str(manifest.version).replace('.', '-')}",
+        "resource_name": f"job-{manifest.name}-v-{manifest.version.replace('.', '-')}",
         "base_image": base_image,
         "job_dir": job_dir.resolve().relative_to(workspace_root.resolve()).as_posix() or ".",
         "secret_mount": f"--mount=type=secret,id={SECRET_ID},target={SECRET_TARGET}",
@@ -225,12 +216,11 @@ def _dockerfile(
     }
     if base_image:
         _check_base_image(engine, base_image, log)
-    prepare = getattr(job_type, "prepare_image", None)
-    if prepare is not None:
-        variables.update(
-            prepare(ImageContext(manifest, workspace_root, job_dir, cache_dir, log, base_image, build_env, no_cache))
-            or {}
+    if isinstance(job_type, ContainerJobType) and job_type.prepare_image is not None:
+        context = ImageContext(
+            manifest, workspace_root, job_dir, spec.cache_dir, log, base_image, build_env, spec.no_cache
         )
+        variables.update(job_type.prepare_image(context) or {})
     try:
         template = jinja2.Template(
             Path(image.template).read_text(), undefined=jinja2.StrictUndefined, keep_trailing_newline=True
@@ -243,7 +233,7 @@ def _dockerfile(
     return workspace_root, dockerfile
 
 
-def _check_base_image(engine: DockerEngine, base_image: str, log: Callable[[str], None]) -> None:
+def _check_base_image(engine: ImageEngine, base_image: str, log: Callable[[str], None]) -> None:
     if not engine.image_exists(base_image):
         raise BuildFailed(
             f"base image {base_image} is not on Docker engine {engine.url} and builds pull nothing: "
@@ -260,7 +250,7 @@ def _inside(root: Path, relative: str, what: str) -> Path:
 
 
 def build_image(
-    engine: DockerEngine,
+    engine: ImageEngine,
     name: str,
     context_dir: Path,
     dockerfile: Path,
@@ -307,7 +297,7 @@ def _failure_summary(last: list[str]) -> str:
     return "\n".join(interesting[-15:]) or "\n".join(last[-15:])
 
 
-def push_image(engine: DockerEngine, name: str, registry: str, log: Callable[[str], None]) -> None:
+def push_image(engine: ImageEngine, name: str, registry: str, log: Callable[[str], None]) -> None:
     code, last = engine.stream(["push", name], log, timeout=BUILD_TIMEOUT)
     if code != 0:
         reason = last[-1] if last else "no output"

@@ -27,7 +27,7 @@ def registry_clean(
     from trackside.store.database import Database
 
     settings = load_settings(config, data_dir=data_dir, database_url=database_url)
-    keep = wanted_images(Database(settings.resolved_database_url))
+    keep = wanted_images(Database(settings.resolved_database_url), settings)
     engines = [DockerEngine(engine) for engine in configured_targets(settings).values()]
     report = clean(settings, engines, keep, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
@@ -39,12 +39,17 @@ def registry_clean(
     typer.echo(f"{verb} {total} image(s), kept {len(report.kept)}", err=True)
 
 
-def wanted_images(db: object) -> set[tuple[str, str]]:
-    """(job name, build tag) of every job version in the store and every deployment in progress."""
+def wanted_images(db: object, settings: object | None = None) -> set[tuple[str, str]]:
+    """(job name, build tag) of every job version in the store and every deployment in progress.
+
+    With `settings`, also sets their `platform_id` to the store's: only this platform's images are cleaned."""
     from sqlalchemy import select
 
+    from trackside.build.artifacts import build_tag
+    from trackside.config import Settings
     from trackside.domain import DeploymentStatus
     from trackside.lifecycle import registry
+    from trackside.lifecycle.platform_identity import ensure_platform_id
     from trackside.store.database import Database
     from trackside.store.models import Deployment
 
@@ -52,10 +57,12 @@ def wanted_images(db: object) -> set[tuple[str, str]]:
     keep: set[tuple[str, str]] = set()
     try:
         db.migrate()
+        if isinstance(settings, Settings):
+            settings.platform_id = ensure_platform_id(db, settings.data_dir)
         with db.session() as session:
             for job in registry.list_jobs(session):
                 if job.image_tag:
-                    keep.add((job.name, job.image_tag))
+                    keep.add((job.name, build_tag(job.image_tag)))
             running = select(Deployment).where(Deployment.status == DeploymentStatus.IN_PROGRESS.value)
             for deployment in session.scalars(running):
                 if deployment.image_name and ":" in deployment.image_name:

@@ -160,8 +160,8 @@ def route_from_can_call_job(data: Mapping[str, Any]) -> Route:
 class LifecycleResolver:
     """Asks the lifecycle `GET /api/v1/auth/can-call-job/{name}/{version}{path}` and caches answers.
 
-    Decisions (routes and 401/403/404/503 refusals) are cached for `ttl` seconds per
-    (name, requested version, path, sha256(token)). When the lifecycle is unreachable or fails
+    Decisions (routes and 401/403/404/503 refusals) are cached for `ttl` seconds from when the
+    lifecycle was asked, per (name, requested version, path, sha256(token)). When the lifecycle is unreachable or fails
     with a 5xx other than 503, an entry up to `stale_factor * ttl` old is served instead
     (stale-if-error); with none, the call fails with 502. Concurrent misses for one key share a
     single lifecycle request.
@@ -246,6 +246,9 @@ class LifecycleResolver:
         headers = {"X-Racetrack-Auth": token} if token is not None else {}
         if self.metrics is not None:
             self.metrics.lifecycle_calls += 1
+        # A decision is as old as the question: counted from here, no route outlives `ttl` after the
+        # store said otherwise, which the lifecycle relies on before it stops replaced replicas.
+        asked = self.clock()
         try:
             response = await self._client.get(url, headers=headers)
         except httpx.InvalidURL as exc:  # the caller's path made a URL httpx refuses (over 64 KiB)
@@ -258,21 +261,20 @@ class LifecycleResolver:
                 route = route_from_can_call_job(response.json())
             except (ValueError, KeyError, TypeError) as exc:
                 return self._stale_or_fail(key, f"lifecycle sent a malformed can-call-job answer: {exc!r}")
-            self._store(key, route, self.ttl if route.status != "starting" else self.transient_ttl)
+            self._store(key, route, self.ttl if route.status != "starting" else self.transient_ttl, asked)
             return route
         if status in (401, 403, 404, 503):
             error = RouteError(status, _error_message(response, status))
             # "No such job" and "not ready" end when a deploy finishes: don't make its first caller
             # wait a whole TTL. Refusals of a token keep the full TTL (docs/auth.md).
-            self._store(key, error, self.ttl if status in (401, 403) else self.transient_ttl)
+            self._store(key, error, self.ttl if status in (401, 403) else self.transient_ttl, asked)
             raise error
         if status >= 500:
             return self._stale_or_fail(key, f"lifecycle unreachable: it answered {status}")
         raise RouteError(502, f"lifecycle answered can-call-job with unexpected status {status}")
 
-    def _store(self, key: CacheKey, decision: Route | RouteError, ttl: float) -> None:
-        now = self.clock()
-        self._cache[key] = _Entry(now + ttl, now, decision)
+    def _store(self, key: CacheKey, decision: Route | RouteError, ttl: float, asked: float) -> None:
+        self._cache[key] = _Entry(asked + ttl, self.clock(), decision)
 
     def _stale_or_fail(self, key: CacheKey, reason: str) -> Route:
         if self.metrics is not None:

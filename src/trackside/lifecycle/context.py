@@ -8,7 +8,7 @@ from trackside.config import Settings
 from trackside.infra.base import InfrastructureTarget
 from trackside.lifecycle.deployer import DeployService
 from trackside.lifecycle.job_listing import JobListing
-from trackside.lifecycle.recovery import recover_interrupted_deploys
+from trackside.lifecycle.platform_identity import ensure_platform_id
 from trackside.plugins.engine import PluginEngine
 from trackside.store.database import Database
 
@@ -26,12 +26,15 @@ class LifecycleContext:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.resolved_database_url)
         db.migrate()
+        # Before any target exists: they label what they start with it.
+        settings.platform_id = ensure_platform_id(db, settings.data_dir)
         plugins = PluginEngine(settings, component=component)
         return cls(settings, db, plugins, DeployService(settings, db, plugins), JobListing(settings.pub_url))
 
-    def recover_interrupted_deploys(self) -> None:
-        """At the lifecycle's start: settle the deploys its previous run left in progress."""
-        recover_interrupted_deploys(self.db, self.plugins, self.deployer.artifacts)
+    def start_deploy_worker(self) -> None:
+        """In a lifecycle process: settle the deploys stopped workers left in progress, then keep this
+        worker's deployment leases and take over those other workers leave (lifecycle/pipeline.py)."""
+        self.deployer.start()
 
     def target(self, name: str | None) -> InfrastructureTarget | None:
         return self.plugins.infrastructure_targets().get(name or "")

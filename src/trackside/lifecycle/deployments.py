@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from trackside.domain import DeploymentStatus
@@ -62,32 +61,25 @@ def latest_deployment(session: Session, name: str, version: str) -> Deployment |
     return session.scalars(query).first()
 
 
-def recent_in_progress(session: Session, name: str, version: str, within: timedelta) -> Deployment | None:
+def in_progress(session: Session, name: str, version: str) -> Deployment | None:
+    """The deployment of this job version in progress, if any (there is at most one)."""
     query = select(Deployment).where(
         Deployment.job_name == name,
         Deployment.job_version == version,
         Deployment.status == DeploymentStatus.IN_PROGRESS.value,
-        Deployment.create_time >= utcnow() - within,
     )
     return session.scalars(query).first()
 
 
+def versions_in_progress(session: Session) -> set[tuple[str, str]]:
+    """(name, version) of every job version with a deployment in progress."""
+    query = select(Deployment.job_name, Deployment.job_version).where(
+        Deployment.status == DeploymentStatus.IN_PROGRESS.value
+    )
+    return {(row.job_name, row.job_version) for row in session.execute(query)}
+
+
 INTERRUPTED_ERROR = "deployment halted: the platform restarted while it was in progress; deploy again"
-
-
-def fail_interrupted(db: Database) -> list[Deployment]:
-    """Mark deployments that were running when the platform stopped as failed; those deployments."""
-    with db.session() as session:
-        interrupted = list(
-            session.scalars(select(Deployment).where(Deployment.status == DeploymentStatus.IN_PROGRESS.value))
-        )
-        if interrupted:
-            session.execute(
-                update(Deployment)
-                .where(Deployment.id.in_([d.id for d in interrupted]))
-                .values(status=DeploymentStatus.FAILED.value, error=INTERRUPTED_ERROR, update_time=utcnow())
-            )
-        return interrupted
 
 
 class DeploymentProgress:
@@ -107,6 +99,7 @@ class DeploymentProgress:
         self._lock = threading.Lock()
         self._last_flush = time.monotonic()
         self.flush_interval = flush_interval
+        self._step: str | None = None
 
     def redact(self, text: str) -> str:
         for secret in self._secrets:
@@ -135,12 +128,20 @@ class DeploymentProgress:
         self.flush()
         self.update(phase=phase)
 
+    def step(self, step: str) -> None:
+        """The pipeline step it is at (lifecycle/pipeline.py): written with the step's first phase or
+        update, so entering a step costs no write of its own."""
+        self._step = step
+
     def warn(self, warning: str) -> None:
         with self.db.session() as session:
             deployment = get_deployment(session, self.id)
             deployment.warnings = ((deployment.warnings + "\n") if deployment.warnings else "") + warning
 
     def update(self, **fields: Any) -> None:
+        if self._step is not None:
+            fields.setdefault("step", self._step)
+            self._step = None
         with self.db.session() as session:
             deployment = get_deployment(session, self.id)
             for key, value in fields.items():

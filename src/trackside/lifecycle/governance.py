@@ -1,7 +1,7 @@
 """What the deploy service does for governance around a deploy or delete: grants, public
 endpoint requests, audit events, and the family token jobs get as AUTH_TOKEN.
 
-Kept out of `deployer.py` so that module calls three functions and knows nothing about auth.
+Kept out of the deploy pipeline so that it calls three functions and knows nothing about auth.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from trackside.auth.service import AuthService
 from trackside.config import Settings
@@ -20,7 +21,7 @@ from trackside.lifecycle.audit import EventType
 from trackside.manifest.model import Manifest
 from trackside.store.auth_models import PublicEndpointRequest
 from trackside.store.database import Database
-from trackside.store.models import Deployment, Job
+from trackside.store.models import Job
 
 log = logging.getLogger(__name__)
 
@@ -42,39 +43,51 @@ def family_token(settings: Settings, db: Database, family_name: str) -> str:
     return auth_service(settings, db).family_token(family_name)
 
 
-def after_deploy(
-    db: Database, deployment_id: str, manifest: Manifest, username: str | None, first_deploy: bool
+def record_serving(
+    session: Session,
+    job: Job,
+    deployment_id: str,
+    kind: str,
+    manifest: Manifest,
+    username: str | None,
+    first_deploy: bool,
 ) -> None:
-    """Post-deploy: the deployer's grants on a first deploy, public endpoint requests, the audit event."""
-    with db.session() as session:
-        job = session.scalars(select(Job).where(Job.name == manifest.name, Job.version == manifest.version)).first()
-        deployment = session.get(Deployment, deployment_id)
-        kind = deployment.kind if deployment is not None else "deploy"
-        if job is None:
-            return
-        if first_deploy:
-            grant_deployer(session, username, job)
-        existing = {
-            r.endpoint
-            for r in session.scalars(select(PublicEndpointRequest).where(PublicEndpointRequest.job_id == job.id))
-        }
-        for endpoint in manifest.public_endpoints or []:
-            if endpoint not in existing:
-                session.add(PublicEndpointRequest(job_id=job.id, endpoint=endpoint, active=False))
-        event = EventType.JOB_REDEPLOYED if kind == "redeploy" or not first_deploy else EventType.JOB_DEPLOYED
-        audit.record(
-            session, event, username, job_name=manifest.name, job_version=manifest.version, deployment_id=deployment_id
-        )
+    """What goes with a job starting to serve, in the transaction that switches traffic to it: the
+    deployer's grants on a first deploy, the manifest's public endpoint requests, the audit event."""
+    if first_deploy:
+        session.flush()  # the job's id, for the grants
+        grant_deployer(session, username, job)
+    existing = {
+        r.endpoint for r in session.scalars(select(PublicEndpointRequest).where(PublicEndpointRequest.job_id == job.id))
+    }
+    for endpoint in manifest.public_endpoints or []:
+        if endpoint not in existing:
+            session.add(PublicEndpointRequest(job_id=job.id, endpoint=endpoint, active=False))
+    if kind == "move":
+        event = EventType.JOB_MOVED
+    elif first_deploy and kind == "deploy":
+        event = EventType.JOB_DEPLOYED
+    else:
+        event = EventType.JOB_REDEPLOYED
+    audit.record(
+        session,
+        event,
+        username,
+        job_name=manifest.name,
+        job_version=manifest.version,
+        deployment_id=deployment_id,
+        infrastructure_target=job.infrastructure_target if kind == "move" else None,
+    )
 
 
-def after_failed_deploy(db: Database, deployment_id: str, manifest: Manifest, username: str | None) -> None:
+def after_failed_deploy(db: Database, deployment_id: str, name: str, version: str, username: str | None) -> None:
     try:
         audit.record_in(
             db,
             EventType.DEPLOYMENT_FAILED,
             username,
-            job_name=manifest.name,
-            job_version=manifest.version,
+            job_name=name,
+            job_version=version,
             deployment_id=deployment_id,
         )
     except Exception:  # the failure itself is already recorded on the deployment

@@ -5,6 +5,11 @@ target's monitor lists its jobs and the supervisor copies status, error and repl
 store (writing only what changed). A job the store has but no target reports is `lost`; one a
 target reports but the store lacks is `orphaned`, which is logged and never stored. Restarting
 crashed replicas is the target's own business (as a container engine's restart policy is).
+
+Several supervisors may run on one store (in several `trackside up` or `serve supervisor` processes):
+one acts at a time, holding the `supervisor` lease in the store (`trackside.lifecycle.leases`); the
+others wait, and one takes over within `lease_duration` seconds of the holder stopping (at once when
+it stopped cleanly and gave the lease up).
 """
 
 from __future__ import annotations
@@ -18,18 +23,26 @@ from sqlalchemy.orm import Session
 
 from trackside.config import Settings
 from trackside.domain import JobDto, JobStatus
+from trackside.lifecycle import leases
+from trackside.lifecycle.deployments import versions_in_progress
 from trackside.plugins.engine import PluginEngine
 from trackside.store.database import Database
 from trackside.store.models import Job, utcnow
 
 log = logging.getLogger(__name__)
 
+LEASE = "supervisor"
+
 
 class Supervisor:
-    def __init__(self, settings: Settings, db: Database, plugins: PluginEngine) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, plugins: PluginEngine, worker: leases.Worker | None = None
+    ) -> None:
         self.settings = settings
         self.db = db
         self.plugins = plugins
+        self.worker = worker or leases.current_worker()
+        self.acting: bool | None = None  # whether it held the lease at its last tick (None: no tick yet)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -41,13 +54,34 @@ class Supervisor:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self.release()
+
+    def release(self) -> None:
+        """Give the supervisor's lease up, so another supervisor takes over at once."""
+        if self.acting:
+            self.acting = False
+            try:
+                leases.release(self.db, LEASE, self.worker)
+            except Exception:
+                log.exception("supervisor: giving up the lease failed")
 
     def _loop(self) -> None:
         while not self._stop.wait(self.settings.supervisor_interval):
-            try:
-                self.sync_once()
-            except Exception:
-                log.exception("supervisor: syncing job statuses failed")
+            self.tick()
+
+    def tick(self) -> dict[str, int] | None:
+        """One pass if this supervisor holds (or can take) the lease; None while another one acts."""
+        try:
+            # The lease outlives a pass by far: a slow pass or a missed tick doesn't hand it over.
+            duration = max(self.settings.lease_duration, 3 * self.settings.supervisor_interval)
+            acting = leases.acquire(self.db, LEASE, self.worker, duration)
+            if acting != self.acting:
+                log.info("supervisor: %s", "acting (holding the lease)" if acting else "standing by")
+                self.acting = acting
+            return self.sync_once() if acting else None
+        except Exception:
+            log.exception("supervisor: syncing job statuses failed")
+            return None
 
     def sync_once(self) -> dict[str, int]:
         """One reconciliation pass; returns counts by resulting status (for logs and tests).
@@ -71,6 +105,7 @@ class Supervisor:
         )
         with self.db.session() as session:
             rows = session.execute(select(*columns)).all()
+            deploying = versions_in_progress(session)
         reported: dict[str, dict[tuple[str, str], JobDto]] = {}
         for name, target in self.plugins.infrastructure_targets().items():
             if target.job_monitor is None:
@@ -86,7 +121,13 @@ class Supervisor:
                 known.add((row.name, row.version))
                 status = row.status
                 if status != JobStatus.STARTING.value and row.infrastructure_target in reported:
-                    desired = self._desired(row, reported[row.infrastructure_target].get((row.name, row.version)))
+                    found = reported[row.infrastructure_target].get((row.name, row.version))
+                    if (row.name, row.version) in deploying and found is not None and found.image_tag != row.image_tag:
+                        # A deployment runs a new generation beside the serving one: the report is about
+                        # replicas the row does not point at yet; the deployment decides.
+                        counts[status] = counts.get(status, 0) + 1
+                        continue
+                    desired = self._desired(row, found)
                     if any(getattr(row, key) != value for key, value in desired.items()) and self._write_if_unchanged(
                         session, row, desired
                     ):

@@ -22,7 +22,14 @@ from typing import Any
 
 from trackside.build.jobtype import JobType, JobTypeImage
 from trackside.errors import InvalidInput, NotFound, TracksideError
-from trackside.infra.base import InfrastructureTarget
+from trackside.infra.base import (
+    ARTIFACT_KINDS,
+    ImageBuilder,
+    InfrastructureTarget,
+    JobDeployer,
+    JobMonitor,
+    LogsStreamer,
+)
 from trackside.plugins.loader import load_plugin, remove_deps_path
 from trackside.plugins.manifest import PluginManifest, manifest_from_class
 from trackside.plugins.reload import DEFAULT_INTERVAL, PluginWatcher
@@ -222,9 +229,12 @@ class PluginEngine:
             if plugin.key not in self._targets:
                 targets: dict[str, InfrastructureTarget] = {}
                 _, result = self._call(plugin, "infrastructure_targets")
-                for name, target in (result or {}).items():
-                    if not isinstance(target, InfrastructureTarget):
-                        target = _as_target(name, target)
+                for name, value in (result or {}).items():
+                    try:
+                        target = _as_target(name, value)
+                    except InvalidInput as exc:
+                        log.error("plugin %s: %s", plugin.manifest.name, exc.message)
+                        continue
                     target.name = target.name or name
                     targets[name] = target
                 self._targets[plugin.key] = targets
@@ -327,8 +337,36 @@ class PluginEngine:
             self._close_targets(targets)
 
 
+_TARGET_PARTS: tuple[tuple[str, type], ...] = (
+    ("job_deployer", JobDeployer),
+    ("job_monitor", JobMonitor),
+    ("logs_streamer", LogsStreamer),
+)
+
+
+def _missing_methods(part: object, protocol: type) -> list[str]:
+    wanted = [name for name in vars(protocol) if not name.startswith("_") and callable(getattr(protocol, name))]
+    return [name for name in wanted if not callable(getattr(part, name, None))]
+
+
 def _as_target(name: str, value: Any) -> InfrastructureTarget:
-    """Accept any object with Racetrack's InfrastructureTarget attributes (duck typing)."""
+    """A plugin's target as an `InfrastructureTarget`, its parts checked against their protocols.
+
+    Accepts Racetrack's own InfrastructureTarget class (the same attributes, read here since a plugin's
+    object is untyped); a part that lacks a method its protocol declares is refused, naming it."""
+    for attribute, protocol in _TARGET_PARTS:
+        part = getattr(value, attribute, None)
+        missing = _missing_methods(part, protocol) if part is not None else []
+        if missing:
+            raise InvalidInput(f"infrastructure target {name}: its {attribute} lacks {', '.join(missing)}")
+    if isinstance(value, InfrastructureTarget):
+        return value
+    kind = getattr(value, "artifact_kind", "image")
+    if kind not in ARTIFACT_KINDS:
+        raise InvalidInput(f"infrastructure target {name}: artifact_kind must be one of {ARTIFACT_KINDS}, got {kind!r}")
+    builder = getattr(value, "image_builder", None)
+    if builder is not None and _missing_methods(builder, ImageBuilder):
+        raise InvalidInput(f"infrastructure target {name}: its image_builder lacks build_image")
     return InfrastructureTarget(
         name=getattr(value, "name", None) or name,
         job_deployer=getattr(value, "job_deployer", None),
@@ -336,7 +374,8 @@ def _as_target(name: str, value: Any) -> InfrastructureTarget:
         logs_streamer=getattr(value, "logs_streamer", None),
         remote_gateway_url=getattr(value, "remote_gateway_url", None),
         remote_gateway_token=getattr(value, "remote_gateway_token", None),
-        artifact_kind=getattr(value, "artifact_kind", "image"),
+        artifact_kind=kind,
+        image_builder=builder,
         close=getattr(value, "close", None),
     )
 

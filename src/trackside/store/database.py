@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from trackside.errors import InvalidInput, Unavailable
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = 0x7472_6B73  # a PostgreSQL advisory lock key of our own ("trks")
 
 
 def normalize_url(url: str) -> str:
@@ -69,6 +70,10 @@ class Database:
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
         try:
             with self.engine.begin() as connection:
+                if not self.is_sqlite:
+                    # Several lifecycle processes may start at once on one database: one migrates, the
+                    # others wait for it (the lock ends with the transaction), then find nothing to do.
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
         except Exception as exc:

@@ -9,7 +9,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -60,7 +60,23 @@ class Job(Base):
 
 
 class Deployment(Base):
+    """One deploy, redeploy, reprovision or move of a job version, as it runs and after it ended.
+
+    While in progress it is owned by the lifecycle worker running it (`owner`), under a lease it renews
+    (`lease_expires_at`); at most one deployment of a version is in progress at a time (a unique index).
+    """
+
     __tablename__ = "deployment"
+    __table_args__ = (
+        Index(
+            "uq_deployment_in_progress",
+            "job_name",
+            "job_version",
+            unique=True,
+            sqlite_where=text("status = 'in_progress'"),
+            postgresql_where=text("status = 'in_progress'"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     status: Mapped[str] = mapped_column(String(32), default="in_progress", index=True)
@@ -76,7 +92,13 @@ class Deployment(Base):
     image_name: Mapped[str | None] = mapped_column(String(512))
     infrastructure_target: Mapped[str | None] = mapped_column(String(128))
     warnings: Mapped[str] = mapped_column(Text, default="")
-    kind: Mapped[str] = mapped_column(String(32), default="deploy")  # deploy | redeploy | build
+    kind: Mapped[str] = mapped_column(String(32), default="deploy")  # deploy | redeploy | reprovision | move
+    tag: Mapped[str | None] = mapped_column(String(160))  # the deployment tag its workloads run under
+    step: Mapped[str | None] = mapped_column(String(32))  # the pipeline step it is at (lifecycle/pipeline.py)
+    previous_tag: Mapped[str | None] = mapped_column(String(160))  # what served the version before it
+    previous_target: Mapped[str | None] = mapped_column(String(128))
+    owner: Mapped[str | None] = mapped_column(String(256))  # the worker running it (lifecycle/leases.py)
+    lease_expires_at: Mapped[datetime | None] = mapped_column()
 
 
 class TrashJob(Base):
@@ -98,6 +120,16 @@ class TrashJob(Base):
     infrastructure_target: Mapped[str | None] = mapped_column(String(128))
     job_type_version: Mapped[str | None] = mapped_column(String(128))
     age_days: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Lease(Base):
+    """A role only one process may hold at a time (the supervisor's), held until `expires_at` unless renewed."""
+
+    __tablename__ = "lease"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(256))
+    expires_at: Mapped[datetime] = mapped_column()
 
 
 class Setting(Base):

@@ -14,11 +14,13 @@ import httpx
 from tests.support.platform import RunningPlatform, start_platform
 from tests.support.services import missing, require_docker
 
-from trackside.build.images import build_job_image
 from trackside.build.jobtypes.dockerfile import Plugin as DockerfilePlugin
 from trackside.build.jobtypes.python3 import Plugin as Python3Plugin
+from trackside.build.spec import BuildSpec
 from trackside.config import Settings
+from trackside.identity import platform_id
 from trackside.infra.docker.engine import DockerEngine
+from trackside.infra.docker.images import DockerImageBuilder
 from trackside.infra.docker.naming import LABEL_NAME, LABEL_TARGET
 from trackside.manifest.load import parse_manifest
 
@@ -101,21 +103,19 @@ def build(
     plugin = Python3Plugin() if manifest.jobtype_name == "python3" else DockerfilePlugin()
     job_type = next(iter(plugin.job_types().values()))
     lines: list[str] = []
-    return build_job_image(
+    spec = BuildSpec(
         manifest,
         job_type,
         workspace,
-        engine,
-        settings,
-        tag or unique("t-"),
-        build_context=None,
-        git_credentials=None,
-        cache_dir=workspace.parent / "cache",
-        log=log or lines.append,
-        secret_build_env=secret_build_env,
+        workspace.parent / "cache",
+        log or lines.append,
+        tag=tag or unique("t-"),
+        secret_build_env=dict(secret_build_env or {}),
         no_cache=no_cache,
         source_ready=True,
     )
+    # As a platform builds them: labelled with the platform's identity (here its data dir's).
+    return DockerImageBuilder(engine, platform_id(settings)).build_image(spec, settings)
 
 
 def remove_target(engine: DockerEngine, target: str) -> None:

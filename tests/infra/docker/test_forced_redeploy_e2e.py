@@ -7,13 +7,16 @@ keeps serving.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tests.infra.docker.support import CallLoop, platform_with_docker, require_engine
-from tests.support.platform import RunningPlatform, deploy_and_wait, write_job
+from tests.support.calls import Callers
+from tests.support.platform import RunningPlatform, deploy_and_wait, wait_for_deployment, write_job
 
+from trackside.build.artifacts import build_tag
 from trackside.infra.docker.engine import DockerEngine
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -95,3 +98,30 @@ def test_a_forced_redeploy_that_never_gets_ready_is_removed_and_the_old_one_keep
     assert which(platform, BROKEN_NAME) == "old"
     assert containers_by_tag(engine, BROKEN_NAME) == {old_tag: 1}  # the failed generation was removed
     assert platform.http.get(f"{platform.api}/job/{BROKEN_NAME}/0.0.1").json()["image_tag"] == old_tag
+
+
+def test_a_redeploy_and_a_reprovision_serve_every_call_of_four_clients(
+    platform: RunningPlatform, tmp_path: Path
+) -> None:
+    engine = require_engine()
+    name = "regen-four"
+    job_dir = write_job(tmp_path / "job", name, job_source("old"), extra="infrastructure_target: docker\n")
+    assert deploy_and_wait(platform, job_dir)["status"] == "done"
+    (job_dir / "job.py").write_text(job_source("new", import_delay=1.0))
+
+    with Callers(platform.url, platform.auth, name, "0.0.1", clients=4) as callers:
+        forced = deploy_and_wait(platform, job_dir, force=True)
+        built = platform.http.get(f"{platform.api}/job/{name}/0.0.1").json()["image_tag"]
+        reprovisioned = platform.http.post(f"{platform.api}/job/{name}/0.0.1/reprovision")
+        assert reprovisioned.status_code == 202, reprovisioned.text
+        reprovision = wait_for_deployment(platform.api, reprovisioned.json()["id"])
+        during = callers.calls()
+        while callers.calls() < during + 20:
+            time.sleep(0.05)
+    assert (forced["status"], reprovision["status"]) == ("done", "done"), (forced, reprovision)
+    assert callers.failures == [], callers.failures[:10]
+    assert which(platform, name) == "new"
+    job = platform.http.get(f"{platform.api}/job/{name}/0.0.1").json()
+    # New containers of the same image, under a deployment tag of their own; the others retired.
+    assert job["image_tag"] != built and build_tag(job["image_tag"]) == built
+    assert containers_by_tag(engine, name) == {job["image_tag"]: 1}

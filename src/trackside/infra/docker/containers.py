@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from trackside.errors import DeployFailed, InvalidInput
 from trackside.infra.docker.engine import DockerEngine, DockerError
-from trackside.infra.docker.naming import LABEL_NAME, LABEL_TAG, LABEL_TARGET, LABEL_VERSION, Replica
+from trackside.infra.docker.naming import LABEL_NAME, LABEL_PLATFORM, LABEL_TAG, LABEL_TARGET, LABEL_VERSION, Replica
 
 CONTAINER_PORT = 7000  # the job contract's port inside a bridge network
 REMOTE_PORT_RANGE = (20000, 29999)
@@ -41,9 +41,12 @@ class RunSpec:
 
 
 class JobContainers:
-    def __init__(self, engine: DockerEngine, target: str) -> None:
+    """The containers of one target of one platform: every query is filtered on both labels."""
+
+    def __init__(self, engine: DockerEngine, target: str, platform: str) -> None:
         self.engine = engine
         self.target = target
+        self.platform = platform
 
     @property
     def host(self) -> str:
@@ -51,7 +54,13 @@ class JobContainers:
 
     def find(self, name: str | None = None, version: str | None = None, tag: str | None = None) -> list[Replica]:
         """Every container of this target (of one job version, and one deployment of it, when given)."""
-        args = ["ps", "-a", "-q", "--no-trunc", "--filter", f"label={LABEL_TARGET}={self.target}"]
+        args = ["ps", "-a", "-q", "--no-trunc"]
+        args += [
+            "--filter",
+            f"label={LABEL_PLATFORM}={self.platform}",
+            "--filter",
+            f"label={LABEL_TARGET}={self.target}",
+        ]
         if name is not None:
             args += ["--filter", f"label={LABEL_NAME}={name}"]
         if version is not None:

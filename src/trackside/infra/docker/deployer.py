@@ -6,9 +6,10 @@ bridge network each replica listens on 7000 inside and the engine publishes it o
 `resources` become `--memory`, `--memory-reservation`, `--cpus` and `--cpu-shares`; a request the
 engine can't meet is refused before anything starts, naming the field.
 
-A forced redeploy has no gap: `deploy_job` starts the new deployment's containers (labelled with its
-build tag) beside the serving ones; the deploy service switches traffic once they are ready and then
-calls `retire_previous`, or `discard_deployment` when they never get ready (the old ones keep serving).
+A redeploy has no gap (`SideBySideDeployer`): `deploy_beside` starts the new deployment's containers
+(labelled with its deployment tag) beside the serving ones; the lifecycle switches traffic once they are
+ready and then calls `retire_previous`, or `discard_deployment` when they never get ready (the old ones
+keep serving). Racetrack's `deploy_job` replaces the earlier containers at once.
 """
 
 from __future__ import annotations
@@ -17,26 +18,22 @@ from typing import TYPE_CHECKING, Any
 
 from trackside.build.images import image_reference
 from trackside.domain import JobDto, JobFamilyDto, JobSecrets, JobStatus
-from trackside.errors import DeployFailed, InvalidInput
-from trackside.infra.base import JobDeployer
+from trackside.errors import DeployFailed
+from trackside.infra.base import PluginHooks, SideBySideDeployer
 from trackside.infra.docker.containers import CONTAINER_PORT, JobContainers, RunSpec
-from trackside.infra.docker.engine import DockerError
+from trackside.infra.docker.engine import DockerEngine, DockerError
 from trackside.infra.docker.naming import container_name, job_labels
 from trackside.infra.secrets import SecretFileStore
 
 if TYPE_CHECKING:
     from trackside.config import Settings
     from trackside.manifest.model import Manifest
-    from trackside.plugins.engine import PluginEngine
 
 
 STOP_GRACE_S = 5  # a retired replica's time to finish in-flight calls after SIGTERM
 
 
-class DockerJobDeployer(JobDeployer):
-    # A forced redeploy starts a new generation of containers beside the serving one (see naming.py).
-    overlapping_redeploy = True
-
+class DockerJobDeployer(SideBySideDeployer):
     def __init__(self, target: str, containers: JobContainers, secrets: SecretFileStore, network: str) -> None:
         self.target = target
         self.containers = containers
@@ -44,14 +41,32 @@ class DockerJobDeployer(JobDeployer):
         self.network = network or "host"
 
     @property
-    def engine(self) -> Any:
+    def engine(self) -> DockerEngine:
         return self.containers.engine
 
     def deploy_job(
         self,
         manifest: Manifest,
         config: Settings,
-        plugin_engine: PluginEngine,
+        plugin_engine: PluginHooks,
+        tag: str,
+        runtime_env_vars: dict[str, str],
+        family: JobFamilyDto,
+        containers_num: int = 1,
+        runtime_secret_vars: dict[str, str] | None = None,
+    ) -> JobDto:
+        """Racetrack's deploy: the new containers, then the version's earlier ones removed at once."""
+        job = self.deploy_beside(
+            manifest, config, plugin_engine, tag, runtime_env_vars, family, containers_num, runtime_secret_vars
+        )
+        self.containers.remove_other_deployments(manifest.name, manifest.version, keep_tag=tag)
+        return job
+
+    def deploy_beside(
+        self,
+        manifest: Manifest,
+        config: Settings,
+        plugin_engine: PluginHooks,
         tag: str,
         runtime_env_vars: dict[str, str],
         family: JobFamilyDto,
@@ -59,14 +74,12 @@ class DockerJobDeployer(JobDeployer):
         runtime_secret_vars: dict[str, str] | None = None,
     ) -> JobDto:
         name, version = manifest.name, manifest.version
-        replicas = getattr(manifest, "replicas", None) or containers_num
-        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 1:
-            raise InvalidInput(f"job {name} {version}: replicas must be a positive integer, got {replicas!r}")
+        replicas = manifest.replicas or containers_num  # the manifest validates it (1 to 50)
         image = image_reference(config, name, tag)
         self._ensure_image(image, config)
         limits = self._limits(manifest)
         timestamp = int(runtime_env_vars.get("JOB_DEPLOYMENT_TIMESTAMP") or 0)
-        job_type = self._image_label(image, "trackside.job-type") or str(getattr(manifest, "jobtype", "") or "")
+        job_type = self._image_label(image, "trackside.job-type") or (manifest.jobtype or "")
         self.containers.ensure_network(self.network)
         # The version's earlier deployments keep serving: they go in `retire_previous`, once the
         # deploy service has moved traffic to this one. Only a retry of this very build is replaced.
@@ -91,7 +104,9 @@ class DockerJobDeployer(JobDeployer):
                 spec = RunSpec(
                     container=container,
                     image=image,
-                    labels=job_labels(self.target, name, version, index, tag, port, timestamp, job_type),
+                    labels=job_labels(
+                        self.containers.platform, self.target, name, version, index, tag, port, timestamp, job_type
+                    ),
                     env=env,
                     network=self.network,
                     port=port,
@@ -126,10 +141,10 @@ class DockerJobDeployer(JobDeployer):
         value = result.stdout.strip() if result.returncode == 0 else ""
         return "" if value == "<no value>" else value
 
-    def _ensure_image(self, image: str, config: Any) -> None:
+    def _ensure_image(self, image: str, config: Settings) -> None:
         if self.engine.image_exists(image):
             return
-        registry = str(getattr(config, "docker_registry", "") or "")
+        registry = config.docker_registry
         if not registry:
             raise DeployFailed(f"image {image} is not on Docker engine {self.engine.url} and no registry is configured")
         try:
@@ -137,37 +152,39 @@ class DockerJobDeployer(JobDeployer):
         except DockerError as exc:
             raise DeployFailed(f"image {image} could not be pulled from registry {registry}: {exc.stderr}") from None
 
-    def _limits(self, manifest: Any) -> dict[str, Any]:
-        resources = getattr(manifest, "resources", None)
+    def _limits(self, manifest: Manifest) -> dict[str, Any]:
+        resources = manifest.resources
         if resources is None:
             return {}
         info = self.engine.info()
         cpus = int(info.get("NCPU") or 0)
         memory_total = int(info.get("MemTotal") or 0)
         limits: dict[str, Any] = {}
-        if resources.memory_max is not None:
-            limits["memory"] = resources.memory_max_bytes
-            if memory_total and resources.memory_max_bytes > memory_total:
+        memory_max, memory_min = resources.memory_max_bytes, resources.memory_min_bytes
+        cpu_max, cpu_min = resources.cpu_max_cores, resources.cpu_min_cores
+        if memory_max is not None:
+            limits["memory"] = memory_max
+            if memory_total and memory_max > memory_total:
                 raise DeployFailed(
                     f"resources.memory_max {resources.memory_max} is more than the {memory_total // 2**20} MiB "
                     f"of memory of Docker engine {self.engine.url}"
                 )
-        if resources.memory_min is not None:
-            limits["memory_reservation"] = resources.memory_min_bytes
-            if memory_total and resources.memory_min_bytes > memory_total:
+        if memory_min is not None:
+            limits["memory_reservation"] = memory_min
+            if memory_total and memory_min > memory_total:
                 raise DeployFailed(
                     f"resources.memory_min {resources.memory_min} is more than the {memory_total // 2**20} MiB "
                     f"of memory of Docker engine {self.engine.url}"
                 )
-        if resources.cpu_max is not None:
-            limits["cpus"] = resources.cpu_max_cores
-            if cpus and resources.cpu_max_cores > cpus:
+        if cpu_max is not None:
+            limits["cpus"] = cpu_max
+            if cpus and cpu_max > cpus:
                 raise DeployFailed(
                     f"resources.cpu_max {resources.cpu_max} asks for more than the {cpus} CPUs of Docker engine "
                     f"{self.engine.url}"
                 )
-        if resources.cpu_min is not None:
-            limits["cpu_shares"] = max(2, int(resources.cpu_min_cores * 1024))
+        if cpu_min is not None:
+            limits["cpu_shares"] = max(2, int(cpu_min * 1024))
         return limits
 
     def retire_previous(self, job_name: str, job_version: str, keep_tag: str) -> None:

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 class DockerLogsStreamer(LogsStreamer):
     def __init__(self, containers: JobContainers) -> None:
         self.containers = containers
-        self._sessions: dict[str, list[subprocess.Popen[str]]] = {}
+        self._sessions: dict[str, list[tuple[subprocess.Popen[str], threading.Thread]]] = {}
         self._lock = threading.Lock()
 
     def create_session(
@@ -28,7 +28,7 @@ class DockerLogsStreamer(LogsStreamer):
         name, version, tail = session_job(resource_properties)
         replicas = self.containers.find(name, version)
         self.close_session(session_id)
-        processes: list[subprocess.Popen[str]] = []
+        processes: list[tuple[subprocess.Popen[str], threading.Thread]] = []
         for replica in replicas:
             args = ["logs", "--follow", "--tail", str(tail) if tail > 0 else "all", replica.container]
             process = subprocess.Popen(
@@ -40,14 +40,15 @@ class DockerLogsStreamer(LogsStreamer):
                 errors="replace",
                 bufsize=1,
             )
-            processes.append(process)
             prefix = f"[replica-{replica.index}] " if len(replicas) > 1 else ""
-            threading.Thread(
+            pump = threading.Thread(
                 target=self._pump,
                 args=(session_id, process, prefix, on_next_line),
                 name=f"docker-logs-{session_id}",
                 daemon=True,
-            ).start()
+            )
+            pump.start()
+            processes.append((process, pump))
         with self._lock:
             self._sessions[session_id] = processes
 
@@ -55,23 +56,26 @@ class DockerLogsStreamer(LogsStreamer):
     def _pump(
         session_id: str, process: subprocess.Popen[str], prefix: str, on_next_line: Callable[[str, str], None]
     ) -> None:
+        assert process.stdout is not None
         try:
-            assert process.stdout is not None
-            for line in process.stdout:
-                on_next_line(session_id, prefix + line.rstrip("\n"))
+            with process.stdout:  # closed by the reader, at the end of the output
+                for line in process.stdout:
+                    on_next_line(session_id, prefix + line.rstrip("\n"))
         except Exception:
             log.exception("logs session %s failed", session_id)
 
     def close_session(self, session_id: str) -> None:
         with self._lock:
             processes = self._sessions.pop(session_id, [])
-        for process in processes:
+        for process, pump in processes:
             if process.poll() is None:
                 process.terminate()
                 try:
                     process.wait(timeout=5)
                 except subprocess.TimeoutExpired:
                     process.kill()
+                    process.wait()
+            pump.join(timeout=5)  # it reads to the end of the output and closes it
 
     def close(self) -> None:
         with self._lock:

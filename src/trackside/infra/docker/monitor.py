@@ -16,6 +16,7 @@ from trackside.errors import DeployFailed
 from trackside.infra.base import JobMonitor
 from trackside.infra.docker.containers import JobContainers
 from trackside.infra.docker.naming import Replica
+from trackside.infra.generations import by_tag, serving
 from trackside.infra.probes import last_call_timestamp, live_error, probe
 from trackside.infra.readiness import ReplicaEndpoint, split_address, wait_until_ready
 
@@ -55,21 +56,13 @@ def _health(replica: Replica) -> tuple[bool, str | None, int | None]:
 Checked = tuple[Replica, tuple[bool, str | None, int | None]]
 
 
-def _serving(by_tag: dict[str, list[Checked]]) -> list[Checked]:
-    """The deployment that serves a version while a forced redeploy runs two: the newest healthy one.
-
-    Until the new deployment is ready the old one is what serves (and what the store points at); once
-    it is, the new one is. With no healthy deployment, the newest is reported, with its errors.
-    """
-    if len(by_tag) == 1:
-        return next(iter(by_tag.values()))
-    newest_first = sorted(
-        by_tag.values(), key=lambda members: max((r.timestamp, r.created) for r, _ in members), reverse=True
+def _serving(checked: list[Checked]) -> list[Checked]:
+    """The deployment that serves a version while a side-by-side redeploy runs two (infra.generations)."""
+    return serving(
+        by_tag(checked, lambda c: c[0].tag),
+        started=lambda c: (c[0].timestamp, c[0].created),
+        ready=lambda c: c[1][0],
     )
-    for members in newest_first:
-        if all(ok for _, (ok, _, _) in members):
-            return members
-    return newest_first[0]
 
 
 class DockerJobMonitor(JobMonitor):
@@ -85,13 +78,12 @@ class DockerJobMonitor(JobMonitor):
             return []
         with ThreadPoolExecutor(max_workers=min(MAX_PROBE_THREADS, len(replicas))) as pool:
             health = list(pool.map(_health, replicas))
-        generations: dict[tuple[str, str], dict[str, list[Checked]]] = {}
+        versions: dict[tuple[str, str], list[Checked]] = {}
         for replica, checked in zip(replicas, health, strict=True):
-            by_tag = generations.setdefault((replica.name, replica.version), {})
-            by_tag.setdefault(replica.tag, []).append((replica, checked))
+            versions.setdefault((replica.name, replica.version), []).append((replica, checked))
         result = []
-        for (name, version), by_tag in generations.items():
-            members = _serving(by_tag)
+        for (name, version), checked_replicas in versions.items():
+            members = _serving(checked_replicas)
             ready = [r.address for r, (ok, _, _) in members if ok]
             errors = [error for _, (_, error, _) in members if error]
             calls = [call for _, (_, _, call) in members if call]

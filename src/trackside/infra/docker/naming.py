@@ -1,9 +1,10 @@
 """Names and labels of a job's containers: how a Docker target finds its own after any restart.
 
-Everything the target needs to know about a replica lives in the container's labels (job, version,
-replica index, build tag, port, deployment timestamp, target), so nothing about what runs is kept in
-memory or in files: listing containers by the target's label is the adoption after a restart. The
-build tag also tells one deployment (generation) of a version from another while both run.
+Everything the target needs to know about a replica lives in the container's labels (platform, job,
+version, replica index, deployment tag, port, deployment timestamp, target), so nothing about what runs
+is kept in memory or in files: listing containers by the platform's and the target's labels is the
+adoption after a restart. The deployment tag also tells one deployment (generation) of a version from
+another while both run.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+LABEL_PLATFORM = "trackside.platform"  # the platform's identity (trackside.identity)
 LABEL_TARGET = "trackside.target"
 LABEL_NAME = "trackside.job-name"
 LABEL_VERSION = "trackside.job-version"
@@ -44,9 +46,18 @@ def container_name(target: str, name: str, version: str, replica: int, tag: str 
 
 
 def job_labels(
-    target: str, name: str, version: str, replica: int, tag: str, port: int, timestamp: int, job_type: str
+    platform: str,
+    target: str,
+    name: str,
+    version: str,
+    replica: int,
+    tag: str,
+    port: int,
+    timestamp: int,
+    job_type: str,
 ) -> dict[str, str]:
     return {
+        LABEL_PLATFORM: platform,
         LABEL_TARGET: target,
         LABEL_NAME: name,
         LABEL_VERSION: version,

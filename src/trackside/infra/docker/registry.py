@@ -13,12 +13,17 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from trackside.errors import TracksideError, Unavailable
+from trackside.identity import platform_id
 from trackside.infra.docker.engine import DockerEngine
+from trackside.infra.docker.naming import LABEL_PLATFORM
+
+if TYPE_CHECKING:
+    from trackside.config import Settings
 
 MANIFEST_TYPES = ", ".join(
     (
@@ -108,11 +113,18 @@ def _repositories(http: httpx.Client) -> list[str]:
 
 
 def clean_engine(
-    engine: DockerEngine, namespace: str, keep: set[tuple[str, str]], report: CleanReport, dry_run: bool = False
+    engine: DockerEngine,
+    namespace: str,
+    keep: set[tuple[str, str]],
+    report: CleanReport,
+    dry_run: bool = False,
+    platform: str | None = None,
 ) -> None:
-    listed = engine.run(
-        ["images", "--filter", "label=racetrack-component=job", "--format", "{{json .}}"], what="listing images"
-    ).stdout
+    """Remove this platform's job images (labelled with `platform`) that nothing keeps or runs."""
+    filters = ["--filter", "label=racetrack-component=job"]
+    if platform is not None:
+        filters += ["--filter", f"label={LABEL_PLATFORM}={platform}"]
+    listed = engine.run(["images", *filters, "--format", "{{json .}}"], what="listing images").stdout
     in_use = {line.strip() for line in engine.run(["ps", "-a", "--format", "{{.Image}}"]).stdout.splitlines()}
     for line in listed.splitlines():
         try:
@@ -133,11 +145,14 @@ def clean_engine(
 
 
 def clean(
-    settings: Any, engines: Iterable[DockerEngine], keep: set[tuple[str, str]], dry_run: bool = False
+    settings: Settings, engines: Iterable[DockerEngine], keep: set[tuple[str, str]], dry_run: bool = False
 ) -> CleanReport:
+    """Clean the registry's job repositories of `settings`' namespace, and this platform's images on `engines`.
+
+    A registry holds no platform labels: platforms sharing one give each its own namespace."""
     report = CleanReport()
-    namespace = str(getattr(settings, "docker_registry_namespace", "") or "trackside").strip("/")
-    registry = str(getattr(settings, "docker_registry", "") or "")
+    namespace = (settings.docker_registry_namespace or "trackside").strip("/")
+    registry = settings.docker_registry
     if registry:
         clean_registry(registry, namespace, keep, report, dry_run)
     seen: set[str] = set()
@@ -145,5 +160,5 @@ def clean(
         if engine.url in seen:
             continue
         seen.add(engine.url)
-        clean_engine(engine, namespace, keep, report, dry_run)
+        clean_engine(engine, namespace, keep, report, dry_run, platform=platform_id(settings))
     return report

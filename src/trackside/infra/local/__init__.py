@@ -31,7 +31,7 @@ def build_local_target(settings: Settings, **manager_options: Any) -> Infrastruc
         name=TARGET_NAME,
         job_deployer=LocalJobDeployer(manager, ArtifactStore(settings.data_dir)),
         job_monitor=LocalJobMonitor(manager, settings.job_live_timeout, settings.job_ready_timeout),
-        logs_streamer=LocalLogsStreamer(manager.layout, manager.replica_count),
+        logs_streamer=LocalLogsStreamer(manager.layout, manager.replica_indices),
         artifact_kind="local",
         close=manager.close,
     )

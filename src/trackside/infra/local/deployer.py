@@ -1,4 +1,9 @@
-"""JobDeployer of the local target: a job version is a set of local processes (replicas)."""
+"""JobDeployer of the local target: a job version is a set of local processes (replicas).
+
+A redeploy has no gap (`SideBySideDeployer`): `deploy_beside` starts the new deployment's processes
+beside the serving ones, and the lifecycle retires those once the gateways route to the new ones.
+Racetrack's `deploy_job` replaces the earlier processes at once.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +12,17 @@ from typing import TYPE_CHECKING
 from trackside.build.artifacts import ArtifactStore
 from trackside.domain import JobDto, JobFamilyDto, JobSecrets, JobStatus
 from trackside.errors import InvalidInput
-from trackside.infra.base import JobDeployer
+from trackside.infra.base import PluginHooks, SideBySideDeployer
 from trackside.infra.local.replicas import ReplicaManager
 
 if TYPE_CHECKING:
     from trackside.config import Settings
     from trackside.manifest.model import Manifest
-    from trackside.plugins.engine import PluginEngine
 
 TARGET_NAME = "local"
 
 
-class LocalJobDeployer(JobDeployer):
+class LocalJobDeployer(SideBySideDeployer):
     def __init__(self, manager: ReplicaManager, artifacts: ArtifactStore) -> None:
         self.manager = manager
         self.artifacts = artifacts
@@ -27,19 +31,39 @@ class LocalJobDeployer(JobDeployer):
         self,
         manifest: Manifest,
         config: Settings,
-        plugin_engine: PluginEngine,
+        plugin_engine: PluginHooks,
         tag: str,
         runtime_env_vars: dict[str, str],
         family: JobFamilyDto,
         containers_num: int = 1,
         runtime_secret_vars: dict[str, str] | None = None,
     ) -> JobDto:
+        return self._deploy(manifest, tag, runtime_env_vars, containers_num, runtime_secret_vars, keep_previous=False)
+
+    def deploy_beside(
+        self,
+        manifest: Manifest,
+        config: Settings,
+        plugin_engine: PluginHooks,
+        tag: str,
+        runtime_env_vars: dict[str, str],
+        family: JobFamilyDto,
+        containers_num: int = 1,
+        runtime_secret_vars: dict[str, str] | None = None,
+    ) -> JobDto:
+        return self._deploy(manifest, tag, runtime_env_vars, containers_num, runtime_secret_vars, keep_previous=True)
+
+    def _deploy(
+        self,
+        manifest: Manifest,
+        tag: str,
+        runtime_env_vars: dict[str, str],
+        containers_num: int,
+        runtime_secret_vars: dict[str, str] | None,
+        keep_previous: bool,
+    ) -> JobDto:
         name, version = manifest.name, manifest.version
-        replicas = getattr(manifest, "replicas", None)
-        if replicas is None:
-            replicas = containers_num
-        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 1:
-            raise InvalidInput(f"job {name} {version}: replicas must be a positive integer, got {replicas!r}")
+        replicas = manifest.replicas or containers_num  # the manifest validates it (1 to 50)
         artifact = self.artifacts.load(name, version, tag)
         timestamp_text = runtime_env_vars.get("JOB_DEPLOYMENT_TIMESTAMP") or "0"
         try:
@@ -55,6 +79,7 @@ class LocalJobDeployer(JobDeployer):
             secret_env=dict(runtime_secret_vars or {}),
             count=replicas,
             deployment_timestamp=deployment_timestamp,
+            keep_previous=keep_previous,
         )
         addresses = [view.address for view in views]
         return JobDto(
@@ -67,6 +92,12 @@ class LocalJobDeployer(JobDeployer):
             infrastructure_target=TARGET_NAME,
             job_type_version=artifact.job_type_version or None,
         )
+
+    def retire_previous(self, job_name: str, job_version: str, keep_tag: str) -> None:
+        self.manager.retire(job_name, job_version, keep_tag)
+
+    def discard_deployment(self, job_name: str, job_version: str, tag: str) -> None:
+        self.manager.discard(job_name, job_version, tag)
 
     def delete_job(self, job_name: str, job_version: str) -> None:
         self.manager.remove(job_name, job_version)

@@ -150,16 +150,16 @@ def follow_files(
 class LocalLogsStreamer(LogsStreamer):
     """Live log sessions over the replicas' log files, one following thread per session."""
 
-    def __init__(self, layout: LocalLayout, replica_count: Callable[[str, str], int]) -> None:
+    def __init__(self, layout: LocalLayout, replica_indices: Callable[[str, str], list[int]]) -> None:
         self.layout = layout
-        self._replica_count = replica_count
+        self._replica_indices = replica_indices
         self._sessions: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
 
     def log_files(self, name: str, version: str) -> list[Path]:
-        count = self._replica_count(name, version)
-        if count:
-            return [self.layout.log_file(name, version, i) for i in range(count)]
+        indices = self._replica_indices(name, version)
+        if indices:
+            return [self.layout.log_file(name, version, i) for i in indices]
         directory = self.layout.job_log_dir(name, version)
         return sorted(directory.glob("replica-*.log")) if directory.is_dir() else []
 

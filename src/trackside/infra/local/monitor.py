@@ -2,7 +2,9 @@
 
 Probes go straight to each replica's loopback port. Waiting for a fresh deployment polls fast at
 first (20 ms, growing to 500 ms) because the local target aims at a first answer within 2 s of a
-deploy, and fails at once when a replica's process exits instead of waiting for a timeout.
+deploy, and fails at once when a replica's process exits instead of waiting for a timeout. While a
+redeploy runs two deployments of a version side by side, the version is reported as the one serving
+(`trackside.infra.generations`), and waiting concerns only the new deployment's replicas.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, NoReturn
 from trackside.domain import JobDto, JobStatus
 from trackside.errors import DeployFailed
 from trackside.infra.base import JobMonitor
+from trackside.infra.generations import by_tag, serving
 from trackside.infra.local.deployer import TARGET_NAME
 from trackside.infra.local.logs import tail_lines
 from trackside.infra.local.replica import ERROR_LOG_LINES, ReplicaView, describe_exit
@@ -87,7 +90,12 @@ class LocalJobMonitor(JobMonitor):
             )
         self._tolerate_single_failures(health.values())
         result = []
-        for (name, version), replicas in jobs.items():
+        for (name, version), every in jobs.items():
+            replicas = serving(
+                by_tag(every, lambda v: v.tag),
+                started=lambda v: (v.deployment_timestamp, v.start_time),
+                ready=lambda v: health[(v.name, v.version, v.index)].ready,
+            )
             checks = [health[(name, version, v.index)] for v in replicas]
             live_names = [c.view.address for c in checks if c.live]
             errors = [c.error for c in checks if c.error]
@@ -144,7 +152,8 @@ class LocalJobMonitor(JobMonitor):
             self._fail(job, reason, view, logs_on_error)
 
         def replicas() -> list[ReplicaEndpoint]:
-            views = self.manager.snapshot(name, version)
+            # Only this deployment's replicas: a side-by-side redeploy's predecessors run alongside.
+            views = [v for v in self.manager.snapshot(name, version) if not job.image_tag or v.tag == job.image_tag]
             if not views:
                 raise DeployFailed(f"job {name} {version} has no replicas on the local target")
             if not baseline:
@@ -188,9 +197,11 @@ class LocalJobMonitor(JobMonitor):
 
     def read_recent_logs(self, job: JobDto, tail: int = 20) -> str:
         """The last `tail` lines of each replica (all when tail=0), prefixed `[replica-i]` when several."""
-        count = self.manager.replica_count(job.name, job.version)
-        if count:
-            paths = [self.manager.layout.log_file(job.name, job.version, i) for i in range(count)]
+        views = self.manager.snapshot(job.name, job.version)
+        if job.image_tag and any(v.tag == job.image_tag for v in views):
+            views = [v for v in views if v.tag == job.image_tag]
+        if views:
+            paths = [v.log_path for v in views]
         else:
             directory = self.manager.layout.job_log_dir(job.name, job.version)
             paths = sorted(directory.glob("replica-*.log")) if directory.is_dir() else []

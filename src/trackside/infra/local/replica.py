@@ -76,6 +76,7 @@ class ReplicaView:
     job_type_version: str
     deployment_timestamp: int
     log_path: Path
+    start_time: float = 0.0  # when the replica (its latest process) was started, wall clock
 
     @property
     def address(self) -> str:
@@ -105,4 +106,5 @@ class ReplicaView:
             job_type_version=s.job_type_version,
             deployment_timestamp=s.deployment_timestamp,
             log_path=rep.log_path,
+            start_time=s.start_time,
         )

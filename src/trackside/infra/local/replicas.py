@@ -16,6 +16,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from trackside.build.artifacts import ArtifactStore, LocalArtifact
@@ -99,8 +100,12 @@ class ReplicaManager:
         secret_env: dict[str, str],
         count: int,
         deployment_timestamp: int,
+        keep_previous: bool = False,
     ) -> list[ReplicaView]:
-        """Start `count` replicas of the job, then stop the replicas of its previous deployment."""
+        """Start `count` replicas of the job's deployment `tag`.
+
+        The version's earlier replicas are stopped, or with `keep_previous` left running beside the new
+        ones (which take free replica indices) until `retire` or `discard` removes one deployment."""
         if count < 1:
             raise InvalidInput(f"job {name} {version}: replicas must be at least 1, got {count}")
         state_dir = self.layout.job_state_dir(name, version)
@@ -109,12 +114,16 @@ class ReplicaManager:
         source = self._link_source(artifact, self.artifacts.build_dir(name, version, tag))
         with self._lock:
             self._reconcile()
-            old = self._replicas.pop(key, {})
+            current = self._replicas.pop(key, {})
+            # A retry of this very deployment replaces its own replicas, never the others it keeps.
+            kept = {i: r for i, r in current.items() if r.state.tag != tag} if keep_previous else {}
+            old = {i: r for i, r in current.items() if i not in kept}
+            indices = [i for i in range(count + len(kept)) if i not in kept][:count]
             new: dict[int, Replica] = {}
             prepared: list[tuple[ReplicaDirs, int | None]] = []
-            ports = self._ports_in_use()
+            ports = self._ports_in_use() | {r.state.port for r in kept.values()}
             try:
-                for index in range(count):
+                for index in indices:
                     port = free_port(ports)
                     ports.add(port)
                     dirs, uid = self.confinement.prepare(name, version, index, source)
@@ -142,8 +151,8 @@ class ReplicaManager:
                 stop_processes([r.running() for r in new.values()], 1.0)
                 for dirs, uid in prepared:
                     self.confinement.release(str(dirs.root), uid)
-                if old:
-                    self._replicas[key] = old
+                if current:
+                    self._replicas[key] = current
                 if isinstance(exc, OSError):
                     raise DeployFailed(
                         f"cannot start job {name} {version}: {exc} (command {artifact.command}, cwd {artifact.cwd})"
@@ -152,14 +161,39 @@ class ReplicaManager:
             self.secrets.save_runtime_env(name, version, secrets)
             for rep in new.values():
                 record(rep)
+            live_files = {rep.path for rep in (*new.values(), *kept.values())}
             for path in state_dir.glob("replica-*.json"):
-                if path not in {rep.path for rep in new.values()}:
+                if path not in live_files:
                     path.unlink(missing_ok=True)
-            self._replicas[key] = new
+            self._replicas[key] = {**kept, **new}
             views = [self._view(rep, time.monotonic()) for rep in new.values()]
         self._stop_in_background(list(old.values()))
         self.ensure_watcher()
         return views
+
+    def retire(self, name: str, version: str, keep_tag: str) -> int:
+        """Stop (SIGTERM, letting in-flight calls finish) and forget the replicas of every deployment but
+        `keep_tag`'s; returns how many. Waits until they are gone."""
+        return self._remove_deployments(name, version, lambda tag: tag != keep_tag)
+
+    def discard(self, name: str, version: str, tag: str) -> int:
+        """Stop and forget the replicas of deployment `tag`, keeping the version's others; how many."""
+        return self._remove_deployments(name, version, lambda other: other == tag)
+
+    def _remove_deployments(self, name: str, version: str, chosen: Callable[[str], bool]) -> int:
+        key = (name, version)
+        self.layout.job_state_dir(name, version)  # refuses names that aren't safe path segments
+        with self._lock:
+            self._reconcile()
+            reps = self._replicas.get(key, {})
+            gone = [rep for rep in reps.values() if chosen(rep.state.tag)]
+            for rep in gone:
+                rep.path.unlink(missing_ok=True)
+                del reps[rep.state.index]
+            if not reps:
+                self._replicas.pop(key, None)
+        self._stop_and_release(gone)
+        return len(gone)
 
     def remove(self, name: str, version: str) -> bool:
         """Stop the job's replicas and forget them (state files and secrets). Logs stay."""
@@ -187,6 +221,11 @@ class ReplicaManager:
     def replica_count(self, name: str, version: str) -> int:
         with self._lock:
             return len(self._replicas.get((name, version), {}))
+
+    def replica_indices(self, name: str, version: str) -> list[int]:
+        """The indices of the version's replicas (of every deployment while two run side by side)."""
+        with self._lock:
+            return sorted(self._replicas.get((name, version), {}))
 
     def snapshot(self, name: str, version: str) -> list[ReplicaView]:
         now = time.monotonic()

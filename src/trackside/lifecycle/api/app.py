@@ -29,7 +29,7 @@ from trackside.lifecycle.api import (
     move,
     permissions,
     public_endpoints,
-    reprovision,
+    reconcile,
     users,
 )
 from trackside.lifecycle.api import auth as auth_api
@@ -58,7 +58,7 @@ API_ROUTERS = (
     job_views.router,
     permissions.router,
     deployment_views.router,
-    reprovision.router,
+    reconcile.router,
     audit_pages.router,
     call_stats.router,
 )

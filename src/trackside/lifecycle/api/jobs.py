@@ -1,4 +1,4 @@
-"""`/job`: list, get (with version aliases), delete, redeploy, runtime and build logs."""
+"""`/job`: list, get (with version aliases), delete, redeploy, reprovision, runtime and build logs."""
 
 from __future__ import annotations
 
@@ -91,6 +91,16 @@ def redeploy_job(
     _job_dto(context, name, version, caller, Scope.DEPLOY_JOB)
     maintenance.refuse_changes(context.db, "redeploying jobs")
     return {"id": context.deployer.start_redeploy(name, version, username=caller.username)}
+
+
+@router.post("/job/{name}/{version}/reprovision", status_code=202)
+def reprovision_job(
+    name: str, version: str, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
+) -> dict[str, str]:
+    """New workloads from the version's existing build, nothing rebuilt (Racetrack's reprovision)."""
+    _job_dto(context, name, version, caller, Scope.DEPLOY_JOB)
+    maintenance.refuse_changes(context.db, "reprovisioning jobs")
+    return {"id": context.deployer.start_reprovision(name, version, username=caller.username)}
 
 
 class ManifestBody(BaseModel):

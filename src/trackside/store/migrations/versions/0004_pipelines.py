@@ -1,7 +1,7 @@
 """pipelines: runs, steps, events, deliveries, definitions, schedules; run_pipeline for existing users
 
 Revision ID: 0004_pipelines
-Revises: 0002
+Revises: 0003_call_stats
 """
 
 import sqlalchemy as sa
