@@ -26,6 +26,7 @@ from trackside.build.buildlog import BuildLog
 from trackside.build.jobtype import JobType
 from trackside.build.jobtypes.python3 import Plugin
 from trackside.build.source import clone_git, extract_build_context, fetch_source, redact
+from trackside.build.spec import BuildSpec
 from trackside.errors import BuildFailed, InvalidInput
 
 # --- build context ------------------------------------------------------------------------------
@@ -320,7 +321,16 @@ def test_a_refused_archive_fails_the_build_with_the_member_named(
     log: list[str] = []
     job_type = JobType(name="never", version="1.0.0", local_builder=lambda request: pytest.fail("built anyway"))
     with pytest.raises(InvalidInput, match=r"^build context member 'a/b/c/.*' is not allowed: it would be written"):
-        build_job(make_manifest(), job_type, workspace_root, tar_gz_b64(attack), None, tmp_path / "cache", log.append)
+        build_job(
+            BuildSpec(
+                make_manifest(),
+                job_type,
+                workspace_root,
+                tmp_path / "cache",
+                log.append,
+                build_context=tar_gz_b64(attack),
+            )
+        )
     assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
     assert not (workspace_root / "src").exists(), "no half-made src/ left in the build directory"
     assert list(tmp_path.iterdir()) == [outside]
@@ -415,7 +425,7 @@ def test_a_git_job_cannot_read_a_file_outside_through_a_symlinked_source_file(
     job_type = Plugin().job_types()["python3:1.0.0"]
     manifest = make_manifest(git={"remote": str(work)})
     with pytest.raises(BuildFailed, match=r"symbolic link 'leak.py'"):
-        build_job(manifest, job_type, tmp_path / "ws", None, None, tmp_path / "cache", log)
+        build_job(BuildSpec(manifest, job_type, tmp_path / "ws", tmp_path / "cache", log))
     assert "PLATFORM-SECRET-4517" not in log.text()
 
 
@@ -576,4 +586,4 @@ def test_a_redeploy_reusing_source_with_a_link_out_is_refused(
     (source / "leak.py").symlink_to(outside / "secret.txt")  # left by an older, laxer build
     job_type = JobType(name="never", version="1.0.0", local_builder=lambda request: pytest.fail("built anyway"))
     with pytest.raises(BuildFailed, match=r"the job's source has a symbolic link 'leak.py'"):
-        build_job(make_manifest(), job_type, tmp_path / "ws", None, None, tmp_path / "cache", print, source_ready=True)
+        build_job(BuildSpec(make_manifest(), job_type, tmp_path / "ws", tmp_path / "cache", print, source_ready=True))

@@ -16,6 +16,7 @@ from trackside.build.artifacts import LocalArtifact
 from trackside.build.builder import build_job
 from trackside.build.jobtypes.python3 import Plugin, compat
 from trackside.build.jobtypes.python3.options import PythonOptions
+from trackside.build.spec import BuildSpec
 from trackside.errors import BuildFailed, InvalidInput
 from trackside.manifest.load import parse_manifest
 from trackside.manifest.model import Manifest
@@ -119,7 +120,9 @@ def test_the_manifest_field_is_a_boolean() -> None:
 def build(tmp_path: Path, cache: Path, files: dict[str, str], lines: list[str], **extra: Any) -> LocalArtifact:
     job_type = Plugin().job_types()["python3:1.0.0"]
     workspace = tmp_path / f"build{len(list(tmp_path.glob('build*')))}"
-    artifact = build_job(manifest(**extra), job_type, workspace, targz(files), None, cache, lines.append)
+    artifact = build_job(
+        BuildSpec(manifest(**extra), job_type, workspace, cache, lines.append, build_context=targz(files))
+    )
     assert isinstance(artifact, LocalArtifact)
     return artifact
 

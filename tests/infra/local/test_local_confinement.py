@@ -23,6 +23,7 @@ from trackside.infra.local.confinement import (
     Confinement,
     Mode,
     first_closed_ancestor,
+    program_paths,
     readable_by_others,
     readable_outside,
 )
@@ -117,6 +118,26 @@ def test_landlock_plan_grants_the_system_and_the_jobs_files_never_the_data_dir(t
     assert tmp_path not in read  # an operator's extra path that holds the data dir is not granted
     assert not [p for p in read if p == data_dir or data_dir in p.parents and not p.is_relative_to(build)]
     assert [Path(p) for p in plan["landlock"]["write"]] == [home, Path("/dev")]
+
+
+def test_a_job_reads_the_site_dirs_its_venvs_pth_files_add(tmp_path: Path) -> None:
+    # The racetrack-compat layer lives in the shared build cache and reaches the job's venv through
+    # a .pth file: without it in the job's view, `import multipart` fails inside the box.
+    venv = tmp_path / "cache/venvs/v1"
+    layer = tmp_path / "cache/racetrack-compat/k1"
+    site = venv / "lib/python3.11/site-packages"
+    for directory in (venv / "bin", site, layer):
+        directory.mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    python = venv / "bin/python"
+    python.symlink_to("/usr/bin/python3")
+    (site / "racetrack_compat.pth").write_text(f"{layer}\n")
+    (site / "other.pth").write_text(f"import os\n# a comment\nrelative/dir\n{tmp_path / 'missing'}\n")
+
+    paths = program_paths([str(python)], {"PATH": "/usr/bin"})
+
+    assert venv in paths and layer in paths
+    assert not [p for p in paths if p.is_relative_to(tmp_path) and p not in (venv, layer)]
 
 
 def test_uid_claims_are_exclusive_and_a_stale_claim_is_taken_over(tmp_path: Path) -> None:

@@ -139,6 +139,23 @@ def _venv_home(venv: Path) -> Path | None:
     return None
 
 
+def _pth_dirs(venv: Path) -> list[Path]:
+    """Directories the venv's `.pth` files put on `sys.path` (e.g. the racetrack-compat layer, which
+    lives in the shared build cache): the job must read them, or its imports fail inside the box."""
+    dirs: list[Path] = []
+    for pth in sorted(venv.glob("lib/python*/site-packages/*.pth")):
+        try:
+            lines = pth.read_text().splitlines()
+        except (OSError, UnicodeDecodeError):
+            continue
+        for line in lines:
+            line = line.strip()
+            # `import ...` lines run code rather than name a directory; relative lines stay in the venv.
+            if line and os.path.isabs(line) and os.path.isdir(line):
+                dirs.append(Path(os.path.abspath(line)))
+    return dirs
+
+
 def program_paths(command: list[str], env: dict[str, str], cwd: Path | None = None) -> list[Path]:
     """What running `command` needs to read besides the system: its virtualenv and its interpreter."""
     if not command:
@@ -155,6 +172,7 @@ def program_paths(command: list[str], env: dict[str, str], cwd: Path | None = No
     venv = program.parent.parent
     if (venv / "pyvenv.cfg").is_file():
         paths.append(venv)
+        paths += _pth_dirs(venv)
         home = _venv_home(venv)
         if home is not None:
             interpreters.append(home.resolve() / "python")
