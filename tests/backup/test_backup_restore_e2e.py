@@ -142,7 +142,8 @@ def test_restored_without_keys_old_tokens_are_refused_until_the_printed_recovery
         restored.secrets.update({admin_token, esc_token})
         assert esc_token != made.esc_token
         # 4: redeploy the jobs (their own tokens and secrets were encrypted under the old key).
-        result = deploy_and_wait(restored, EXAMPLES / "adder", force=True, token=admin_token)
+        restored._admin_token = admin_token  # the data dir has no admin-password file: it went with the keys
+        result = deploy_and_wait(restored, EXAMPLES / "adder", force=True)
         assert result["status"] == "done", result
         assert until(lambda: add(restored, esc_token), 200).json() == 42
         assert add(restored, made.esc_token).status_code == 401

@@ -184,7 +184,7 @@ def extract(archive: Path, staging: Path) -> BackupManifest:
     links: list[tuple[PurePosixPath, str]] = []
     manifest_data: bytes | None = None
     try:
-        with tarfile.open(archive, mode="r:*") as tar:
+        with tarfile.open(archive, mode="r:gz") as tar:
             first = tar.next()
             if first is None or first.name != MARKER_NAME:
                 raise InvalidInput(f"{archive}: not a Trackside backup (made by `trackside admin backup`)")

@@ -95,7 +95,7 @@ def recovery_steps(options: str, api: str) -> str:
             f"       curl -X POST -H 'X-Racetrack-Auth: TOKEN' {api}/auth/token/esc/regenerate",
             f"       curl -X POST -H 'X-Racetrack-Auth: TOKEN' {api}/auth/token/job_family/regenerate",
             "     users then log in again for their new token; ESC owners get theirs from staff",
-            "     (GET /escs/ID/auth_token, or the dashboard's ESC page)",
+            f"     (GET {api}/auth/token/esc/ESC_ID, or the dashboard's ESC page)",
             "  4. redeploy every job (trackside deploy ... --force, with its secret files): the jobs' secrets",
             "     and tokens were encrypted under the old secrets key",
         ]

@@ -227,6 +227,8 @@ def restore(settings: Settings, archive: Path, *, force: bool = False) -> Restor
     staging = Path(tempfile.mkdtemp(prefix=f".{data_dir.name}.restore-", dir=data_dir.parent))
     try:
         manifest = extract(archive, staging)
+        if database.MEMBERS[manifest.database] not in manifest.files:
+            raise InvalidInput(f"{archive}: damaged: it holds no database")
         database.check_revision_known(manifest.schema_revision)
         database.check_can_load(url, manifest.database)
         prepare_restored(staging / "data", manifest.data_dir, data_dir)
