@@ -42,6 +42,8 @@ def test_a_platform_backed_up_with_its_keys_serves_old_tokens_after_a_wipe_and_r
         archive.parent.mkdir()
         said = _backup(data_dir, database_url, archive, "--include-keys")  # while it runs
         assert "WARNING" in said and "keys" in said
+        running = trackside("admin", "restore", str(archive), "--force", *settings_args(data_dir, database_url))
+        assert running.returncode == 1 and "is running" in running.stderr, running.stderr
     finally:
         platform.stop()
     shutil.rmtree(data_dir)

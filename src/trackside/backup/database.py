@@ -70,6 +70,7 @@ def dump(db: Database, destination: Path, read: Callable[[Connection], T]) -> T:
         target = sqlite3.connect(destination)
         try:
             source.backup(target)  # the online backup API: one consistent copy while others write
+            target.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
         finally:
             target.close()
             source.close()

@@ -25,9 +25,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from trackside.auth.bootstrap import PASSWORD_FILENAME
-from trackside.auth.crypto import KEY_FILENAME as SECRETS_KEY_FILENAME
-from trackside.auth.keys import KEY_FILENAME as AUTH_KEY_FILENAME
 from trackside.backup import database
 from trackside.backup.archive import ArchiveWriter, extract, is_inside
 from trackside.backup.builds import add_local_builds, missing_builds, prepare_restored
@@ -245,10 +242,6 @@ def restore(settings: Settings, archive: Path, *, force: bool = False) -> Restor
             raise
         _move_into_place(staging, data_dir, plugins_dir)
         keys = restore_keys(staging, settings)
-        if not keys.restored:
-            # Keys of the data dir the archive does not replace would not match its tokens either.
-            for name in (AUTH_KEY_FILENAME, SECRETS_KEY_FILENAME, PASSWORD_FILENAME):
-                (data_dir / name).unlink(missing_ok=True)
         return RestoreReport(manifest=manifest, keys=keys, images=list(manifest.images))
     except BaseException:
         if not existed:
