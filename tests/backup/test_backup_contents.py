@@ -59,7 +59,7 @@ def _add_job(settings: Settings, name: str, target: str, tag: str, image: str | 
 
 def _write_build(data_dir: Path, name: str, tag: str) -> None:
     build = data_dir / "builds" / name / "1.0.0" / tag
-    build.mkdir(parents=True)
+    (build / "src" / "empty-but-needed").mkdir(parents=True)
     venv_python = data_dir / "cache" / "venvs" / "k1" / "bin" / "python"
     venv_python.parent.mkdir(parents=True)
     venv_python.symlink_to("/usr/bin/python3")
@@ -85,6 +85,7 @@ def test_a_local_job_is_archived_with_its_build_and_virtualenv_and_paths_move_on
     command = json.loads(artifact.read_text())["command"]
     assert command[0] == str(moved.data_dir / "cache" / "venvs" / "k1" / "bin" / "python")
     assert Path(command[0]).is_symlink()
+    assert (artifact.parent / "src" / "empty-but-needed").is_dir()  # empty directories are kept too
 
 
 def test_a_backup_that_would_lack_a_running_jobs_build_is_refused_not_written(tmp_path: Path) -> None:

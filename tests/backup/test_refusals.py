@@ -157,10 +157,12 @@ def test_a_damaged_archive_is_refused_and_nothing_is_made(tmp_path: Path, archiv
     flipped.write_bytes(data[:200] + bytes([data[200] ^ 0xFF]) + data[201:])
     not_ours = tmp_path / "not-ours.tar.gz"
     not_ours.write_bytes(_tar_gz([("database/trackside.db", b"x")], marker=False))
+    no_database = tmp_path / "no-database.tar.gz"
+    no_database.write_bytes(_tar_gz([("plugins/installed.json", b"[]")]))
     text = tmp_path / "notes.txt"
     text.write_text("not an archive at all")
     fresh = tmp_path / "fresh"
-    for bad in (truncated, flipped, not_ours, text):
+    for bad in (truncated, flipped, not_ours, no_database, text):
         error = one_line_error(cli("admin", "restore", str(bad), *where(fresh)))
         assert str(bad) in error
         assert not fresh.exists(), f"{bad.name} left {fresh}"

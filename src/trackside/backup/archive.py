@@ -120,9 +120,17 @@ class ArchiveWriter:
                     if entry in dirnames:
                         dirnames.remove(entry)
                     continue
+                name = f"{prefix}/{path.relative_to(root).as_posix()}"
                 if entry in dirnames and not path.is_symlink():
-                    continue  # walked into; empty directories are not kept
-                self.add_file(f"{prefix}/{path.relative_to(root).as_posix()}", path)
+                    self._add_directory(name, path)  # walked into next; kept even when empty
+                    continue
+                self.add_file(name, path)
+
+    def _add_directory(self, name: str, path: Path) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode = tarfile.DIRTYPE, stat.S_IMODE(os.lstat(path).st_mode)
+            self._tar.addfile(info)
 
     def commit(self, manifest: BackupManifest) -> None:
         manifest.files = dict(self.files)
@@ -201,7 +209,8 @@ def extract(archive: Path, staging: Path) -> BackupManifest:
                 target = staging.joinpath(*path.parts)
                 if member.isdir():
                     target.mkdir(parents=True, exist_ok=True)
-                elif member.issym():
+                    continue  # directories are not in the manifest: any may be empty
+                if member.issym():
                     links.append((path, member.linkname))
                     found[member.name] = "link:" + member.linkname
                 elif member.isfile():
