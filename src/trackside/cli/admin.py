@@ -1,7 +1,8 @@
-"""`trackside admin ...`: recovery and bootstrap commands that work on the store directly.
+"""`trackside admin ...`: recovery, bootstrap and backup commands that work on the store directly.
 
 They need no running server, only the same settings (`--data-dir`, `--database-url`, `--config`)
-as `trackside up`, so an operator locked out of every account can get back in.
+as `trackside up`, so an operator locked out of every account can get back in. `backup` runs
+beside a live platform; `restore` wants it stopped (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ if TYPE_CHECKING:
     from trackside.store.database import Database
 
 admin_app = typer.Typer(
-    name="admin", help="Manage accounts and tokens on the store directly (no server needed).", no_args_is_help=True
+    name="admin",
+    help="Manage accounts, tokens and backups on the store directly (no server needed).",
+    no_args_is_help=True,
 )
 
 PasswordStdinOption = Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")]
