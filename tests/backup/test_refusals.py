@@ -86,6 +86,14 @@ def test_backup_refuses_to_write_inside_a_directory_it_archives(data_dir: Path, 
         assert not inside.exists() and leftovers(inside.parent) == []
 
 
+def test_backup_of_a_data_dir_without_a_database_is_refused_and_creates_none(tmp_path: Path, cli: Cli) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    error = one_line_error(cli("admin", "backup", str(tmp_path / "b.tar.gz"), *where(empty)))
+    assert "no database" in error
+    assert list(empty.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
+
+
 def test_an_archive_is_readable_by_its_owner_only_and_has_no_keys_unless_asked(
     tmp_path: Path, data_dir: Path, archive: Path, cli: Cli
 ) -> None:

@@ -66,7 +66,10 @@ def _tool(name: str) -> str:
 def dump(db: Database, destination: Path, read: Callable[[Connection], T]) -> T:
     """Write the database to `destination`; `read` sees the very state that was dumped."""
     if db.is_sqlite:
-        source = sqlite3.connect(sqlite_path(db.url), timeout=30)
+        path = sqlite_path(db.url)
+        if not path.is_file():  # connecting would create an empty one
+            raise InvalidInput(f"no database at {path}: check --data-dir and --database-url")
+        source = sqlite3.connect(path, timeout=30)
         target = sqlite3.connect(destination)
         try:
             source.backup(target)  # the online backup API: one consistent copy while others write
