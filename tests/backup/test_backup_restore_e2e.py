@@ -18,6 +18,8 @@ from tests.backup.support import PASSWORD, add, call, populate, settings_args, t
 from tests.conftest import EXAMPLES, postgres_database
 from tests.support.platform import deploy_and_wait, start_platform
 
+pytestmark = pytest.mark.slow
+
 
 def _backup(data_dir: Path, database_url: str, archive: Path, *extra: str) -> str:
     result = trackside("admin", "backup", str(archive), *extra, *settings_args(data_dir, database_url))
