@@ -19,9 +19,9 @@ import typer
 from rich.status import Status
 from rich.text import Text
 
+from trackside.cli.build_context import pack_directory
 from trackside.cli.client import LifecycleClient
 from trackside.cli.common import RemoteOption, log, open_client, stderr_console, warn
-from trackside.cli.context import pack_directory
 from trackside.cli.manifest import OverridesOption
 from trackside.errors import DeployFailed, InvalidInput, TracksideError
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from trackside.domain import DeploymentStatus
 from trackside.errors import NotFound
-from trackside.lifecycle.registry import timestamp
+from trackside.lifecycle.job_versions import timestamp
 from trackside.store.database import Database
 from trackside.store.models import Deployment, utcnow
 
