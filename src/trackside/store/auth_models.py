@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from trackside.store.models import Base, new_id, utcnow
+from trackside.store.base import Base, new_id, utcnow
 
 
 class User(Base):
