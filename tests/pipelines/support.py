@@ -16,7 +16,7 @@ from trackside.pipelines.conditions import ACTIVE_RUN
 from trackside.pipelines.runs import get_run, run_json, steps_of
 from trackside.store.database import Database
 
-# The pipeline of chainr's README (seed 001), byte for byte in meaning.
+# The pipeline of chainr's README (docs/pipelines.md), byte for byte in meaning.
 README_PIPELINE: dict[str, Any] = {
     "kind": "Pipeline",
     "jobs": {

@@ -1,5 +1,5 @@
 """The store's governance tables: users, external service consumers, auth subjects, tokens,
-permissions, public endpoint requests and the audit log (reference section 5).
+permissions, public endpoint requests and the audit log (docs/auth.md).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 This is the one place that decides whether a call through the gateway may pass and where it
 goes; the gateway caches the answer for `gateway_cache_ttl` seconds, which is therefore how long
-a revoked token may keep working. The rules (reference section 4):
+a revoked token may keep working. The rules (docs/auth.md, "Gateway calls"):
 
 - `/health`, `/live`, `/ready` and the job's approved public endpoints (a path prefix, matched
   on whole segments) are open to anyone;

@@ -1,7 +1,7 @@
 """`/plugin`: install, uninstall, list, download and configure plugins, and reach their hooks.
 
-Racetrack's endpoints and shapes (reference section 2), so `racetrack plugin ...` works against us.
-After each change the lifecycle reloads its own engine at once; other components notice the
+Racetrack's endpoints and shapes (docs/architecture.md, "Compatibility contracts"), so `racetrack plugin ...` works
+against us. After each change the lifecycle reloads its own engine at once; other components notice the
 `last-change.txt` rewrite within a second or so.
 """
 
