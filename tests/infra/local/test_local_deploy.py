@@ -14,8 +14,8 @@ from tests.infra.local.localjob import (
     http_get,
     monitor,
     pid_gone,
-    wait_until,
 )
+from tests.support.polling import wait_until
 
 from trackside.errors import DeployFailed, InvalidInput, NotFound
 
