@@ -115,6 +115,14 @@ def test_live_never_matching_the_deployment_timestamp_times_out(local: LocalHarn
     local.artifact(env={"FAKE_MODE": "wrong-timestamp"})
     job = local.deploy(target, timestamp=42)
 
+    def answers_live() -> bool:
+        try:
+            return http_get(job.internal_name or "", "/live")[0] == 200
+        except OSError:  # not listening yet
+            return False
+
+    # Only once it answers (with its wrong timestamp) is the short deadline about the timestamp.
+    wait_until(answers_live, what="the fake job answering /live")
     with pytest.raises(DeployFailed) as failure:
         monitor(target).check_job_condition(job, 42)
 
