@@ -14,4 +14,4 @@ def _load(name: str) -> ModuleType:
 
 
 client = _load("client")
-context = _load("context")
+current_request = _load("current_request")

@@ -19,7 +19,7 @@ import os
 import time
 from typing import Any
 
-from ._runtime import client, context
+from ._runtime import client, current_request
 
 
 class JobCallFailed(RuntimeError):
@@ -32,13 +32,13 @@ class JobCallFailed(RuntimeError):
 
 def _outgoing_headers(entrypoint: Any) -> dict[str, str]:
     headers: dict[str, str] = dict(client.auth_headers())
-    var = getattr(entrypoint, "request_context", None) or context.request_context
+    var = getattr(entrypoint, "request_context", None) or current_request.request_context
     try:
         request = var.get()
     except LookupError:  # a ContextVar without default, read outside a request
         request = None
     if request is not None:
-        for name in (context.tracing_header_name(), context.caller_header_name()):
+        for name in (current_request.tracing_header_name(), current_request.caller_header_name()):
             value = request.headers.get(name)
             if value:  # an empty caller header would stop the gateway from naming the caller
                 headers[name] = value

@@ -8,11 +8,13 @@ same file or variables (`lifecycle_url` for the gateway and the supervisor).
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
 from trackside.errors import InvalidInput
 from trackside.safe_yaml import load_yaml
@@ -133,6 +135,21 @@ class Settings(BaseSettings):
             parse_network(entry)
         return value
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Flags (init arguments), then TRACKSIDE_* variables, then the config file `load_settings` found."""
+        path = _config_file.get()
+        if path is None:
+            return (init_settings, env_settings)
+        return (init_settings, env_settings, ConfigFileSource(settings_cls, path))
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'trackside.db'}"
@@ -151,29 +168,56 @@ class Settings(BaseSettings):
         return self.internal_pub_url or self.pub_url
 
 
+class ConfigFileSource(YamlConfigSettingsSource):
+    """The YAML config file as a settings source, parsed by `safe_yaml` (bounded, no duplicate keys).
+
+    It ranks below the environment, and a setting the environment or a flag gives is taken from
+    there whole: a dict setting is replaced, not merged key by key with the file's.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        if not path.is_file():
+            raise InvalidInput(f"config file {path}: not found")
+        super().__init__(settings_cls, yaml_file=path)
+
+    def _read_file(self, file_path: Path | Traversable) -> dict[str, Any]:
+        try:
+            text = file_path.read_text()
+        except OSError as exc:
+            raise InvalidInput(f"config file {file_path}: {exc}") from exc
+        loaded = load_yaml(text, f"config file {file_path}") or {}
+        if not isinstance(loaded, dict):
+            raise InvalidInput(f"config file {file_path}: expected a mapping of settings")
+        return loaded
+
+    def __call__(self) -> dict[str, Any]:
+        return {key: value for key, value in super().__call__().items() if key not in self.current_state}
+
+
+# The file `load_settings` reads while it builds a Settings; settings made in code read none.
+_config_file: ContextVar[Path | None] = ContextVar("trackside_config_file", default=None)
+
+
+def config_file_path(config_file: Path | None, data_dir: Path | None) -> Path | None:
+    """`--config`, else `TRACKSIDE_CONFIG`, else `{data_dir}/config.yaml` when it exists."""
+    if config_file is not None:
+        return Path(config_file)
+    if os.environ.get("TRACKSIDE_CONFIG"):
+        return Path(os.environ["TRACKSIDE_CONFIG"])
+    candidate = Path(data_dir or default_data_dir()) / "config.yaml"
+    return candidate if candidate.is_file() else None
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Build settings from the file, the environment, then explicit overrides (CLI flags)."""
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    file_values: dict[str, Any] = {}
-    path = config_file or (Path(os.environ["TRACKSIDE_CONFIG"]) if os.environ.get("TRACKSIDE_CONFIG") else None)
-    if path is None:
-        data_dir = Path(overrides.get("data_dir") or default_data_dir())
-        candidate = data_dir / "config.yaml"
-        path = candidate if candidate.is_file() else None
-    if path is not None:
-        try:
-            text = Path(path).read_text()
-        except OSError as exc:
-            raise InvalidInput(f"config file {path}: {exc}") from exc
-        loaded = load_yaml(text, f"config file {path}") or {}
-        if not isinstance(loaded, dict):
-            raise InvalidInput(f"config file {path}: expected a mapping of settings")
-        file_values = loaded
-    # Environment beats the file: drop file keys that an env var sets.
-    env_keys = {k[len("TRACKSIDE_") :].lower() for k in os.environ if k.startswith("TRACKSIDE_")}
-    merged = {k: v for k, v in file_values.items() if k not in env_keys}
-    merged.update(overrides)
+    path = config_file_path(config_file, overrides.get("data_dir"))
+    token = _config_file.set(path)
     try:
-        return Settings(**merged)
+        return Settings(**overrides)
+    except InvalidInput:
+        raise
     except Exception as exc:  # pydantic.ValidationError: say which setting and where
         raise InvalidInput(f"invalid settings{f' in {path}' if path else ''}: {exc}") from exc
+    finally:
+        _config_file.reset(token)

@@ -1,8 +1,8 @@
 """Data shared between components: jobs, families, secrets, deployment records.
 
-These are the shapes the plugin interface (seed 002) passes around, so infrastructure targets and
-job types from plugins see the same objects as the built-in ones. The lifecycle API serialises
-`JobDto` with `to_api()` into Racetrack's JSON shape.
+These are the shapes the plugin interface (docs/architecture.md, "The plugin interface") passes around, so
+infrastructure targets and job types from plugins see the same objects as the built-in ones. The lifecycle API
+serialises `JobDto` with `to_api()` into Racetrack's JSON shape.
 """
 
 from __future__ import annotations

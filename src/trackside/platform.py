@@ -90,8 +90,8 @@ def run_platform(settings: Settings) -> None:
     from trackside.gateway.resolver import LifecycleResolver
     from trackside.gateway.server import GatewayServer, RequestLimits
     from trackside.lifecycle.api.app import create_app
-    from trackside.lifecycle.context import LifecycleContext
     from trackside.lifecycle.supervisor import Supervisor
+    from trackside.lifecycle.wiring import LifecycleContext
     from trackside.pipelines.service import PipelineService
 
     configure_logging(settings)
@@ -184,8 +184,8 @@ def run_component(name: str, settings: Settings) -> None:
 
         run_gateway(settings)
         return
-    from trackside.lifecycle.context import LifecycleContext
     from trackside.lifecycle.supervisor import Supervisor
+    from trackside.lifecycle.wiring import LifecycleContext
 
     context = LifecycleContext.create(settings, component=name)
     stop = threading.Event()

@@ -15,8 +15,9 @@ from trackside.auth.tokens import SubjectType
 from trackside.auth.users import create_user
 from trackside.errors import Unauthorized
 from trackside.store.auth_models import AuthToken, User
+from trackside.store.base import utcnow
 from trackside.store.database import Database
-from trackside.store.models import JobFamily, utcnow
+from trackside.store.models import JobFamily
 
 OLD_KEY, NEW_KEY = "old-auth-key-" + "x" * 24, "new-auth-key-" + "y" * 24
 

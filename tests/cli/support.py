@@ -2,7 +2,7 @@
 
 `ScriptedApi` backs a real HTTP server on a loopback port that answers each request with the next
 scripted response for its method and path and records what it received. It stands in for the
-lifecycle API's documented *shapes* (reference section 2) so the CLI's side of the contract
+lifecycle API's documented *shapes* (docs/architecture.md, "Compatibility contracts") so the CLI's side of the contract
 (paths, headers, bodies, polling, error display) is pinned without the platform;
 `test_deploy_e2e.py` runs the same commands against the real platform.
 """

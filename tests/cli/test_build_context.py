@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from trackside.cli.context import IgnoreRules, pack_directory, parse_ignore_line
+from trackside.cli.build_context import IgnoreRules, pack_directory, parse_ignore_line
 from trackside.errors import InvalidInput
 
 

@@ -6,7 +6,7 @@ import json
 
 from sqlalchemy import select
 
-from trackside.lifecycle import registry
+from trackside.lifecycle import job_versions
 from trackside.lifecycle.job_listing import JobListing
 from trackside.store.database import Database
 from trackside.store.models import Job
@@ -14,7 +14,7 @@ from trackside.store.models import Job
 
 def add_job(db: Database, name: str, version: str) -> str:
     with db.session() as session:
-        family = registry.get_or_create_family(session, name)
+        family = job_versions.get_or_create_family(session, name)
         job = Job(
             family_id=family.id,
             name=name,
@@ -46,14 +46,14 @@ def test_a_changed_or_deleted_job_is_listed_as_it_is_now(database_url: str) -> N
     with db.session() as session:
         job = session.get(Job, beta)
         assert job is not None
-        registry.update_job(job, status="error", error="boom")
+        job_versions.update_job(job, status="error", error="boom")
     assert [(j["name"], j["status"], j["error"]) for j in listed(db, listing)] == [
         ("alpha", "running", None),
         ("beta", "error", "boom"),
     ]
 
     with db.session() as session:
-        registry.move_to_trash(session, registry.get_job(session, "alpha", "1.0.0"), "tester")
+        job_versions.move_to_trash(session, job_versions.get_job(session, "alpha", "1.0.0"), "tester")
     assert [j["name"] for j in listed(db, listing)] == ["beta"]
     db.dispose()
 
@@ -81,7 +81,7 @@ def test_a_warmed_up_listing_serves_every_job_and_still_sees_later_changes(datab
     with db.session() as session:
         job = session.get(Job, alpha)
         assert job is not None
-        registry.update_job(job, status="error", error="boom")
+        job_versions.update_job(job, status="error", error="boom")
     assert [(j["name"], j["status"]) for j in listed(db, listing)] == [("alpha", "error"), ("beta", "running")]
     db.dispose()
 

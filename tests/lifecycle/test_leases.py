@@ -11,8 +11,9 @@ from sqlalchemy import update
 
 from trackside.lifecycle import leases
 from trackside.lifecycle.leases import Worker, current_worker, process_start
+from trackside.store.base import utcnow
 from trackside.store.database import Database
-from trackside.store.models import Deployment, Lease, utcnow
+from trackside.store.models import Deployment, Lease
 
 # A worker on another machine: nothing here can tell whether it still runs, only its lease can.
 ELSEWHERE = Worker("other-host|boot-of-another-machine|pid:[1]|4242|123456|cafe0001")

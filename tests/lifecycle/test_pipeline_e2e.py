@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from tests.infra.local.localjob import pid_gone
-from tests.support.calls import Callers
+from tests.support.calls import Callers, generation_source, serving_generation
 from tests.support.platform import RunningPlatform, deploy_and_wait, deploy_directory, wait_for_deployment, write_job
 
 from trackside.build.artifacts import build_tag
@@ -20,26 +20,6 @@ from trackside.infra.local.layout import LocalLayout
 from trackside.infra.local.state import read_state
 
 pytestmark = pytest.mark.slow
-
-
-def job_source(generation: str, import_delay: float = 0.0, broken: bool = False) -> str:
-    """An adder that says which generation it is; the delay keeps a new one unready for a while."""
-    return (
-        "import time\n"
-        f"time.sleep({import_delay})\n"
-        + ("raise RuntimeError('this generation is broken')\n" if broken else "")
-        + "class Job:\n"
-        "    def perform(self, a=0, b=0):\n"
-        "        return a + b\n"
-        "    def auxiliary_endpoints(self):\n"
-        f"        return {{'/which': lambda: {generation!r}}}\n"
-    )
-
-
-def which(platform: RunningPlatform, name: str) -> str:
-    answer = platform.http.post(f"{platform.url}/pub/job/{name}/latest/api/v1/which", json={})
-    assert answer.status_code == 200, answer.text
-    return str(answer.json())
 
 
 def replicas(platform: RunningPlatform, name: str) -> dict[str, list[int]]:
@@ -67,12 +47,12 @@ def test_forced_redeploy_redeploy_and_reprovision_serve_every_call_of_four_clien
     platform: RunningPlatform, tmp_path: Path
 ) -> None:
     name = "gapless"
-    job_dir = write_job(tmp_path / "job", name, job_source("old"))
+    job_dir = write_job(tmp_path / "job", name, generation_source("old"))
     assert deploy_and_wait(platform, job_dir)["status"] == "done"
     (old_tag,) = replicas(platform, name)
     old_pids = replicas(platform, name)[old_tag]
 
-    (job_dir / "job.py").write_text(job_source("new", import_delay=1.0))  # unready for 1 s after it starts
+    (job_dir / "job.py").write_text(generation_source("new", import_delay=1.0))  # unready for 1 s after it starts
     with calling(platform, name) as callers:
         wait_for_calls(callers)
         forced = deploy_and_wait(platform, job_dir, force=True)
@@ -93,7 +73,7 @@ def test_forced_redeploy_redeploy_and_reprovision_serve_every_call_of_four_clien
     assert callers.failures == [], callers.failures[:10]
     assert after_forced > 20 and callers.ok > after_forced
 
-    assert which(platform, name) == "new"
+    assert serving_generation(platform, name) == "new"
     job = platform.http.get(f"{platform.api}/job/{name}/0.0.1").json()
     assert job["status"] == "running"
     # The reprovision ran the redeploy's build again, under a deployment tag of its own.
@@ -112,11 +92,11 @@ def test_a_forced_redeploy_that_never_gets_ready_leaves_the_old_replicas_serving
     platform: RunningPlatform, tmp_path: Path
 ) -> None:
     name = "keeps-old"
-    job_dir = write_job(tmp_path / "job", name, job_source("old"))
+    job_dir = write_job(tmp_path / "job", name, generation_source("old"))
     assert deploy_and_wait(platform, job_dir)["status"] == "done"
     old = platform.http.get(f"{platform.api}/job/{name}/0.0.1").json()
 
-    (job_dir / "job.py").write_text(job_source("broken", import_delay=1.0, broken=True))
+    (job_dir / "job.py").write_text(generation_source("broken", import_delay=1.0, broken=True))
     with calling(platform, name) as callers:
         wait_for_calls(callers)
         failed = deploy_and_wait(platform, job_dir, force=True)
@@ -124,7 +104,7 @@ def test_a_forced_redeploy_that_never_gets_ready_leaves_the_old_replicas_serving
     assert failed["status"] == "failed", failed
     assert "this generation is broken" in failed["error"]
     assert callers.failures == [], callers.failures[:10]
-    assert which(platform, name) == "old"
+    assert serving_generation(platform, name) == "old"
     job = platform.http.get(f"{platform.api}/job/{name}/0.0.1").json()
     assert (job["status"], job["image_tag"]) == ("running", old["image_tag"])
     assert job["replica_internal_names"] == old["replica_internal_names"]
@@ -137,10 +117,10 @@ def test_one_deployment_of_a_version_at_a_time_the_others_are_refused_with_409(
     platform: RunningPlatform, tmp_path: Path
 ) -> None:
     name = "one-at-a-time"
-    job_dir = write_job(tmp_path / "job", name, job_source("first"))
+    job_dir = write_job(tmp_path / "job", name, generation_source("first"))
     assert deploy_and_wait(platform, job_dir)["status"] == "done"
 
-    (job_dir / "job.py").write_text(job_source("slow", import_delay=4.0))
+    (job_dir / "job.py").write_text(generation_source("slow", import_delay=4.0))
     running = deploy_directory(platform, job_dir, force=True)
     assert running.status_code in (200, 201), running.text
     try:

@@ -1,4 +1,4 @@
-"""The purge score, term by term, as Racetrack computes it (reference section 8)."""
+"""The purge score, term by term, as Racetrack computes it."""
 
 from __future__ import annotations
 

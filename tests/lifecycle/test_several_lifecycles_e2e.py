@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 from tests.infra.local.localjob import pid_gone
-from tests.lifecycle.test_pipeline_e2e import job_source
-from tests.support.calls import Callers
+from tests.support.calls import Callers, generation_source
 from tests.support.platform import (
     RunningPlatform,
     deploy_and_wait,
@@ -90,7 +89,7 @@ def test_a_lifecycle_killed_mid_deploy_leaves_nothing_half_made_and_the_other_lo
         )
         started.append(gateway)
 
-        kept_dir = write_job(tmp_path / "kept", "kept", job_source("old"))
+        kept_dir = write_job(tmp_path / "kept", "kept", generation_source("old"))
         assert deploy_and_wait(survivor, kept_dir)["status"] == "done"
         (old_tag,) = replicas(data_dir, "kept")
         with Callers(gateway.url, survivor.auth, "kept", "0.0.1", clients=4) as callers:
@@ -100,7 +99,9 @@ def test_a_lifecycle_killed_mid_deploy_leaves_nothing_half_made_and_the_other_lo
             redeploy = deploy_directory(doomed, kept_dir, force=True).json()["id"]
             first = deploy_directory(doomed, write_job(tmp_path / "half", "halfmade", NEVER_READY)).json()["id"]
             # On the one that lives: a deploy of its own, under way when the other dies.
-            own = deploy_directory(survivor, write_job(tmp_path / "own", "own", job_source("own", 3.0))).json()["id"]
+            own = deploy_directory(survivor, write_job(tmp_path / "own", "own", generation_source("own", 3.0))).json()[
+                "id"
+            ]
             for deployment_id in (redeploy, first):
                 wait_for_phase(doomed, deployment_id, "initializing Job entrypoint")
             new_kept = [pid for tag, pids in replicas(data_dir, "kept").items() if tag != old_tag for pid in pids]
@@ -143,7 +144,7 @@ def test_a_lifecycle_killed_mid_deploy_leaves_nothing_half_made_and_the_other_lo
             assert "deployment_failed" in [event["event_type"] for event in events]
 
         # And the version the dead lifecycle was deploying first can be deployed again, no --force needed.
-        again = deploy_and_wait(survivor, write_job(tmp_path / "again", "halfmade", job_source("again")))
+        again = deploy_and_wait(survivor, write_job(tmp_path / "again", "halfmade", generation_source("again")))
         assert again["status"] == "done", again
     finally:
         for process in reversed(started):

@@ -7,7 +7,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from trackside.config import Settings
-from trackside.lifecycle import registry
+from trackside.lifecycle import job_versions
 from trackside.lifecycle.leases import Worker
 from trackside.lifecycle.supervisor import Supervisor
 from trackside.plugins.engine import PluginEngine
@@ -19,7 +19,7 @@ COLUMNS = (Job.id, Job.infrastructure_target, Job.image_tag)
 
 def running_job(db: Database, target: str, tag: str) -> str:
     with db.session() as session:
-        family = registry.get_or_create_family(session, "mover")
+        family = job_versions.get_or_create_family(session, "mover")
         job = Job(
             family_id=family.id,
             name="mover",
@@ -40,7 +40,7 @@ def test_a_report_read_before_a_move_is_not_written_over_the_move(db: Database) 
     with db.session() as session:
         before_move = session.execute(select(*COLUMNS).where(Job.id == job_id)).one()
     with db.session() as session:  # a move switches the job to docker meanwhile
-        registry.update_job(
+        job_versions.update_job(
             session.get(Job, job_id),
             infrastructure_target="docker",
             image_tag="t2",

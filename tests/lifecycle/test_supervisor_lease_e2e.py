@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.lifecycle.test_pipeline_e2e import job_source
+from tests.support.calls import generation_source
 from tests.support.platform import RunningPlatform, deploy_and_wait, start_trackside, write_job
 
 from trackside.infra.local.layout import LocalLayout
@@ -44,7 +44,7 @@ def test_two_supervisors_one_acts_at_a_time_and_the_other_takes_over_within_seco
     db = Database(postgres_url)
     replicas: list[tuple[int, list[str]]] = []
     try:
-        job = deploy_and_wait(lifecycle, write_job(tmp_path / "job", "watched", job_source("one")))
+        job = deploy_and_wait(lifecycle, write_job(tmp_path / "job", "watched", generation_source("one")))
         assert job["status"] == "done", job
         states = [read_state(path) for *_, path in LocalLayout(data_dir).state_files()]
         replicas = [(state.pid, state.command) for state in states if state is not None]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from trackside.pipelines.conditions import ACTIVE_RUN
 from trackside.pipelines.runs import get_run, run_json, steps_of
 from trackside.store.database import Database
 
-# The pipeline of chainr's README (seed 001), byte for byte in meaning.
+# The pipeline of chainr's README (docs/pipelines.md), byte for byte in meaning.
 README_PIPELINE: dict[str, Any] = {
     "kind": "Pipeline",
     "jobs": {
@@ -69,16 +68,6 @@ def wait_for_run(http: httpx.Client, url: str, uid: str, timeout: float = 120) -
             return body
         time.sleep(0.05)
     raise TimeoutError(f"run {uid} still active after {timeout} s")
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise TimeoutError(f"{what} not met within {timeout} s")
 
 
 def shell_quote(path: Path) -> str:

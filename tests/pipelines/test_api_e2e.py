@@ -21,9 +21,9 @@ from tests.pipelines.support import (
     chainr_view,
     shell_quote,
     wait_for_run,
-    wait_until,
 )
 from tests.support.platform import RunningPlatform
+from tests.support.polling import wait_until
 
 from trackside.auth.service import AuthService
 from trackside.config import Settings

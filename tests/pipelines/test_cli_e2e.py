@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.pipelines.support import README_PIPELINE, shell_quote, wait_for_run, wait_until
+from tests.pipelines.support import README_PIPELINE, shell_quote, wait_for_run
 from tests.support.platform import RunningPlatform
+from tests.support.polling import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.store]
 

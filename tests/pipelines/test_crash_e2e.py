@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 from tests.pipelines.conftest import LOCAL_ENV
-from tests.pipelines.support import shell_quote, wait_for_run, wait_until
+from tests.pipelines.support import shell_quote, wait_for_run
 from tests.support.platform import RunningPlatform, start_platform
+from tests.support.polling import wait_until
 from tests.support.services import require_docker
 
 pytestmark = [pytest.mark.slow, pytest.mark.store]

@@ -13,8 +13,8 @@ from tests.pipelines.support import OWNER, README_PIPELINE
 from trackside.pipelines.cron import CronLoop, latest_tick, next_tick
 from trackside.pipelines.models import PipelineRun
 from trackside.pipelines.service import PipelineService
+from trackside.store.base import utcnow
 from trackside.store.database import Database
-from trackside.store.models import utcnow
 
 
 @pytest.fixture

@@ -7,8 +7,9 @@ import subprocess
 from typing import Any
 
 import pytest
-from tests.pipelines.support import README_GOLDEN_JOBS, README_PIPELINE, chainr_view, wait_for_run, wait_until
+from tests.pipelines.support import README_GOLDEN_JOBS, README_PIPELINE, chainr_view, wait_for_run
 from tests.support.platform import RunningPlatform
+from tests.support.polling import wait_until
 from tests.support.services import require_docker
 
 pytestmark = [pytest.mark.slow, pytest.mark.store, pytest.mark.docker]

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 from tests.pipelines.conftest import local_settings
-from tests.pipelines.support import OWNER, README_PIPELINE, Receiver, wait_for_run_in_store, wait_until
+from tests.pipelines.support import OWNER, README_PIPELINE, Receiver, wait_for_run_in_store
+from tests.support.polling import wait_until
 
 from trackside.pipelines.notifiers import sign, verify
 from trackside.pipelines.service import PipelineService

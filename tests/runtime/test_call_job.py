@@ -6,9 +6,9 @@ from tests.runtime.harness import StartJob
 
 CALLEE = """
 try:
-    from trackside_runtime.context import request_context
+    from trackside_runtime.current_request import request_context
 except ImportError:
-    from trackside.runtime.context import request_context
+    from trackside.runtime.current_request import request_context
 
 
 class Callee:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from tests.runtime.harness import RunningJob, StartJob
+from tests.support.polling import wait_until
 
 
 def test_perform_adds_at_root(adder: RunningJob) -> None:
@@ -177,41 +178,54 @@ def test_async_perform_is_awaited(start_job: StartJob) -> None:
     assert job.client.post("/api/v1/perform", json={"m": 1}).status_code == 400
 
 
-SLOW_SYNC = """
-import time
+MEETING = """
+import threading
+
+# Four calls meet here: each waits until all four are inside perform at once, which only threads allow.
+meeting = threading.Barrier(4)
+entered = threading.Event()
+release = threading.Event()
 
 
-class Slow:
-    def perform(self, seconds: float) -> str:
-        time.sleep(seconds)
-        return "done"
+class Meeting:
+    def perform(self, action: str) -> str:
+        if action == "meet":
+            meeting.wait(timeout=60)  # BrokenBarrierError (a 500) unless the calls overlap
+            return "met"
+        if action == "hold":
+            entered.set()
+            return "released" if release.wait(timeout=60) else "never released"
+        if action == "held":
+            return "yes" if entered.is_set() else "no"
+        release.set()
+        return "released"
 """
 
 
 def test_sync_perform_runs_in_threads_so_calls_overlap(start_job: StartJob) -> None:
     import concurrent.futures
-    import time
 
     import httpx
 
-    job = start_job(SLOW_SYNC)
+    job = start_job(MEETING)
 
-    def call() -> int:
-        return httpx.post(f"{job.url}/api/v1/perform", json={"seconds": 0.5}, timeout=10).status_code
+    def call(action: str) -> str:
+        resp = httpx.post(f"{job.url}/api/v1/perform", json={"action": action}, timeout=120)
+        assert resp.status_code == 200, resp.text
+        return str(resp.json())
 
-    started = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        codes = list(pool.map(lambda _: call(), range(8)))
-    assert codes == [200] * 8
-    assert time.monotonic() - started < 2.0  # 8 x 0.5 s sequentially would be 4 s
-    # The loop is not blocked meanwhile: probes answer while perform sleeps.
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(call, ["meet"] * 4)) == ["met"] * 4
+
+    # The loop is not blocked meanwhile: while one perform waits, probes and other calls are answered,
+    # and it is one of those calls that lets it finish.
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(call)
-        time.sleep(0.1)
-        probe_started = time.monotonic()
+        held = pool.submit(call, "hold")
+        wait_until(lambda: call("held") == "yes", what="the held call entered perform")
         assert job.client.get("/live").status_code == 200
-        assert time.monotonic() - probe_started < 0.3
-        assert pending.result() == 200
+        assert not held.done()
+        assert call("release") == "released"
+        assert held.result() == "released"
 
 
 def test_parameters_lists_perform_signature(adder: RunningJob) -> None:

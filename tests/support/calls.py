@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from tests.support.platform import RunningPlatform
 
 
 class Callers:
@@ -71,3 +74,24 @@ class Callers:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=30)
+
+
+def generation_source(generation: str, import_delay: float = 0.0, broken: bool = False) -> str:
+    """An adder job that says which generation it is at `/which`; the delay keeps a new one unready a while."""
+    return (
+        "import time\n"
+        f"time.sleep({import_delay})\n"
+        + ("raise RuntimeError('this generation is broken')\n" if broken else "")
+        + "class Job:\n"
+        "    def perform(self, a=0, b=0):\n"
+        "        return a + b\n"
+        "    def auxiliary_endpoints(self):\n"
+        f"        return {{'/which': lambda: {generation!r}}}\n"
+    )
+
+
+def serving_generation(platform: RunningPlatform, name: str) -> str:
+    """Which generation of `name` (a `generation_source` job) answers at `latest`."""
+    answer = platform.http.post(f"{platform.url}/pub/job/{name}/latest/api/v1/which", json={})
+    assert answer.status_code == 200, answer.text
+    return str(answer.json())

@@ -196,7 +196,7 @@ def deploy_directory(
 
     As the first admin unless `token` says who deploys.
     """
-    from trackside.cli.context import pack_directory
+    from trackside.cli.build_context import pack_directory
     from trackside.manifest.load import load_manifest_dict
 
     body = {

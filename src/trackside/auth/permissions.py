@@ -1,4 +1,4 @@
-"""Permission checks with Racetrack's matching rules (reference section 4).
+"""Permission checks with Racetrack's matching rules (docs/auth.md).
 
 A permission row allows `scope` (or everything, for `full_access`) to one subject, narrowed by an
 optional family, job version and endpoint; an empty filter means "any". A check passes when any

@@ -20,8 +20,9 @@ from trackside.auth.tokens import SubjectType, decode_token, encode_token
 from trackside.config import Settings
 from trackside.errors import NotFound, Unauthorized
 from trackside.store.auth_models import AuthSubject, AuthToken, Esc, User
+from trackside.store.base import utcnow
 from trackside.store.database import Database
-from trackside.store.models import JobFamily, utcnow
+from trackside.store.models import JobFamily
 
 LAST_USE_RESOLUTION = timedelta(days=1)
 

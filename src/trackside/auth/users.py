@@ -18,7 +18,7 @@ from trackside.auth.scopes import NEW_USER_SCOPES, Scope
 from trackside.auth.subjects import subject_of
 from trackside.errors import AlreadyExists, InvalidInput, NotFound, Unauthorized
 from trackside.store.auth_models import User
-from trackside.store.models import utcnow
+from trackside.store.base import utcnow
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9@.+_-]{1,150}\Z")
 

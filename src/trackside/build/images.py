@@ -1,6 +1,6 @@
 """Container image builds: a job's source becomes an image on a Docker engine, pushed to a registry.
 
-Racetrack's image builder, in-process (reference section 10). A job type's image is either a Jinja2
+Racetrack's image builder, in-process. A job type's image is either a Jinja2
 Dockerfile template of the job type (`source: jobtype`, built with the build directory as context and
 the job's source under `job_dir`) or the job's own Dockerfile (`source: job`, the job's source is the
 context). Builds run with BuildKit and `--network none`: whatever a build installs was fetched on this

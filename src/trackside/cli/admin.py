@@ -7,6 +7,8 @@ beside a live platform; `restore` wants it stopped (docs/operations.md).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -28,15 +30,20 @@ admin_app = typer.Typer(
 PasswordStdinOption = Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")]
 
 
-def _open(config: Path | None, data_dir: Path | None, database_url: str | None) -> tuple[Database, Settings]:
+@contextmanager
+def _store(config: Path | None, data_dir: Path | None, database_url: str | None) -> Iterator[tuple[Database, Settings]]:
+    """The store the settings name, migrated, and the settings; the store's connections are closed after."""
     from trackside.config import load_settings
     from trackside.store.database import Database
 
     settings = load_settings(config, data_dir=data_dir, database_url=database_url)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.resolved_database_url)
-    db.migrate()
-    return db, settings
+    try:
+        db.migrate()
+        yield db, settings
+    finally:
+        db.dispose()
 
 
 def _ask_new_password(password_stdin: bool) -> str:
@@ -61,14 +68,11 @@ def create_user(
     from trackside.auth.users import create_user as create
     from trackside.lifecycle import audit
 
-    db, _settings = _open(config, data_dir, database_url)
-    password = _ask_new_password(password_stdin)
-    try:
+    with _store(config, data_dir, database_url) as (db, _settings):
+        password = _ask_new_password(password_stdin)
         with db.session() as session:
             create(session, name, password, active=True, staff=staff)
             audit.record(session, audit.EventType.USER_CREATED, "trackside admin", subject=name, staff=staff)
-    finally:
-        db.dispose()
     typer.echo(f"user {name} created{' (staff)' if staff else ''}", err=True)
 
 
@@ -85,16 +89,13 @@ def set_password(
     from trackside.auth.users import set_password as set_pw
     from trackside.lifecycle import audit
 
-    db, _settings = _open(config, data_dir, database_url)
-    password = _ask_new_password(password_stdin)
-    try:
+    with _store(config, data_dir, database_url) as (db, _settings):
+        password = _ask_new_password(password_stdin)
         with db.session() as session:
             user = get_user(session, name)
             set_pw(session, user, password)
             user.is_active = True
             audit.record(session, audit.EventType.PASSWORD_CHANGED, "trackside admin", subject=name)
-    finally:
-        db.dispose()
     typer.echo(f"password of {name} set", err=True)
 
 
@@ -109,13 +110,9 @@ def activate(
     from trackside.auth.users import get_user
     from trackside.lifecycle import audit
 
-    db, _settings = _open(config, data_dir, database_url)
-    try:
-        with db.session() as session:
-            get_user(session, name).is_active = True
-            audit.record(session, audit.EventType.USER_ACTIVATED, "trackside admin", subject=name)
-    finally:
-        db.dispose()
+    with _store(config, data_dir, database_url) as (db, _settings), db.session() as session:
+        get_user(session, name).is_active = True
+        audit.record(session, audit.EventType.USER_ACTIVATED, "trackside admin", subject=name)
     typer.echo(f"user {name} activated", err=True)
 
 
@@ -135,12 +132,9 @@ def generate_auth(
     from trackside.auth.scopes import parse_scope
     from trackside.auth.service import AuthService
 
-    db, settings = _open(config, data_dir, database_url)
-    try:
+    with _store(config, data_dir, database_url) as (db, settings):
         scopes = [parse_scope(s).value for s in scope] if scope else None
         token = AuthService.from_settings(settings, db).internal_token(subject, scopes)
-    finally:
-        db.dispose()
     typer.echo(token)
 
 

@@ -5,9 +5,9 @@ platform. The file is `~/.trackside/client.yaml` (a directory or a `.yaml` path 
 `TRACKSIDE_CLIENT_CONFIG` replaces it), written with mode 0600 because it holds tokens, as
 Racetrack's `~/.racetrack/config.yaml` does.
 
-Remote resolution follows Racetrack's client (reference section 7): an alias is looked up first,
-a missing scheme becomes `http://` for loopback hosts and `https://` otherwise, and a URL without a
-path gets `/lifecycle` appended.
+Remote resolution follows Racetrack's client (docs/architecture.md, "Compatibility contracts"): an alias is looked up
+first, a missing scheme becomes `http://` for loopback hosts and `https://` otherwise, and a URL without a path gets
+`/lifecycle` appended.
 """
 
 from __future__ import annotations

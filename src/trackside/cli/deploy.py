@@ -1,10 +1,10 @@
 """`trackside deploy`: send a job to the lifecycle API and follow the deployment to its end.
 
-Mirrors `racetrack deploy` (reference section 7): POST /deploy with the merged manifest, the secret
-env files and (by default) the job directory as a tarball, then poll GET /deploy/{id}. Polling
-starts at 50 ms because a cached local deploy finishes in well under two seconds, and backs off to
-1 s so long builds do not hammer the API. Progress goes to stderr (a Rich spinner on a terminal,
-one line per phase otherwise) and the job's URL alone goes to stdout, so scripts can capture it.
+Mirrors `racetrack deploy` (docs/architecture.md, "Compatibility contracts"): POST /deploy with the merged manifest,
+the secret env files and (by default) the job directory as a tarball, then poll GET /deploy/{id}. Polling starts at 50
+ms because a cached local deploy finishes in well under two seconds, and backs off to 1 s so long builds do not hammer
+the API. Progress goes to stderr (a Rich spinner on a terminal, one line per phase otherwise) and the job's URL alone
+goes to stdout, so scripts can capture it.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import typer
 from rich.status import Status
 from rich.text import Text
 
+from trackside.cli.build_context import pack_directory
 from trackside.cli.client import LifecycleClient
 from trackside.cli.common import RemoteOption, log, open_client, stderr_console, warn
-from trackside.cli.context import pack_directory
 from trackside.cli.manifest import OverridesOption
 from trackside.errors import DeployFailed, InvalidInput, TracksideError
 

@@ -94,6 +94,16 @@ def _narrow(version: str | None, endpoint: str | None) -> dict[str, str]:
     return {k: v for k, v in (("version", version), ("endpoint", endpoint)) if v}
 
 
+def _grant(
+    remote: str | None, grantee: str, family: str, scope: str, version: str | None, endpoint: str | None
+) -> None:
+    """Allow `grantee` (a path: `esc/{id}`, `job_family/{name}`) SCOPE on a job family."""
+    with open_client(remote) as client:
+        client.request(
+            "POST", f"/auth/allow/{grantee}/job/{_q(family)}/scope/{_q(scope)}", params=_narrow(version, endpoint)
+        )
+
+
 @grant_app.command("esc")
 def grant_esc(
     esc_id: Annotated[str, typer.Argument(help="The ESC's id.")],
@@ -104,12 +114,7 @@ def grant_esc(
     remote: RemoteOption = None,
 ) -> None:
     """Allow an ESC SCOPE (default call_job) on a job family."""
-    with open_client(remote) as client:
-        client.request(
-            "POST",
-            f"/auth/allow/esc/{_q(esc_id)}/job/{_q(family)}/scope/{_q(scope)}",
-            params=_narrow(version, endpoint),
-        )
+    _grant(remote, f"esc/{_q(esc_id)}", family, scope, version, endpoint)
     typer.echo(f"ESC {esc_id} may now {scope} on {family}", err=True)
 
 
@@ -123,10 +128,5 @@ def grant_family(
     remote: RemoteOption = None,
 ) -> None:
     """Allow jobs of SOURCE to call TARGET (one way only)."""
-    with open_client(remote) as client:
-        client.request(
-            "POST",
-            f"/auth/allow/job_family/{_q(source)}/job/{_q(target)}/scope/{_q(scope)}",
-            params=_narrow(version, endpoint),
-        )
+    _grant(remote, f"job_family/{_q(source)}", target, scope, version, endpoint)
     typer.echo(f"job family {source} may now {scope} on {target}", err=True)

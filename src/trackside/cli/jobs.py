@@ -1,7 +1,7 @@
 """Commands on deployed jobs: list, delete, redeploy, logs, build-logs, call.
 
-They mirror `racetrack` (reference section 7). Tables are Rich on a terminal and tab-separated
-text otherwise, so the output pipes into `cut`/`awk` without parsing box drawing.
+They mirror `racetrack` (docs/architecture.md, "Compatibility contracts"). Tables are Rich on a terminal and
+tab-separated text otherwise, so the output pipes into `cut`/`awk` without parsing box drawing.
 """
 
 from __future__ import annotations

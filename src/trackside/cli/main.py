@@ -18,7 +18,7 @@ import httpx
 import typer
 from typer.core import TyperGroup
 
-from trackside.cli import admin, audit, auth, deploy, escs, jobs, manifest, move, registry, remote, server
+from trackside.cli import admin, audit, auth, deploy, escs, jobs, manifest, move, registry_clean, remote, server
 from trackside.cli.pipeline import pipeline_app
 from trackside.cli.plugins import plugin_app
 from trackside.errors import TracksideError
@@ -131,7 +131,7 @@ app.command("login")(auth.login)
 app.command("logout")(auth.logout)
 remote.get_app.command("auth-token")(auth.get_auth_token)
 app.add_typer(admin.admin_app)
-admin.admin_app.command("registry-clean")(registry.registry_clean)
+admin.admin_app.command("registry-clean")(registry_clean.registry_clean)
 app.command("move")(move.move)
 app.add_typer(escs.esc_app)
 app.add_typer(escs.grant_app)

@@ -1,7 +1,7 @@
 """`trackside plugin ...`: bundle a plugin directory, and install, list, download or remove plugins.
 
-The remote commands call the same `/plugin` endpoints as `racetrack plugin ...` (reference section
-7); `install` sends the raw zip to `/plugin/upload/{filename}` exactly as Racetrack's client does.
+The remote commands call the same `/plugin` endpoints as `racetrack plugin ...` (docs/architecture.md, "Compatibility
+contracts"); `install` sends the raw zip to `/plugin/upload/{filename}` exactly as Racetrack's client does.
 """
 
 from __future__ import annotations

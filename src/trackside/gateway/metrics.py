@@ -1,9 +1,9 @@
 """The gateway's Prometheus metrics, kept as plain dicts and rendered by hand.
 
-prometheus_client takes a lock and walks label objects on every increment (a few microseconds);
-the gateway counts several things per proxied call on its one event loop, so plain dict
-increments with no locks cost almost nothing. Names follow Racetrack's Pub (reference section 3)
-with Prometheus' `_total`/`_seconds` suffixes.
+prometheus_client takes a lock and walks label objects on every increment (a few microseconds); the gateway counts
+several things per proxied call on its one event loop, so plain dict increments with no locks cost almost nothing.
+Names follow Racetrack's Pub (docs/architecture.md, "Compatibility contracts") with Prometheus' `_total`/`_seconds`
+suffixes.
 """
 
 from __future__ import annotations

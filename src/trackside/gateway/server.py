@@ -1,7 +1,7 @@
 """The gateway ("pub"): a lean HTTP/1.1 reverse proxy in front of jobs.
 
 Why not a framework: the proxy hop is on every job call. An ASGI app forwarding with httpx adds
-1.5-2.8 ms of CPU per call (DESIGN.md); this module is a raw asyncio Protocol (uvloop when
+1.5-2.8 ms of CPU per call (docs/architecture.md, "Hot paths"); this module is a raw asyncio Protocol (uvloop when
 available) parsing with httptools, writing each request straight onto a pooled keep-alive
 connection and streaming response bytes back as they arrive. A call whose routing decision is
 cached and whose upstream connection idles in the pool is forwarded without a task: callbacks

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from trackside.domain import JobDto, JobStatus
+
 # Racetrack probes with 3 s: a loaded machine can take over a second to answer a tiny GET, and a
 # job that answers slowly is still running, not in error.
 PROBE_TIMEOUT = 3.0
@@ -69,3 +71,38 @@ def last_call_timestamp(metrics_text: str) -> int | None:
                 return None
             return value or None
     return None
+
+
+def listed_job(
+    name: str,
+    version: str,
+    *,
+    target: str,
+    image_tag: str,
+    job_type_version: str | None,
+    replicas: int,
+    restarts: int,
+    first_address: str,
+    answering: list[str],
+    errors: list[str],
+    last_calls: list[int],
+    **stats: Any,
+) -> JobDto:
+    """A target's listing entry for a job version, from the probes of the replicas that serve it.
+
+    Running unless a replica reported an error (the errors, one a line, are the entry's error); the
+    internal name is the first replica that answered, or the first replica when none did.
+    """
+    return JobDto(
+        name=name,
+        version=version,
+        status=JobStatus.ERROR.value if errors else JobStatus.RUNNING.value,
+        error="\n".join(errors) if errors else None,
+        internal_name=answering[0] if answering else first_address,
+        replica_internal_names=answering,
+        image_tag=image_tag,
+        infrastructure_target=target,
+        job_type_version=job_type_version or None,
+        last_call_time=max(last_calls) if last_calls else None,
+        infrastructure_stats={"replicas": replicas, "restarts": restarts, **stats},
+    )

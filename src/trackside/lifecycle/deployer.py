@@ -21,7 +21,7 @@ from trackside.config import Settings
 from trackside.domain import JobDto, JobSecrets, JobStatus
 from trackside.errors import AlreadyExists, InvalidInput, NotFound
 from trackside.infra.base import InfrastructureTarget
-from trackside.lifecycle import governance, registry
+from trackside.lifecycle import governance, job_versions
 from trackside.lifecycle.pipeline import DeployPipeline, Kind, Order, Previous, stored_manifest
 from trackside.manifest.load import manifest_to_yaml, parse_manifest
 from trackside.manifest.model import Manifest
@@ -102,7 +102,7 @@ class DeployService:
 
     def _current(self, name: str, version: str, action: str) -> _Current:
         with self.db.session() as session:
-            job = registry.get_job(session, name, version)
+            job = job_versions.get_job(session, name, version)
             if job.version != version:
                 raise InvalidInput(f"{action} needs the exact version, not an alias")
             return _Current(job.manifest, job.image_tag or "", job.infrastructure_target or "", job.status)
@@ -139,7 +139,7 @@ class DeployService:
         self.plugins.validate_job_manifest(manifest, job_type.full_name)  # a plugin's refusal is a 400
         target = self.resolve_target(manifest)
         with self.db.session() as session:
-            existing = registry.find_job(session, manifest.name, manifest.version)
+            existing = job_versions.find_job(session, manifest.name, manifest.version)
             if existing is not None and not request.force:
                 raise AlreadyExists(
                     f"job {manifest.name} version {manifest.version} already exists; versions are immutable:"
@@ -148,7 +148,7 @@ class DeployService:
             if (
                 existing is None
                 and not request.force
-                and registry.is_in_trash(session, manifest.name, manifest.version)
+                and job_versions.is_in_trash(session, manifest.name, manifest.version)
             ):
                 raise AlreadyExists(
                     f"job {manifest.name} version {manifest.version} was deleted and can't be claimed again;"
@@ -246,7 +246,7 @@ class DeployService:
         if run.error is not None:
             raise run.error
         with self.db.session() as session:
-            return registry.job_to_dto(registry.get_job(session, name, version), self.settings.pub_url)
+            return job_versions.job_to_dto(job_versions.get_job(session, name, version), self.settings.pub_url)
 
     def runtime_env(self, manifest: Manifest, manifest_yaml: str, deployment_timestamp: int) -> dict[str, str]:
         """What every job process gets (the job contract)."""
@@ -256,20 +256,20 @@ class DeployService:
 
     def delete_job(self, name: str, version: str, username: str | None = None) -> None:
         with self.db.session() as session:
-            job = registry.get_job(session, name, version)
+            job = job_versions.get_job(session, name, version)
             if job.version != version:
                 raise InvalidInput("delete needs the exact version, not an alias")
-            dto = registry.job_to_dto(job, self.settings.pub_url)
+            dto = job_versions.job_to_dto(job, self.settings.pub_url)
             target_name = job.infrastructure_target
         targets = self.plugins.infrastructure_targets()
         target = targets.get(target_name or "")
         if target is not None and target.job_deployer is not None and dto.status != JobStatus.LOST.value:
             target.job_deployer.delete_job(name, version)
         with self.db.session() as session:
-            job_row = registry.find_job(session, name, version)
+            job_row = job_versions.find_job(session, name, version)
             if job_row is None:
                 raise NotFound(f"job {name} version {version} not found")
-            registry.move_to_trash(session, job_row, username)
+            job_versions.move_to_trash(session, job_row, username)
         self.artifacts.remove(name, version)
         self.plugins.post_job_delete(job=dto, username_executor=username)
         governance.after_delete(self.db, name, version, username, dto.deployed_by)

@@ -12,7 +12,7 @@ from trackside.auth.scopes import Scope
 from trackside.auth.subjects import Caller
 from trackside.errors import NotFound
 from trackside.lifecycle.access import Grants
-from trackside.lifecycle.registry import timestamp
+from trackside.lifecycle.job_versions import timestamp
 from trackside.store.models import Deployment, Job
 
 _SCAN = 500

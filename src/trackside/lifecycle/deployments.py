@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session
 
 from trackside.domain import DeploymentStatus
 from trackside.errors import NotFound
-from trackside.lifecycle.registry import timestamp
+from trackside.lifecycle.job_versions import timestamp
+from trackside.store.base import utcnow
 from trackside.store.database import Database
-from trackside.store.models import Deployment, utcnow
+from trackside.store.models import Deployment
 
 
 def deployment_to_api(deployment: Deployment, job: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from sqlalchemy import String, cast, func, select
 from sqlalchemy.orm import Session
 
 from trackside.errors import InvalidInput
-from trackside.lifecycle import registry
+from trackside.lifecycle import job_versions
 from trackside.lifecycle.purge import purge_verdict
 from trackside.lifecycle.table_filter import Predicate, parse_filter
 from trackside.manifest.versions import SemVer
@@ -71,7 +71,7 @@ class JobRow:
 
 
 def _row(job: Job) -> JobRow:
-    manifest = registry.parse_stored_manifest(job.manifest) if job.manifest else None
+    manifest = job_versions.parse_stored_manifest(job.manifest) if job.manifest else None
     manifest = manifest or {}
     error = job.error
     return JobRow(
@@ -80,9 +80,9 @@ def _row(job: Job) -> JobRow:
         name=job.name,
         version=job.version,
         status=job.status,
-        create_time=registry.timestamp(job.create_time) or 0,
-        update_time=registry.timestamp(job.update_time) or 0,
-        last_call_time=registry.timestamp(job.last_call_time),
+        create_time=job_versions.timestamp(job.create_time) or 0,
+        update_time=job_versions.timestamp(job.update_time) or 0,
+        last_call_time=job_versions.timestamp(job.last_call_time),
         deployed_by=job.deployed_by,
         owner_email=str(manifest.get("owner_email") or "") or None,
         job_type=str(manifest.get("jobtype") or "") or None,

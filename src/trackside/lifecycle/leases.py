@@ -23,8 +23,9 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from trackside.domain import DeploymentStatus
+from trackside.store.base import utcnow
 from trackside.store.database import Database
-from trackside.store.models import Deployment, Lease, utcnow
+from trackside.store.models import Deployment, Lease
 
 _SEPARATOR = "|"
 

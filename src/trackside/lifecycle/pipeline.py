@@ -56,7 +56,7 @@ from trackside.domain import JobDto, JobFamilyDto, JobSecrets, JobStatus
 from trackside.errors import AlreadyExists, InvalidInput, TracksideError
 from trackside.identity import platform_id
 from trackside.infra.base import ImageBuilder, InfrastructureTarget
-from trackside.lifecycle import governance, leases, registry
+from trackside.lifecycle import governance, job_versions, leases
 from trackside.lifecycle.deployments import INTERRUPTED_ERROR, DeploymentProgress, in_progress
 from trackside.manifest.load import parse_manifest
 from trackside.manifest.model import Manifest
@@ -437,9 +437,9 @@ class DeployPipeline:
     def _write_job(self, run: Run, order: Order, dto: JobDto, status: str, serving: bool = False) -> None:
         manifest = order.manifest
         with self.db.session() as session:
-            job = registry.find_job(session, run.name, run.version)
+            job = job_versions.find_job(session, run.name, run.version)
             if job is None:
-                family = registry.get_or_create_family(session, run.name)
+                family = job_versions.get_or_create_family(session, run.name)
                 job = Job(family_id=family.id, name=run.name, version=run.version, manifest=order.manifest_yaml)
                 session.add(job)
             fields: dict[str, object] = {
@@ -457,7 +457,7 @@ class DeployPipeline:
             job_type_version = dto.job_type_version or (order.job_type.version if order.job_type else None)
             if job_type_version:
                 fields["job_type_version"] = job_type_version
-            registry.update_job(job, **fields)
+            job_versions.update_job(job, **fields)
             if serving:
                 governance.record_serving(
                     session, job, run.id, run.kind, manifest, run.username, first_deploy=run.mode is Mode.FIRST
@@ -498,13 +498,13 @@ class DeployPipeline:
                 elif mode in (Mode.FIRST, Mode.ACROSS):
                     deployer.delete_job(name, version)
             with self.db.session() as session:
-                job = registry.find_job(session, name, version)
+                job = job_versions.find_job(session, name, version)
                 if job is not None and mode is Mode.FIRST and job.image_tag == run.tag:
                     session.delete(job)  # the row this deployment created
                 elif job is not None and mode is Mode.IN_PLACE and run.provisioned:
                     # The target replaced the replicas in place: the version is not what the user had,
                     # nor what they deployed. Say why (Racetrack issue #491).
-                    registry.update_job(job, status=JobStatus.ERROR.value, error=error)
+                    job_versions.update_job(job, status=JobStatus.ERROR.value, error=error)
             if not (mode is Mode.IN_PLACE and run.provisioned) and build_tag(run.tag) != build_tag(
                 run.previous.tag if run.previous else ""
             ):
@@ -559,7 +559,7 @@ class DeployPipeline:
             provisioned=True,  # it may have been: removing what is not there is harmless
         )
         with self.db.session() as session:
-            job = registry.find_job(session, name, version)
+            job = job_versions.find_job(session, name, version)
             switched = (
                 job is not None
                 and bool(run.tag)
@@ -597,9 +597,9 @@ class DeployPipeline:
         if settled:
             log.warning("settled %d deployment(s) left in progress by stopped workers", settled)
         with self.db.session() as session:
-            for job in registry.list_jobs(session):
+            for job in job_versions.list_jobs(session):
                 if job.status == JobStatus.STARTING.value and in_progress(session, job.name, job.version) is None:
-                    registry.update_job(job, status=JobStatus.ERROR.value, error=INTERRUPTED_ERROR)
+                    job_versions.update_job(job, status=JobStatus.ERROR.value, error=INTERRUPTED_ERROR)
 
     # -- leases -----------------------------------------------------------------------------------
 
@@ -636,7 +636,7 @@ class DeployPipeline:
 
     def _family(self, name: str) -> JobFamilyDto:
         with self.db.session() as session:
-            return registry.family_dto(registry.get_or_create_family(session, name))
+            return job_versions.family_dto(job_versions.get_or_create_family(session, name))
 
     def runtime_env(self, manifest: Manifest, manifest_yaml: str, deployment_timestamp: int) -> dict[str, str]:
         """What every job process gets (the job contract)."""

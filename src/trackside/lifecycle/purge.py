@@ -1,4 +1,4 @@
-"""Racetrack's purge score: how likely a job version is to be dead weight (reference section 8).
+"""Racetrack's purge score: how likely a job version is to be dead weight.
 
 Each sign of neglect lowers a score from 0; `purge_score` is its negation, so higher means "more
 worth deleting" and the portfolio sorts by it, descending.

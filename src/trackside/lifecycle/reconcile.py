@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from trackside.domain import JobStatus
 from trackside.errors import TracksideError
-from trackside.lifecycle import registry
+from trackside.lifecycle import job_versions
 
 if TYPE_CHECKING:
     from trackside.lifecycle.deployer import DeployService
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 def lost_jobs(service: DeployService) -> list[tuple[str, str]]:
     with service.db.session() as session:
-        return [(j.name, j.version) for j in registry.list_jobs(session) if j.status == JobStatus.LOST.value]
+        return [(j.name, j.version) for j in job_versions.list_jobs(session) if j.status == JobStatus.LOST.value]
 
 
 def reconcile(service: DeployService, username: str | None) -> tuple[dict[str, str], dict[str, str]]:

@@ -26,8 +26,9 @@ from trackside.domain import JobDto, JobStatus
 from trackside.lifecycle import leases
 from trackside.lifecycle.deployments import versions_in_progress
 from trackside.plugins.engine import PluginEngine
+from trackside.store.base import utcnow
 from trackside.store.database import Database
-from trackside.store.models import Job, utcnow
+from trackside.store.models import Job
 
 log = logging.getLogger(__name__)
 

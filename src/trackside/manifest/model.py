@@ -24,7 +24,7 @@ from pydantic import (
 from trackside.errors import InvalidInput
 from trackside.manifest.versions import SEMVER_RE
 
-# Set by the platform in every job's environment (reference section 6 and DESIGN's job contract).
+# Set by the platform in every job's environment (docs/architecture.md, "The job contract").
 INJECTED_ENV_VARS: frozenset[str] = frozenset(
     {
         "PUB_URL",
@@ -235,7 +235,8 @@ def validate_python_extra(extra: dict[str, Any] | None, source: str = "manifest"
 
 
 class Manifest(_Strict):
-    """A job's `job.yaml` (reference section 1). Construct through `parse_manifest` for friendly errors."""
+    """A job's `job.yaml` (docs/architecture.md, "Compatibility contracts"). Construct through `parse_manifest` for
+    friendly errors."""
 
     name: str
     owner_email: str

@@ -1,9 +1,9 @@
 """SemVer parsing, ordering and Racetrack's version aliases.
 
-Racetrack resolves job versions (`latest`, `1.x`) and job-type versions (`latest`, `1.2.*`) by
-slightly different rules (reference section 1); both are kept here so the gateway, lifecycle and
-build agree on one implementation. Ordering follows Racetrack, not semver.org: a pre-release sorts
-below its release and pre-release labels compare as plain strings.
+Racetrack resolves job versions (`latest`, `1.x`) and job-type versions (`latest`, `1.2.*`) by slightly different rules
+(docs/architecture.md, "Compatibility contracts"); both are kept here so the gateway, lifecycle and build agree on one
+implementation. Ordering follows Racetrack, not semver.org: a pre-release sorts below its release and pre-release
+labels compare as plain strings.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Statuses, the condition table, skip propagation and the run status rule: pure functions.
 
-chainr's table (reference section 1.2), extended with `conditions.on` (section 5.2). A step waits until
+chainr's table, extended with `conditions.on` (docs/pipelines.md, "Conditions and statuses"). A step waits until
 every dependency has a final status; then each dependency is "ok" or not by the step's condition on it,
 and the step runs only if every one is ok (AND), else it is SKIPPED:
 

@@ -30,8 +30,8 @@ from trackside.pipelines.conditions import Status
 from trackside.pipelines.models import PipelineRun, PipelineSchedule
 from trackside.pipelines.runs import aware, timestamp
 from trackside.pipelines.store import set_where
+from trackside.store.base import utcnow
 from trackside.store.database import Database
-from trackside.store.models import utcnow
 
 log = logging.getLogger(__name__)
 

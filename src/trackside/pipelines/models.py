@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from trackside.store.models import Base, new_id, utcnow
+from trackside.store.base import Base, new_id, utcnow
 
 
 class PipelineRun(Base):

@@ -34,8 +34,8 @@ from sqlalchemy import or_, select
 from trackside.pipelines.events import EventView
 from trackside.pipelines.models import PipelineDelivery, PipelineEvent
 from trackside.pipelines.store import set_where
+from trackside.store.base import utcnow
 from trackside.store.database import Database
-from trackside.store.models import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from trackside.errors import NotFound
 from trackside.pipelines.conditions import Status
 from trackside.pipelines.models import PipelineRun, PipelineStep
 from trackside.pipelines.spec import PipelineSpec
-from trackside.store.models import utcnow
+from trackside.store.base import utcnow
 
 API = "/api"
 RUNS = "/api/runs"

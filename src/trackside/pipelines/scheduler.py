@@ -50,8 +50,8 @@ from trackside.pipelines.runs import aware
 from trackside.pipelines.spec import JobSpec, PipelineSpec, Subscription
 from trackside.pipelines.store import set_where
 from trackside.pipelines.validation import ExecutorPolicy, parse_pipeline
+from trackside.store.base import utcnow
 from trackside.store.database import Database
-from trackside.store.models import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -1,12 +1,11 @@
 """The plugin engine: loads plugins and calls their hooks in priority order.
 
-Built-in job types and infrastructure targets are plugins too: each is a `Plugin` class listed in
-`BUILTIN_PLUGINS`, loaded the same way as an installed bundle's `plugin.py`, and called through the
-same hooks (seed 002). Installed bundles come from the `PluginStore` in `settings.resolved_plugins_dir`;
-a `PluginWatcher` reloads them within about a second of any change made by any process. Hooks are
-found by duck typing; keyword arguments a hook does not accept are dropped, so plugins written for
-fewer arguments keep working. A hook that raises is logged with the plugin's name and skipped, except
-`validate_job_manifest`, whose error is the deploy's error.
+Built-in job types and infrastructure targets are plugins too: each is a `Plugin` class listed in `BUILTIN_PLUGINS`,
+loaded the same way as an installed bundle's `plugin.py`, and called through the same hooks (docs/architecture.md, "The
+plugin interface"). Installed bundles come from the `PluginStore` in `settings.resolved_plugins_dir`; a `PluginWatcher`
+reloads them within about a second of any change made by any process. Hooks are found by duck typing; keyword arguments
+a hook does not accept are dropped, so plugins written for fewer arguments keep working. A hook that raises is logged
+with the plugin's name and skipped, except `validate_job_manifest`, whose error is the deploy's error.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`plugin-manifest.yaml`: the metadata of a plugin bundle (seed 002, "Create a plugin manifest").
+"""`plugin-manifest.yaml`: the metadata of a plugin bundle (docs/plugins.md, "Writing a plugin").
 
 Parsed strictly enough that a bad bundle is refused at install with the field named, and leniently
 enough that Racetrack's own plugins (which may carry fields we don't use) install unchanged: unknown

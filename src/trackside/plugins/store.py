@@ -1,6 +1,6 @@
 """Installed plugin bundles under `plugins_dir`: install, uninstall, list, download, per-plugin config.
 
-Layout (Racetrack's, reference section 9, plus a deps directory and an index):
+Layout (Racetrack's, plus a deps directory and an index):
 
     {plugins_dir}/{name}-{version}.zip          the bundle as uploaded
     {plugins_dir}/extracted/{stem}/             its files

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
-from .context import JobRequest, request_context, request_extra
+from .current_request import JobRequest, request_context, request_extra
 from .docs import DOCS_HTML, build_openapi, examples_of, parameters_of
 from .http import Handled, Handler, Request, Response
 from .jsonify import dumps, to_json

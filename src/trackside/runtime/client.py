@@ -13,7 +13,7 @@ import urllib.request
 from typing import Any
 from urllib.parse import quote
 
-from .context import current_headers
+from .current_request import current_headers
 
 
 class JobCallError(RuntimeError):

@@ -1,7 +1,7 @@
 """A small HTTP/1.1 server on asyncio Protocols: the job runtime's hot path.
 
-Why hand-written: Racetrack's runner spends most of its time in framework layers (DESIGN.md,
-"Performance budget"); a raw asyncio server answers a small JSON POST in ~17 us of CPU. This
+Why hand-written: Racetrack's runner spends most of its time in framework layers (docs/architecture.md,
+"Hot paths"); a raw asyncio server answers a small JSON POST in ~17 us of CPU. This
 module parses only what the runtime needs (request line, headers, Content-Length or chunked
 bodies), answers requests of one connection strictly in order (so pipelining is safe: the next
 request is parsed only after the previous response is written) and writes each response with

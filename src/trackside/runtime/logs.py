@@ -21,7 +21,7 @@ import time
 import traceback
 from typing import Any, TextIO
 
-from .context import caller_header_name, request_context, tracing_header_name
+from .current_request import caller_header_name, request_context, tracing_header_name
 
 LEVELS = {
     "debug": logging.DEBUG,

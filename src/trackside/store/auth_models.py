@@ -1,5 +1,5 @@
 """The store's governance tables: users, external service consumers, auth subjects, tokens,
-permissions, public endpoint requests and the audit log (reference section 5).
+permissions, public endpoint requests and the audit log (docs/auth.md).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from trackside.store.models import Base, new_id, utcnow
+from trackside.store.base import Base, new_id, utcnow
 
 
 class User(Base):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import JSON, Float, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from trackside.store.models import Base
+from trackside.store.base import Base
 
 
 class JobCallMinute(Base):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from tests.infra.docker.support import CallLoop, platform_with_docker, require_engine
-from tests.support.calls import Callers
+from tests.support.calls import Callers, generation_source, serving_generation
 from tests.support.platform import RunningPlatform, deploy_and_wait, wait_for_deployment, write_job
 
 from trackside.build.artifacts import build_tag
@@ -24,20 +24,6 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 # One name per test: parallel tests share the docker engine, and these look at every container of a job.
 NAME = "regen"
 BROKEN_NAME = "regen-broken"
-
-
-def job_source(generation: str, import_delay: float = 0.0, broken: bool = False) -> str:
-    """An adder that says which generation it is; the delay keeps a new one unready for a while."""
-    return (
-        "import time\n"
-        f"time.sleep({import_delay})\n"
-        + ("raise RuntimeError('this generation is broken')\n" if broken else "")
-        + "class Job:\n"
-        "    def perform(self, a=0, b=0):\n"
-        "        return a + b\n"
-        "    def auxiliary_endpoints(self):\n"
-        f"        return {{'/which': lambda: {generation!r}}}\n"
-    )
 
 
 @pytest.fixture
@@ -54,19 +40,19 @@ def containers_by_tag(engine: DockerEngine, name: str = NAME) -> dict[str, int]:
 
 
 def which(platform: RunningPlatform, name: str = NAME) -> str:
-    return platform.http.post(f"{platform.url}/pub/job/{name}/latest/api/v1/which", json={}).json()
+    return serving_generation(platform, name)
 
 
 def test_forced_redeploy_serves_every_call_and_leaves_only_the_new_containers(
     platform: RunningPlatform, tmp_path: Path
 ) -> None:
     engine = require_engine()
-    job_dir = write_job(tmp_path / "job", NAME, job_source("old"), extra="infrastructure_target: docker\n")
+    job_dir = write_job(tmp_path / "job", NAME, generation_source("old"), extra="infrastructure_target: docker\n")
     assert deploy_and_wait(platform, job_dir)["status"] == "done"
     old_tag = platform.http.get(f"{platform.api}/job/{NAME}/0.0.1").json()["image_tag"]
     assert which(platform) == "old"
 
-    (job_dir / "job.py").write_text(job_source("new", import_delay=2.0))  # unready for 2 s after it starts
+    (job_dir / "job.py").write_text(generation_source("new", import_delay=2.0))  # unready for 2 s after it starts
     with CallLoop(platform, NAME) as loop:
         redeployed = deploy_and_wait(platform, job_dir, force=True)
         during = loop.ok
@@ -85,11 +71,13 @@ def test_a_forced_redeploy_that_never_gets_ready_is_removed_and_the_old_one_keep
     platform: RunningPlatform, tmp_path: Path
 ) -> None:
     engine = require_engine()
-    job_dir = write_job(tmp_path / "job", BROKEN_NAME, job_source("old"), extra="infrastructure_target: docker\n")
+    job_dir = write_job(
+        tmp_path / "job", BROKEN_NAME, generation_source("old"), extra="infrastructure_target: docker\n"
+    )
     assert deploy_and_wait(platform, job_dir)["status"] == "done"
     old_tag = platform.http.get(f"{platform.api}/job/{BROKEN_NAME}/0.0.1").json()["image_tag"]
 
-    (job_dir / "job.py").write_text(job_source("broken", import_delay=1.0, broken=True))
+    (job_dir / "job.py").write_text(generation_source("broken", import_delay=1.0, broken=True))
     with CallLoop(platform, BROKEN_NAME) as loop:
         failed = deploy_and_wait(platform, job_dir, force=True)
     assert failed["status"] == "failed", failed
@@ -105,9 +93,9 @@ def test_a_redeploy_and_a_reprovision_serve_every_call_of_four_clients(
 ) -> None:
     engine = require_engine()
     name = "regen-four"
-    job_dir = write_job(tmp_path / "job", name, job_source("old"), extra="infrastructure_target: docker\n")
+    job_dir = write_job(tmp_path / "job", name, generation_source("old"), extra="infrastructure_target: docker\n")
     assert deploy_and_wait(platform, job_dir)["status"] == "done"
-    (job_dir / "job.py").write_text(job_source("new", import_delay=1.0))
+    (job_dir / "job.py").write_text(generation_source("new", import_delay=1.0))
 
     with Callers(platform.url, platform.auth, name, "0.0.1", clients=4) as callers:
         forced = deploy_and_wait(platform, job_dir, force=True)

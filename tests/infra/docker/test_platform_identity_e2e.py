@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import fresh_database
 from tests.infra.docker.support import platform_with_docker, require_engine
-from tests.lifecycle.test_pipeline_e2e import job_source
+from tests.support.calls import generation_source
 from tests.support.platform import RunningPlatform, deploy_and_wait, write_job
 
 from trackside.infra.docker.engine import DockerEngine
@@ -73,7 +73,9 @@ def test_two_platforms_on_one_engine_never_list_retire_or_remove_each_others_con
     engine = require_engine()
     a, b = platforms
     for platform, side in ((a, "a"), (b, "b")):
-        job_dir = write_job(tmp_path / f"job-{side}", NAME, job_source(side), extra="infrastructure_target: docker\n")
+        job_dir = write_job(
+            tmp_path / f"job-{side}", NAME, generation_source(side), extra="infrastructure_target: docker\n"
+        )
         assert deploy_and_wait(platform, job_dir)["status"] == "done"
     first = containers(engine)
     assert sorted(first.values()) == sorted([platform_id(a), platform_id(b)]), first  # one each, labelled apart
@@ -81,7 +83,7 @@ def test_two_platforms_on_one_engine_never_list_retire_or_remove_each_others_con
     assert which(a) == "a" and which(b) == "b"
 
     # A forced redeploy on `a` retires a's earlier container only.
-    job_dir = write_job(tmp_path / "job-a2", NAME, job_source("a2"), extra="infrastructure_target: docker\n")
+    job_dir = write_job(tmp_path / "job-a2", NAME, generation_source("a2"), extra="infrastructure_target: docker\n")
     assert deploy_and_wait(a, job_dir, force=True)["status"] == "done"
     after_redeploy = containers(engine)
     assert b_container in after_redeploy and len(after_redeploy) == 2, after_redeploy

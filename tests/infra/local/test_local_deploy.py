@@ -14,8 +14,8 @@ from tests.infra.local.localjob import (
     http_get,
     monitor,
     pid_gone,
-    wait_until,
 )
+from tests.support.polling import wait_until
 
 from trackside.errors import DeployFailed, InvalidInput, NotFound
 
@@ -115,6 +115,14 @@ def test_live_never_matching_the_deployment_timestamp_times_out(local: LocalHarn
     local.artifact(env={"FAKE_MODE": "wrong-timestamp"})
     job = local.deploy(target, timestamp=42)
 
+    def answers_live() -> bool:
+        try:
+            return http_get(job.internal_name or "", "/live")[0] == 200
+        except OSError:  # not listening yet
+            return False
+
+    # Only once it answers (with its wrong timestamp) is the short deadline about the timestamp.
+    wait_until(answers_live, what="the fake job answering /live")
     with pytest.raises(DeployFailed) as failure:
         monitor(target).check_job_condition(job, 42)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from tests.infra.local.localjob import LocalHarness, http_get, monitor, wait_until
+from tests.infra.local.localjob import LocalHarness, http_get, monitor
+from tests.support.polling import wait_until
 
 from trackside.infra.local.logs import LocalLogsStreamer, follow_files, rotate_if_needed, tail_lines
 

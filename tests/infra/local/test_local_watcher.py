@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import signal
 
-from tests.infra.local.localjob import LocalHarness, fake_job_command, http_get, monitor, pid_gone, wait_until
+from tests.infra.local.localjob import LocalHarness, fake_job_command, http_get, monitor, pid_gone
+from tests.support.polling import wait_until
 
 from trackside.domain import JobDto
 

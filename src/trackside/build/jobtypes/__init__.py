@@ -1,1 +1,2 @@
-"""Built-in job types, each a plugin exactly like an installed job type bundle (seed 002)."""
+"""Built-in job types, each a plugin exactly like an installed job type bundle (docs/architecture.md, "The plugin
+interface")."""

@@ -11,13 +11,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, NoReturn
 
-from trackside.domain import JobDto, JobStatus
+from trackside.domain import JobDto
 from trackside.errors import DeployFailed
 from trackside.infra.base import JobMonitor
 from trackside.infra.docker.containers import JobContainers
 from trackside.infra.docker.naming import Replica
 from trackside.infra.generations import by_tag, serving
-from trackside.infra.probes import last_call_timestamp, live_error, probe
+from trackside.infra.probes import last_call_timestamp, listed_job, live_error, probe
 from trackside.infra.readiness import ReplicaEndpoint, split_address, wait_until_ready
 
 if TYPE_CHECKING:
@@ -84,27 +84,21 @@ class DockerJobMonitor(JobMonitor):
         result = []
         for (name, version), checked_replicas in versions.items():
             members = _serving(checked_replicas)
-            ready = [r.address for r, (ok, _, _) in members if ok]
-            errors = [error for _, (_, error, _) in members if error]
-            calls = [call for _, (_, _, call) in members if call]
             first = members[0][0]
             result.append(
-                JobDto(
-                    name=name,
-                    version=version,
-                    status=JobStatus.ERROR.value if errors else JobStatus.RUNNING.value,
-                    error="\n".join(errors) if errors else None,
-                    internal_name=ready[0] if ready else first.address,
-                    replica_internal_names=ready,
+                listed_job(
+                    name,
+                    version,
+                    target=self.target,
                     image_tag=first.tag,
-                    infrastructure_target=self.target,
-                    job_type_version=first.job_type_version.partition(":")[2] or None,
-                    last_call_time=max(calls) if calls else None,
-                    infrastructure_stats={
-                        "replicas": len(members),
-                        "restarts": sum(r.restart_count for r, _ in members),
-                        "containers": [r.container for r, _ in members],
-                    },
+                    job_type_version=first.job_type_version.partition(":")[2],
+                    replicas=len(members),
+                    restarts=sum(r.restart_count for r, _ in members),
+                    first_address=first.address,
+                    answering=[r.address for r, (ok, _, _) in members if ok],
+                    errors=[error for _, (_, error, _) in members if error],
+                    last_calls=[call for _, (_, _, call) in members if call],
+                    containers=[r.container for r, _ in members],
                 )
             )
         return result

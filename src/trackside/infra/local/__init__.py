@@ -1,8 +1,8 @@
 """The `local` infrastructure target: jobs run as local processes on loopback ports.
 
-A built-in plugin, loaded through the same `infrastructure_targets` hook as third-party ones
-(seed 002). Jobs outlive the platform process: state files under the data dir let the next start
-adopt running replicas and start again those stopped by a shutdown.
+A built-in plugin, loaded through the same `infrastructure_targets` hook as third-party ones (docs/architecture.md,
+"The plugin interface"). Jobs outlive the platform process: state files under the data dir let the next start adopt
+running replicas and start again those stopped by a shutdown.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
 
-from trackside.domain import JobDto, JobStatus
+from trackside.domain import JobDto
 from trackside.errors import DeployFailed
 from trackside.infra.base import JobMonitor
 from trackside.infra.generations import by_tag, serving
@@ -22,7 +22,7 @@ from trackside.infra.local.deployer import TARGET_NAME
 from trackside.infra.local.logs import tail_lines
 from trackside.infra.local.replica import ERROR_LOG_LINES, ReplicaView, describe_exit
 from trackside.infra.local.replicas import ReplicaManager
-from trackside.infra.probes import last_call_timestamp, live_error, probe
+from trackside.infra.probes import last_call_timestamp, listed_job, live_error, probe
 from trackside.infra.readiness import ReplicaEndpoint, wait_until_ready
 
 if TYPE_CHECKING:
@@ -97,27 +97,21 @@ class LocalJobMonitor(JobMonitor):
                 ready=lambda v: health[(v.name, v.version, v.index)].ready,
             )
             checks = [health[(name, version, v.index)] for v in replicas]
-            live_names = [c.view.address for c in checks if c.live]
-            errors = [c.error for c in checks if c.error]
-            last_calls = [c.last_call for c in checks if c.last_call]
             first = replicas[0]
             result.append(
-                JobDto(
-                    name=name,
-                    version=version,
-                    status=JobStatus.ERROR.value if errors else JobStatus.RUNNING.value,
-                    error="\n".join(errors) if errors else None,
-                    internal_name=live_names[0] if live_names else first.address,
-                    replica_internal_names=live_names,
+                listed_job(
+                    name,
+                    version,
+                    target=TARGET_NAME,
                     image_tag=first.tag,
-                    infrastructure_target=TARGET_NAME,
-                    job_type_version=first.job_type_version or None,
-                    last_call_time=max(last_calls) if last_calls else None,
-                    infrastructure_stats={
-                        "replicas": len(replicas),
-                        "restarts": sum(v.restart_count for v in replicas),
-                        "pids": [v.pid for v in replicas],
-                    },
+                    job_type_version=first.job_type_version,
+                    replicas=len(replicas),
+                    restarts=sum(v.restart_count for v in replicas),
+                    first_address=first.address,
+                    answering=[c.view.address for c in checks if c.live],
+                    errors=[c.error for c in checks if c.error],
+                    last_calls=[c.last_call for c in checks if c.last_call],
+                    pids=[v.pid for v in replicas],
                 )
             )
         return result

@@ -1,8 +1,8 @@
 """Replica state files: what the local target started, so a restarted platform can find it again.
 
-The files are the source of truth for what should run (DESIGN.md: nothing important lives only in
-memory). Secret values are never written here; `secret_env_keys` names them and the secrets module
-holds the values.
+The files are the source of truth for what should run (docs/architecture.md, "The store is the source of truth":
+nothing important lives only in memory). Secret values are never written here; `secret_env_keys` names them and the
+secrets module holds the values.
 """
 
 from __future__ import annotations

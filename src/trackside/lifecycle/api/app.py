@@ -37,7 +37,7 @@ from trackside.lifecycle.api import plugins as plugins_api
 from trackside.lifecycle.api import settings as settings_api
 from trackside.lifecycle.api.deps import install_auth
 from trackside.lifecycle.api.errors import install_error_handlers
-from trackside.lifecycle.context import LifecycleContext
+from trackside.lifecycle.wiring import LifecycleContext
 from trackside.pipelines import api as pipelines_api
 from trackside.pipelines.service import PipelineService
 

@@ -11,7 +11,7 @@ from trackside.auth.subjects import Caller
 from trackside.lifecycle import audit_views
 from trackside.lifecycle.access import require_user
 from trackside.lifecycle.api.deps import get_caller, get_context
-from trackside.lifecycle.context import LifecycleContext
+from trackside.lifecycle.wiring import LifecycleContext
 
 router = APIRouter()
 

@@ -20,12 +20,12 @@ from trackside.auth.service import AuthService
 from trackside.auth.subjects import Caller, subject_of
 from trackside.auth.tokens import SubjectType
 from trackside.errors import NotFound, Unauthorized
-from trackside.lifecycle import audit, registry
+from trackside.lifecycle import audit, job_versions
 from trackside.lifecycle.access import Grants, require_scope, require_user
 from trackside.lifecycle.api.deps import get_auth, get_caller, get_context
 from trackside.lifecycle.api.users import set_auth_cookie
 from trackside.lifecycle.audit import EventType
-from trackside.lifecycle.context import LifecycleContext
+from trackside.lifecycle.wiring import LifecycleContext
 from trackside.store.auth_models import Esc, User
 from trackside.store.models import Job, JobFamily
 
@@ -44,7 +44,7 @@ def _allowed(
 ) -> Response:
     wanted = parse_scope(scope)
     with context.db.session() as session:
-        job = registry.get_job(session, name, version)
+        job = job_versions.get_job(session, name, version)
         if not Grants.of(session, caller).allows_job(wanted, job, endpoint):
             where = f" endpoint {endpoint}" if endpoint is not None else ""
             # Racetrack answers a refusal here with 401.

@@ -9,10 +9,10 @@ from pydantic import BaseModel, Field
 
 from trackside.auth.scopes import Scope
 from trackside.auth.subjects import Caller
-from trackside.lifecycle import call_stats, registry
+from trackside.lifecycle import call_stats, job_versions
 from trackside.lifecycle.access import require_job, require_scope
 from trackside.lifecycle.api.deps import get_caller, get_context
-from trackside.lifecycle.context import LifecycleContext
+from trackside.lifecycle.wiring import LifecycleContext
 
 router = APIRouter()
 
@@ -74,7 +74,7 @@ def job_calls(
     context: LifecycleContext = Depends(get_context),
 ) -> CallSeries:
     with context.db.session() as session:
-        job = registry.get_job(session, name, version)
+        job = job_versions.get_job(session, name, version)
         require_job(session, caller, Scope.READ_JOB, job)
         data: dict[str, Any] = call_stats.series(session, job.name, job.version, window)
         return CallSeries.model_validate(data)

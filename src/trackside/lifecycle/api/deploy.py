@@ -9,12 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from trackside.auth.subjects import Caller
-from trackside.lifecycle import maintenance, registry
+from trackside.lifecycle import job_versions, maintenance
 from trackside.lifecycle.access import require_deploy
 from trackside.lifecycle.api.deps import get_caller, get_context
-from trackside.lifecycle.context import LifecycleContext
 from trackside.lifecycle.deployer import DeployRequest
 from trackside.lifecycle.deployments import deployment_to_api, get_deployment, list_deployments
+from trackside.lifecycle.wiring import LifecycleContext
 from trackside.store.models import Deployment
 
 router = APIRouter()
@@ -44,9 +44,9 @@ class DeployBody(BaseModel):
 def _deployment_api(context: LifecycleContext, session: Session, deployment: Deployment) -> dict[str, Any]:
     job = None
     if deployment.status == "done":
-        found = registry.find_job(session, deployment.job_name, deployment.job_version)
+        found = job_versions.find_job(session, deployment.job_name, deployment.job_version)
         if found is not None:
-            job = registry.job_to_dto(found, context.settings.pub_url).to_api()
+            job = job_versions.job_to_dto(found, context.settings.pub_url).to_api()
     return deployment_to_api(deployment, job)
 
 

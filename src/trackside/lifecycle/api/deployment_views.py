@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from trackside.auth.subjects import Caller
 from trackside.lifecycle import deployment_views
 from trackside.lifecycle.api.deps import get_caller, get_context
-from trackside.lifecycle.context import LifecycleContext
+from trackside.lifecycle.wiring import LifecycleContext
 
 router = APIRouter()
 

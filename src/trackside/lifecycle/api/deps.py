@@ -11,8 +11,8 @@ from trackside.auth.bootstrap import ensure_first_admin
 from trackside.auth.service import AuthService
 from trackside.auth.subjects import Caller
 from trackside.errors import Unauthorized
-from trackside.lifecycle.context import LifecycleContext
 from trackside.lifecycle.governance import auth_service
+from trackside.lifecycle.wiring import LifecycleContext
 
 AUTH_COOKIE = "X-Racetrack-Auth"
 _auth_lock = threading.Lock()

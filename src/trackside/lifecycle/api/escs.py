@@ -21,7 +21,7 @@ from trackside.lifecycle import audit
 from trackside.lifecycle.access import require_staff
 from trackside.lifecycle.api.deps import get_auth, get_caller, get_context
 from trackside.lifecycle.audit import EventType
-from trackside.lifecycle.context import LifecycleContext
+from trackside.lifecycle.wiring import LifecycleContext
 from trackside.store.auth_models import AuthToken, Esc
 
 router = APIRouter()

@@ -2,7 +2,7 @@
 
 This is the one place that decides whether a call through the gateway may pass and where it
 goes; the gateway caches the answer for `gateway_cache_ttl` seconds, which is therefore how long
-a revoked token may keep working. The rules (reference section 4):
+a revoked token may keep working. The rules (docs/auth.md, "Gateway calls"):
 
 - `/health`, `/live`, `/ready` and the job's approved public endpoints (a path prefix, matched
   on whole segments) are open to anyone;
@@ -27,10 +27,10 @@ from trackside.auth.scopes import Scope
 from trackside.auth.subjects import Caller
 from trackside.domain import JobStatus
 from trackside.errors import Forbidden, NotFound, Unauthorized
-from trackside.lifecycle import registry
+from trackside.lifecycle import job_versions
 from trackside.lifecycle.access import Grants
 from trackside.lifecycle.api.deps import caller_token, get_auth, get_context
-from trackside.lifecycle.context import LifecycleContext
+from trackside.lifecycle.wiring import LifecycleContext
 from trackside.store.auth_models import PublicEndpointRequest
 from trackside.store.models import Job
 
@@ -72,7 +72,7 @@ def can_call_job(
     endpoint = clean_path(path)
     caller: Caller | None = None
     with context.db.session() as session:
-        job = registry.find_job(session, name, version)
+        job = job_versions.find_job(session, name, version)
         public = job is not None and is_public(session, job, endpoint)
         token = caller_token(request)
         if not public:
@@ -90,7 +90,7 @@ def can_call_job(
                 raise Forbidden(
                     f"{caller.display} has no call_job permission on job {job.name} {job.version} endpoint {endpoint}"
                 )
-        dto = registry.job_to_dto(job, context.settings.pub_url)
+        dto = job_versions.job_to_dto(job, context.settings.pub_url)
     target = context.target(dto.infrastructure_target)
     if dto.status == JobStatus.LOST.value:
         dto.replica_internal_names = []

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from trackside.lifecycle.api.deps import get_context
-from trackside.lifecycle.context import LifecycleContext
+from trackside.lifecycle.wiring import LifecycleContext
 
 router = APIRouter()
 probes = APIRouter()

@@ -17,12 +17,12 @@ from trackside.auth.scopes import Scope
 from trackside.auth.subjects import Caller
 from trackside.domain import JobDto
 from trackside.errors import InvalidInput, NotFound
-from trackside.lifecycle import audit, maintenance, registry
+from trackside.lifecycle import audit, job_versions, maintenance
 from trackside.lifecycle.access import Grants, require_job
 from trackside.lifecycle.api.deps import get_caller, get_context
 from trackside.lifecycle.audit import EventType
-from trackside.lifecycle.context import LifecycleContext
 from trackside.lifecycle.deployments import latest_deployment
+from trackside.lifecycle.wiring import LifecycleContext
 from trackside.manifest.load import manifest_from_yaml, manifest_to_yaml
 
 router = APIRouter()
@@ -34,9 +34,9 @@ def _job_dto(
     context: LifecycleContext, name: str, version: str, caller: Caller, scope: Scope = Scope.READ_JOB
 ) -> JobDto:
     with context.db.session() as session:
-        job = registry.get_job(session, name, version)
+        job = job_versions.get_job(session, name, version)
         require_job(session, caller, scope, job)
-        return registry.job_to_dto(job, context.settings.pub_url)
+        return job_versions.job_to_dto(job, context.settings.pub_url)
 
 
 def _tail(text: str, tail: int) -> str:
@@ -63,8 +63,8 @@ def list_families(
 ) -> list[dict[str, str]]:
     """The families of the jobs the caller may read."""
     with context.db.session() as session:
-        visible = {job.family_id for job in Grants.of(session, caller).readable(registry.list_jobs(session))}
-        return [{"name": f.name, "id": f.id} for f in registry.list_families(session) if f.id in visible]
+        visible = {job.family_id for job in Grants.of(session, caller).readable(job_versions.list_jobs(session))}
+        return [{"name": f.name, "id": f.id} for f in job_versions.list_families(session) if f.id in visible]
 
 
 @router.get("/job/{name}/{version}")
@@ -125,10 +125,10 @@ def update_manifest(
             f"got {manifest.name} {manifest.version})"
         )
     with context.db.session() as session:
-        row = registry.get_job(session, job.name, job.version)
-        registry.update_job(row, manifest=manifest_to_yaml(manifest))
+        row = job_versions.get_job(session, job.name, job.version)
+        job_versions.update_job(row, manifest=manifest_to_yaml(manifest))
         audit.record(session, EventType.MANIFEST_UPDATED, caller.username, job_name=job.name, job_version=job.version)
-        return registry.job_to_dto(row, context.settings.pub_url).to_api()
+        return job_versions.job_to_dto(row, context.settings.pub_url).to_api()
 
 
 def _runtime_logs(context: LifecycleContext, name: str, version: str, tail: int, caller: Caller) -> str:
@@ -202,7 +202,7 @@ async def runtime_logs_stream(
 
 def _build_logs(context: LifecycleContext, name: str, version: str, tail: int, caller: Caller) -> str:
     with context.db.session() as session:
-        job = registry.find_job(session, name, version)
+        job = job_versions.find_job(session, name, version)
         if job is not None:
             require_job(session, caller, Scope.READ_JOB, job)
         elif not Grants.of(session, caller).allows(Scope.DEPLOY_NEW_FAMILY, Resource()) and not caller.is_internal:

@@ -13,17 +13,17 @@ from starlette.concurrency import run_in_threadpool
 from trackside.auth.scopes import Scope
 from trackside.auth.subjects import Caller
 from trackside.errors import InvalidInput
-from trackside.lifecycle import maintenance, registry
+from trackside.lifecycle import job_versions, maintenance
 from trackside.lifecycle.access import require_job
 from trackside.lifecycle.api.deps import get_caller, get_context
-from trackside.lifecycle.context import LifecycleContext
+from trackside.lifecycle.wiring import LifecycleContext
 
 router = APIRouter()
 
 
 def _check(context: LifecycleContext, name: str, version: str, caller: Caller) -> None:
     with context.db.session() as session:
-        require_job(session, caller, Scope.DEPLOY_JOB, registry.get_job(session, name, version))
+        require_job(session, caller, Scope.DEPLOY_JOB, job_versions.get_job(session, name, version))
 
 
 @router.post("/job/{name}/{version}/move")

@@ -1,7 +1,7 @@
 """`/plugin`: install, uninstall, list, download and configure plugins, and reach their hooks.
 
-Racetrack's endpoints and shapes (reference section 2), so `racetrack plugin ...` works against us.
-After each change the lifecycle reloads its own engine at once; other components notice the
+Racetrack's endpoints and shapes (docs/architecture.md, "Compatibility contracts"), so `racetrack plugin ...` works
+against us. After each change the lifecycle reloads its own engine at once; other components notice the
 `last-change.txt` rewrite within a second or so.
 """
 
@@ -17,11 +17,11 @@ from pydantic import BaseModel
 
 from trackside.auth.subjects import Caller
 from trackside.errors import InvalidInput, Unavailable
-from trackside.lifecycle import audit, registry
+from trackside.lifecycle import audit, job_versions
 from trackside.lifecycle.access import require_staff
 from trackside.lifecycle.api.deps import get_caller, get_context
 from trackside.lifecycle.audit import EventType
-from trackside.lifecycle.context import LifecycleContext
+from trackside.lifecycle.wiring import LifecycleContext
 from trackside.plugins.store import PluginStore
 
 router = APIRouter()
@@ -104,7 +104,7 @@ def plugin_tree(context: LifecycleContext = Depends(get_context)) -> list[dict[s
     by_job_type: dict[str, int] = {}
     by_target: dict[str, int] = {}
     with context.db.session() as session:
-        for job in registry.list_jobs(session):
+        for job in job_versions.list_jobs(session):
             manifest = yaml.safe_load(job.manifest) if job.manifest else {}
             jobtype = str((manifest or {}).get("jobtype") or "").split(":", 1)[0]
             key = f"{jobtype}:{job.job_type_version}"

@@ -14,11 +14,11 @@ from sqlalchemy import select
 from trackside.auth.scopes import Scope
 from trackside.auth.subjects import Caller
 from trackside.errors import NotFound
-from trackside.lifecycle import audit, registry
+from trackside.lifecycle import audit, job_versions
 from trackside.lifecycle.access import require_job, require_staff
 from trackside.lifecycle.api.deps import get_caller, get_context
 from trackside.lifecycle.audit import EventType
-from trackside.lifecycle.context import LifecycleContext
+from trackside.lifecycle.wiring import LifecycleContext
 from trackside.store.auth_models import PublicEndpointRequest
 from trackside.store.models import Job
 
@@ -40,7 +40,7 @@ def job_public_endpoints(
     name: str, version: str, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> list[dict[str, Any]]:
     with context.db.session() as session:
-        job = registry.get_job(session, name, version)
+        job = job_versions.get_job(session, name, version)
         require_job(session, caller, Scope.READ_JOB, job)
         rows = session.scalars(
             select(PublicEndpointRequest).where(

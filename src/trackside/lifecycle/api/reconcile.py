@@ -12,8 +12,8 @@ from trackside.auth.subjects import Caller
 from trackside.lifecycle import maintenance
 from trackside.lifecycle.access import require_scope
 from trackside.lifecycle.api.deps import get_caller, get_context
-from trackside.lifecycle.context import LifecycleContext
 from trackside.lifecycle.reconcile import reconcile as reconcile_lost_jobs
+from trackside.lifecycle.wiring import LifecycleContext
 
 router = APIRouter()
 

@@ -29,7 +29,7 @@ from trackside.lifecycle import audit
 from trackside.lifecycle.access import require_staff, require_user
 from trackside.lifecycle.api.deps import AUTH_COOKIE, caller_token, get_auth, get_caller, get_context
 from trackside.lifecycle.audit import EventType
-from trackside.lifecycle.context import LifecycleContext
+from trackside.lifecycle.wiring import LifecycleContext
 from trackside.store.auth_models import AuthResourcePermission, AuthSubject, User
 
 router = APIRouter()

@@ -1,8 +1,8 @@
 """The built-in `dockerfile` job type: any language, built from the job's own Dockerfile.
 
 The job's source is the build context and `jobtype_extra.dockerfile_path` (default `Dockerfile`)
-names the Dockerfile. The program must serve the job contract itself (DESIGN.md, "The job
-contract"): listen on `PORT` (7000 by default) on all interfaces, answer `/live` with
+names the Dockerfile. The program must serve the job contract itself (docs/architecture.md, "The
+job contract"): listen on `PORT` (7000 by default) on all interfaces, answer `/live` with
 `deployment_timestamp` from `JOB_DEPLOYMENT_TIMESTAMP`, `/ready`, and its API. Image targets only:
 there is nothing to build for the local target.
 """

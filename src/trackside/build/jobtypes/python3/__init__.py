@@ -1,6 +1,7 @@
 """The built-in `python3` job type: a Racetrack Python job class served by Trackside's runtime.
 
-Loaded by the plugin engine exactly as an installed job type bundle is (seed 002). `build_local`
+Loaded by the plugin engine exactly as an installed job type bundle is (docs/architecture.md,
+"The plugin interface"). `build_local`
 serves the local target; `Dockerfile.j2` with `image.prepare_image` builds the image for container
 targets.
 """

