@@ -19,6 +19,7 @@ from trackside.auth.tokens import SubjectType
 from trackside.errors import InvalidInput, NotFound
 from trackside.lifecycle import audit
 from trackside.lifecycle.access import require_staff
+from trackside.lifecycle.api.bounds import UnixTime
 from trackside.lifecycle.api.deps import get_auth, get_caller, get_context
 from trackside.lifecycle.audit import EventType
 from trackside.lifecycle.context import LifecycleContext
@@ -33,7 +34,7 @@ class NewEsc(BaseModel):
 
 
 class NewToken(BaseModel):
-    expiry_time: int | None = None  # unix seconds; None: never expires
+    expiry_time: UnixTime | None = None  # None: never expires
 
 
 def _timestamp(value: datetime | None) -> int | None:

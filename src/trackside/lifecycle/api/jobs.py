@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
@@ -19,6 +19,7 @@ from trackside.domain import JobDto
 from trackside.errors import InvalidInput, NotFound
 from trackside.lifecycle import audit, maintenance, registry
 from trackside.lifecycle.access import Grants, require_job
+from trackside.lifecycle.api.bounds import Tail
 from trackside.lifecycle.api.deps import get_caller, get_context
 from trackside.lifecycle.audit import EventType
 from trackside.lifecycle.context import LifecycleContext
@@ -143,7 +144,7 @@ def _runtime_logs(context: LifecycleContext, name: str, version: str, tail: int,
 def runtime_logs(
     name: str,
     version: str,
-    tail: int = Query(20, ge=0),
+    tail: Tail = 20,
     caller: Caller = Depends(get_caller),
     context: LifecycleContext = Depends(get_context),
 ) -> dict[str, str]:
@@ -154,7 +155,7 @@ def runtime_logs(
 def runtime_logs_plain(
     name: str,
     version: str,
-    tail: int = Query(20, ge=0),
+    tail: Tail = 20,
     caller: Caller = Depends(get_caller),
     context: LifecycleContext = Depends(get_context),
 ) -> str:
@@ -165,7 +166,7 @@ def runtime_logs_plain(
 async def runtime_logs_stream(
     name: str,
     version: str,
-    tail: int = Query(20, ge=0),
+    tail: Tail = 20,
     caller: Caller = Depends(get_caller),
     context: LifecycleContext = Depends(get_context),
 ) -> StreamingResponse:
@@ -219,7 +220,7 @@ def _build_logs(context: LifecycleContext, name: str, version: str, tail: int, c
 def build_logs(
     name: str,
     version: str,
-    tail: int = Query(0, ge=0),
+    tail: Tail = 0,
     caller: Caller = Depends(get_caller),
     context: LifecycleContext = Depends(get_context),
 ) -> dict[str, str]:
@@ -230,7 +231,7 @@ def build_logs(
 def build_logs_plain(
     name: str,
     version: str,
-    tail: int = Query(0, ge=0),
+    tail: Tail = 0,
     caller: Caller = Depends(get_caller),
     context: LifecycleContext = Depends(get_context),
 ) -> str:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from trackside.auth.subjects import Caller
 from trackside.lifecycle import permission_views
 from trackside.lifecycle.access import require_staff
+from trackside.lifecycle.api.bounds import RowId
 from trackside.lifecycle.api.deps import get_caller, get_context
 from trackside.lifecycle.context import LifecycleContext
 
@@ -84,7 +85,7 @@ def grant_permission(
 
 @router.delete("/permissions/{permission_id}")
 def revoke_permission(
-    permission_id: int, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
+    permission_id: RowId, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> dict[str, Any]:
     require_staff(caller)
     with context.db.session() as session:
