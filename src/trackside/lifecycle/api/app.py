@@ -10,7 +10,7 @@ import logging
 import threading
 
 import swagger_ui_bundle
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -35,6 +35,7 @@ from trackside.lifecycle.api import (
 from trackside.lifecycle.api import auth as auth_api
 from trackside.lifecycle.api import plugins as plugins_api
 from trackside.lifecycle.api import settings as settings_api
+from trackside.lifecycle.api.bounds import refuse_nul_characters
 from trackside.lifecycle.api.deps import install_auth
 from trackside.lifecycle.api.errors import install_error_handlers
 from trackside.lifecycle.context import LifecycleContext
@@ -62,6 +63,8 @@ API_ROUTERS = (
     audit_pages.router,
     call_stats.router,
 )
+# Run before every route's own dependencies.
+CHECKS = [Depends(refuse_nul_characters)]
 DOCS_URL = "/lifecycle/docs"
 OPENAPI_URL = "/lifecycle/openapi.json"
 SWAGGER_ASSETS_URL = "/lifecycle/docs/assets"
@@ -95,13 +98,13 @@ def create_app(context: LifecycleContext, pipelines: PipelineService | None = No
     install_error_handlers(app)
     for prefix in ("/lifecycle/api/v1", "/api/v1"):
         for router in API_ROUTERS:
-            app.include_router(router, prefix=prefix)
+            app.include_router(router, prefix=prefix, dependencies=CHECKS)
     for prefix in ("/lifecycle", ""):
         app.include_router(info.probes, prefix=prefix)
     app.state.pipelines = pipelines or PipelineService(
         context.settings, context.db, context.plugins, run_scheduler=False
     )
-    app.include_router(pipelines_api.router)
+    app.include_router(pipelines_api.router, dependencies=CHECKS)
 
     app.mount(SWAGGER_ASSETS_URL, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger-ui")
 
