@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from trackside.auth.subjects import Caller
 from trackside.lifecycle import audit_views
 from trackside.lifecycle.access import require_user
+from trackside.lifecycle.api.audit import AuditEvent
 from trackside.lifecycle.api.bounds import Offset
 from trackside.lifecycle.api.deps import get_caller, get_context
 from trackside.lifecycle.context import LifecycleContext
@@ -21,7 +20,7 @@ class AuditPage(BaseModel):
     offset: int
     limit: int
     has_more: bool
-    events: list[dict[str, Any]]
+    events: list[AuditEvent]
 
 
 @router.get("/audit/page")

@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -23,6 +24,7 @@ from trackside.errors import NotFound, Unauthorized
 from trackside.lifecycle import audit, registry
 from trackside.lifecycle.access import Grants, require_scope, require_user
 from trackside.lifecycle.api.deps import get_auth, get_caller, get_context
+from trackside.lifecycle.api.models import ApiError
 from trackside.lifecycle.api.users import set_auth_cookie
 from trackside.lifecycle.audit import EventType
 from trackside.lifecycle.context import LifecycleContext
@@ -30,6 +32,34 @@ from trackside.store.auth_models import Esc, User
 from trackside.store.models import Job, JobFamily
 
 router = APIRouter()
+# Racetrack answers a refused `allowed` question with 401 (with the usual error body).
+REFUSED: dict[int | str, dict[str, Any]] = {401: {"model": ApiError, "description": "not allowed"}}
+
+
+class Allowed(BaseModel):
+    allowed: bool
+
+
+class Granted(BaseModel):
+    granted: bool = Field(description="false: the grant existed already")
+    subject: str
+    job_family: str
+    scope: str
+    job_version: str | None
+    endpoint: str | None
+
+
+class Token(BaseModel):
+    token: str
+
+
+class RegeneratedToken(BaseModel):
+    new_token: str
+
+
+class Regenerated(BaseModel):
+    regenerated: int
+    kind: str
 
 
 def _family(session: Session, name: str) -> JobFamily:
@@ -52,7 +82,9 @@ def _allowed(
     return JSONResponse({"allowed": True}, status_code=202)
 
 
-@router.get("/auth/allowed/job/{name}/{version}/scope/{scope}")
+@router.get(
+    "/auth/allowed/job/{name}/{version}/scope/{scope}", status_code=202, response_model=Allowed, responses=REFUSED
+)
 def allowed_job(
     name: str,
     version: str,
@@ -63,7 +95,12 @@ def allowed_job(
     return _allowed(context, caller, name, version, scope, None)
 
 
-@router.get("/auth/allowed/job_endpoint/{name}/{version}/scope/{scope}/endpoint/{endpoint:path}")
+@router.get(
+    "/auth/allowed/job_endpoint/{name}/{version}/scope/{scope}/endpoint/{endpoint:path}",
+    status_code=202,
+    response_model=Allowed,
+    responses=REFUSED,
+)
 def allowed_job_endpoint(
     name: str,
     version: str,
@@ -87,7 +124,7 @@ def _narrowing(
     return job_id, normalize_endpoint(endpoint) if endpoint else None
 
 
-@router.post("/auth/allow/esc/{esc_id}/job/{family_name}/scope/{scope}", status_code=201)
+@router.post("/auth/allow/esc/{esc_id}/job/{family_name}/scope/{scope}", status_code=201, response_model=Granted)
 def allow_esc(
     esc_id: str,
     family_name: str,
@@ -109,7 +146,7 @@ def allow_esc(
         )
 
 
-@router.post("/auth/allow/job_family/{source}/job/{target}/scope/{scope}", status_code=201)
+@router.post("/auth/allow/job_family/{source}/job/{target}/scope/{scope}", status_code=201, response_model=Granted)
 def allow_family(
     source: str,
     target: str,
@@ -163,7 +200,7 @@ def _grant(
     }
 
 
-@router.get("/auth/token/esc/{esc_id}")
+@router.get("/auth/token/esc/{esc_id}", response_model=Token)
 def esc_token(
     esc_id: str,
     caller: Caller = Depends(get_caller),
@@ -180,7 +217,7 @@ def esc_token(
     return {"token": token}
 
 
-@router.post("/auth/token/user/regenerate")
+@router.post("/auth/token/user/regenerate", response_model=RegeneratedToken)
 def regenerate_own_token(
     response: Response,
     caller: Caller = Depends(get_caller),
@@ -207,16 +244,16 @@ def _regenerate_all(kind: SubjectType, request: Request) -> dict[str, Any]:
     return {"regenerated": count, "kind": kind.value}
 
 
-@router.post("/auth/token/user/all/regenerate")
+@router.post("/auth/token/user/all/regenerate", response_model=Regenerated)
 def regenerate_user_tokens(request: Request) -> dict[str, Any]:
     return _regenerate_all(SubjectType.USER, request)
 
 
-@router.post("/auth/token/job_family/regenerate")
+@router.post("/auth/token/job_family/regenerate", response_model=Regenerated)
 def regenerate_family_tokens(request: Request) -> dict[str, Any]:
     return _regenerate_all(SubjectType.JOB_FAMILY, request)
 
 
-@router.post("/auth/token/esc/regenerate")
+@router.post("/auth/token/esc/regenerate", response_model=Regenerated)
 def regenerate_esc_tokens(request: Request) -> dict[str, Any]:
     return _regenerate_all(SubjectType.ESC, request)

@@ -21,6 +21,7 @@ from trackside.lifecycle import audit
 from trackside.lifecycle.access import require_staff
 from trackside.lifecycle.api.bounds import UnixTime
 from trackside.lifecycle.api.deps import get_auth, get_caller, get_context
+from trackside.lifecycle.api.models import Message
 from trackside.lifecycle.audit import EventType
 from trackside.lifecycle.context import LifecycleContext
 from trackside.store.auth_models import AuthToken, Esc
@@ -35,6 +36,28 @@ class NewEsc(BaseModel):
 
 class NewToken(BaseModel):
     expiry_time: UnixTime | None = None  # None: never expires
+
+
+class EscModel(BaseModel):
+    id: str
+    name: str
+
+
+class NewEscAnswer(EscModel):
+    token: str
+
+
+class TokenModel(BaseModel):
+    id: str
+    expiry_time: int | None = Field(description="unix seconds; null: never expires")
+    active: bool
+    last_use_time: int | None
+    create_time: int | None
+    token: str
+
+
+class EscAuthData(EscModel):
+    tokens: list[TokenModel]
 
 
 def _timestamp(value: datetime | None) -> int | None:
@@ -62,7 +85,7 @@ def get_esc(session: Any, esc_id: str) -> Esc:
     return esc
 
 
-@router.get("/escs")
+@router.get("/escs", response_model=list[EscModel])
 def list_escs(
     caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> list[dict[str, str]]:
@@ -71,7 +94,7 @@ def list_escs(
         return [{"id": e.id, "name": e.name} for e in session.scalars(select(Esc).order_by(Esc.name))]
 
 
-@router.post("/escs", status_code=201)
+@router.post("/escs", status_code=201, response_model=NewEscAnswer)
 def create_esc(
     body: NewEsc,
     caller: Caller = Depends(get_caller),
@@ -91,7 +114,7 @@ def create_esc(
         return {"id": esc.id, "name": esc.name, "token": token}
 
 
-@router.get("/escs/{esc_id}/auth_data")
+@router.get("/escs/{esc_id}/auth_data", response_model=EscAuthData)
 def esc_auth_data(
     esc_id: str,
     caller: Caller = Depends(get_caller),
@@ -108,7 +131,7 @@ def esc_auth_data(
         return {"id": esc.id, "name": esc.name, "tokens": [token_to_api(auth, r, with_value=True) for r in rows]}
 
 
-@router.post("/escs/{esc_id}/auth_token", status_code=201)
+@router.post("/escs/{esc_id}/auth_token", status_code=201, response_model=TokenModel)
 def issue_esc_token(
     esc_id: str,
     body: NewToken,
@@ -136,7 +159,7 @@ def issue_esc_token(
         return token_to_api(auth, row, with_value=True)
 
 
-@router.delete("/escs/{esc_id}/auth_token/{token_id}")
+@router.delete("/escs/{esc_id}/auth_token/{token_id}", response_model=Message)
 def revoke_esc_token(
     esc_id: str, token_id: str, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> dict[str, str]:

@@ -134,7 +134,7 @@ def portfolio_page(
     return PortfolioPage.model_validate(job_views.portfolio_page(items, filters, sort, offset, limit))
 
 
-@router.get("/job/portfolio")
+@router.get("/job/portfolio", response_model=list[PortfolioItem])
 def portfolio(
     caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> list[dict[str, Any]]:

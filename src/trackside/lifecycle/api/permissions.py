@@ -38,6 +38,17 @@ class NewPermission(BaseModel):
     endpoint: str | None = Field(default=None, max_length=512)
 
 
+class PermissionGranted(BaseModel):
+    granted: bool = Field(description="false: the grant existed already")
+    subject: str
+    scope: str
+    job_family: str | None
+
+
+class PermissionRevoked(BaseModel):
+    revoked: int
+
+
 class GraphNode(BaseModel):
     id: str
     type: str
@@ -65,7 +76,7 @@ def list_permissions(
         return [PermissionModel.model_validate(p) for p in permission_views.list_grants(session)]
 
 
-@router.post("/permissions", status_code=201)
+@router.post("/permissions", status_code=201, response_model=PermissionGranted)
 def grant_permission(
     body: NewPermission, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> dict[str, Any]:
@@ -83,7 +94,7 @@ def grant_permission(
         )
 
 
-@router.delete("/permissions/{permission_id}")
+@router.delete("/permissions/{permission_id}", response_model=PermissionRevoked)
 def revoke_permission(
     permission_id: RowId, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> dict[str, Any]:

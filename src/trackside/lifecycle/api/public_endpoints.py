@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends
+from pydantic import BaseModel
 from sqlalchemy import select
 
 from trackside.auth.scopes import Scope
@@ -25,6 +26,14 @@ from trackside.store.models import Job
 router = APIRouter()
 
 
+class PublicEndpoint(BaseModel):
+    id: str
+    job_name: str
+    job_version: str
+    endpoint: str
+    active: bool
+
+
 def _to_api(request: PublicEndpointRequest, job: Job) -> dict[str, Any]:
     return {
         "id": request.id,
@@ -35,7 +44,7 @@ def _to_api(request: PublicEndpointRequest, job: Job) -> dict[str, Any]:
     }
 
 
-@router.get("/job/{name}/{version}/public-endpoints")
+@router.get("/job/{name}/{version}/public-endpoints", response_model=list[PublicEndpoint])
 def job_public_endpoints(
     name: str, version: str, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> list[dict[str, Any]]:
@@ -50,7 +59,7 @@ def job_public_endpoints(
         return [_to_api(r, job) for r in rows]
 
 
-@router.get("/public-endpoints")
+@router.get("/public-endpoints", response_model=list[PublicEndpoint])
 def all_requests(
     caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> list[dict[str, Any]]:
@@ -85,14 +94,14 @@ def _switch(context: LifecycleContext, caller: Caller, request_id: str, active: 
         return _to_api(row, job)
 
 
-@router.post("/public-endpoints/{request_id}/approve")
+@router.post("/public-endpoints/{request_id}/approve", response_model=PublicEndpoint)
 def approve(
     request_id: str, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> dict[str, Any]:
     return _switch(context, caller, request_id, True)
 
 
-@router.post("/public-endpoints/{request_id}/withdraw")
+@router.post("/public-endpoints/{request_id}/withdraw", response_model=PublicEndpoint)
 def withdraw(
     request_id: str, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> dict[str, Any]:

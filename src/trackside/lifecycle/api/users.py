@@ -28,6 +28,7 @@ from trackside.gateway.forwarding import client_address as forwarded_client_addr
 from trackside.lifecycle import audit
 from trackside.lifecycle.access import require_staff, require_user
 from trackside.lifecycle.api.deps import AUTH_COOKIE, caller_token, get_auth, get_caller, get_context
+from trackside.lifecycle.api.models import Message
 from trackside.lifecycle.audit import EventType
 from trackside.lifecycle.context import LifecycleContext
 from trackside.store.auth_models import AuthResourcePermission, AuthSubject, User
@@ -65,6 +66,27 @@ class UserUpdate(BaseModel):
     is_staff: bool | None = None
 
 
+class UserModel(BaseModel):
+    id: str
+    username: str
+    is_active: bool
+    is_staff: bool
+    date_joined: str | None = Field(description="ISO 8601")
+    last_login: str | None = Field(description="ISO 8601")
+
+
+class Registered(UserModel):
+    message: str
+
+
+class UserAuth(BaseModel):
+    """`racetrack login` reads `token` (after logging in) and `username` (after validating a token)."""
+
+    username: str
+    token: str | None
+    is_staff: bool
+
+
 def throttle(request: Request) -> LoginThrottle:
     """One throttle per app (so tests' platforms don't share counts)."""
     key = id(request.app)
@@ -98,7 +120,7 @@ def user_to_api(user: User) -> dict[str, Any]:
     }
 
 
-@router.post("/users/register", status_code=201)
+@router.post("/users/register", status_code=201, response_model=Registered)
 def register(body: Credentials, context: LifecycleContext = Depends(get_context)) -> dict[str, Any]:
     with context.db.session() as session:
         user = accounts.create_user(session, body.username, body.password, active=False, require_email=True)
@@ -106,7 +128,7 @@ def register(body: Credentials, context: LifecycleContext = Depends(get_context)
         return {**user_to_api(user), "message": "account created; an admin must activate it before you can log in"}
 
 
-@router.post("/users/login")
+@router.post("/users/login", response_model=UserAuth)
 def login(
     body: Credentials,
     request: Request,
@@ -130,19 +152,19 @@ def login(
     return answer
 
 
-@router.get("/users/logout")
+@router.get("/users/logout", response_model=Message)
 def logout(response: Response) -> dict[str, str]:
     response.delete_cookie(AUTH_COOKIE, path="/")
     return {"message": "logged out"}
 
 
-@router.get("/users/validate_user_auth")
+@router.get("/users/validate_user_auth", response_model=UserAuth)
 def validate_user_auth(request: Request, caller: Caller = Depends(get_caller)) -> dict[str, Any]:
     require_user(caller)
     return {"username": caller.name, "token": caller_token(request), "is_staff": caller.is_staff}
 
 
-@router.put("/users/change_password")
+@router.put("/users/change_password", response_model=Message)
 def change_password(
     body: PasswordChange,
     request: Request,
@@ -166,7 +188,7 @@ def change_password(
 # -- staff ---------------------------------------------------------------------------------------
 
 
-@router.get("/users")
+@router.get("/users", response_model=list[UserModel])
 def list_users(
     caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> list[dict[str, Any]]:
@@ -175,7 +197,7 @@ def list_users(
         return [user_to_api(u) for u in session.scalars(select(User).order_by(User.username))]
 
 
-@router.post("/users", status_code=201)
+@router.post("/users", status_code=201, response_model=UserModel)
 def create_user(
     body: NewUser, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> dict[str, Any]:
@@ -186,7 +208,7 @@ def create_user(
         return user_to_api(user)
 
 
-@router.patch("/users/{username}")
+@router.patch("/users/{username}", response_model=UserModel)
 def update_user(
     username: str,
     body: UserUpdate,
@@ -223,14 +245,14 @@ def update_user(
         return user_to_api(user)
 
 
-@router.post("/users/{username}/activate")
+@router.post("/users/{username}/activate", response_model=UserModel)
 def activate_user(
     username: str, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> dict[str, Any]:
     return update_user(username, UserUpdate(is_active=True), caller, context)
 
 
-@router.put("/users/{username}/password")
+@router.put("/users/{username}/password", response_model=Message)
 def set_user_password(
     username: str,
     body: NewPassword,
@@ -245,7 +267,7 @@ def set_user_password(
     return {"message": f"password of {username} changed"}
 
 
-@router.delete("/users/{username}")
+@router.delete("/users/{username}", response_model=Message)
 def delete_user(
     username: str, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> dict[str, str]:
