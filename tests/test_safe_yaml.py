@@ -74,6 +74,11 @@ def test_duplicate_keys_are_refused_with_the_line() -> None:
         load_yaml("a: 1\na: 2\n", "doc")
 
 
+def test_a_non_printable_character_is_invalid_input_naming_the_source() -> None:
+    with pytest.raises(InvalidInput, match=r"^manifest_yaml: invalid YAML: unacceptable character #x0083"):
+        manifest_from_yaml("name: \x83\n", source="manifest_yaml")
+
+
 def test_every_user_yaml_path_refuses_the_bomb(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(alias_bomb())

@@ -156,7 +156,10 @@ def load_yaml(
     length = len(text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text)
     if length > max_bytes:
         raise InvalidInput(f"{source}: YAML document is {length} bytes, more than the limit of {max_bytes} bytes")
-    loader = _BoundedLoader(text)
+    try:  # the reader refuses non-printable characters as it starts
+        loader = _BoundedLoader(text)
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"{source}: {invalid}: {exc}") from None
     loader.max_aliases = max_aliases
     try:
         node = loader.get_single_node()

@@ -1,9 +1,9 @@
 """Backup and restore of a whole platform: `trackside admin backup FILE` and `trackside admin restore FILE`.
 
-One archive holds what seed 004 lists: the database (SQLite's online backup API, or `pg_dump`), the
-plugins, the local target's builds (with the virtualenvs they run in) or, for image targets, the
-image list with digests, the job secrets encrypted as at rest, and the keys only when asked. See
-docs/operations.md for what operators do with it.
+One archive holds what an operator must keep (docs/operations.md says what to do with it): the
+database (SQLite's online backup API, or `pg_dump`), the plugins, the local target's builds (with the
+virtualenvs they run in) or, for image targets, the image list with digests, the job secrets
+encrypted as at rest, and the keys only when asked.
 
     manifest.py   the archive's manifest: what it holds, from where, with a checksum per file
     archive.py    writing (atomically, never over a file) and reading (checked, links never followed)

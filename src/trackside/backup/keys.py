@@ -3,7 +3,7 @@
 `auth.key` signs every token and `secrets.key` encrypts every stored secret (token values, job
 secrets). An archive with them is as sensitive as the platform itself; one without them restores
 a platform whose old tokens are refused and whose old secrets can't be read, until the steps that
-`recovery_steps` prints (seed 004's "Rotating Auth Key", in Trackside's commands) are followed.
+`recovery_steps` prints (docs/operations.md, in Trackside's commands) are followed.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
 
 from trackside.auth.subjects import Caller
 from trackside.lifecycle import audit
@@ -17,12 +18,33 @@ router = APIRouter()
 LIMIT = 100
 
 
+class AuditEvent(BaseModel):
+    id: str
+    version: int
+    timestamp: str = Field(description="ISO 8601")
+    event_type: str
+    properties: dict[str, Any]
+    username_executor: str | None
+    username_subject: str | None
+    job_name: str | None
+    job_version: str | None
+    explanation: str
+    time_ago: str
+
+
+class Activity(BaseModel):
+    filter_job_name: str | None
+    filter_job_version: str | None
+    filter_related_to_me: bool
+    events: list[AuditEvent]
+
+
 def _events(context: LifecycleContext, **filters: Any) -> list[dict[str, Any]]:
     with context.db.session() as session:
         return [audit.event_to_api(e) for e in audit.list_events(session, **filters)]
 
 
-@router.get("/audit/activity")
+@router.get("/audit/activity", response_model=Activity)
 def activity(
     job_name: str | None = Query(None),
     job_version: str | None = Query(None),
@@ -48,9 +70,9 @@ def activity(
     }
 
 
-@router.get("/audit/user_events")
-@router.get("/audit/user_events/job/{job_name}")
-@router.get("/audit/user_events/job/{job_name}/{job_version}")
+@router.get("/audit/user_events", response_model=list[AuditEvent])
+@router.get("/audit/user_events/job/{job_name}", response_model=list[AuditEvent])
+@router.get("/audit/user_events/job/{job_name}/{job_version}", response_model=list[AuditEvent])
 def user_events(
     job_name: str | None = None,
     job_version: str | None = None,
@@ -61,9 +83,9 @@ def user_events(
     return _events(context, job_name=job_name, job_version=job_version, related_to=caller.name, limit=LIMIT)
 
 
-@router.get("/audit/events")
-@router.get("/audit/events/job/{job_name}")
-@router.get("/audit/events/job/{job_name}/{job_version}")
+@router.get("/audit/events", response_model=list[AuditEvent])
+@router.get("/audit/events/job/{job_name}", response_model=list[AuditEvent])
+@router.get("/audit/events/job/{job_name}/{job_version}", response_model=list[AuditEvent])
 def all_events(
     job_name: str | None = None,
     job_version: str | None = None,

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from trackside.auth.subjects import Caller
 from trackside.lifecycle import audit_views
 from trackside.lifecycle.access import require_user
+from trackside.lifecycle.api.audit import AuditEvent
+from trackside.lifecycle.api.bounds import Offset
 from trackside.lifecycle.api.deps import get_caller, get_context
 from trackside.lifecycle.wiring import LifecycleContext
 
@@ -20,7 +20,7 @@ class AuditPage(BaseModel):
     offset: int
     limit: int
     has_more: bool
-    events: list[dict[str, Any]]
+    events: list[AuditEvent]
 
 
 @router.get("/audit/page")
@@ -28,7 +28,7 @@ def audit_page(
     job_name: str | None = Query(None, description="a job family"),
     job_version: str | None = Query(None),
     related_to_me: bool = Query(False),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
     limit: int = Query(50, ge=1, le=500),
     caller: Caller = Depends(get_caller),
     context: LifecycleContext = Depends(get_context),

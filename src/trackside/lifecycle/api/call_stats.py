@@ -11,6 +11,7 @@ from trackside.auth.scopes import Scope
 from trackside.auth.subjects import Caller
 from trackside.lifecycle import call_stats, job_versions
 from trackside.lifecycle.access import require_job, require_scope
+from trackside.lifecycle.api.bounds import Count, Seconds, UnixTime
 from trackside.lifecycle.api.deps import get_caller, get_context
 from trackside.lifecycle.wiring import LifecycleContext
 
@@ -20,11 +21,11 @@ router = APIRouter()
 class MinuteReport(BaseModel):
     job_name: str = Field(min_length=1, max_length=128)
     job_version: str = Field(min_length=1, max_length=128)
-    minute: int = Field(ge=0, description="unix seconds, a multiple of 60")
-    requests: int = Field(ge=0)
-    errors: int = Field(ge=0)
-    seconds_sum: float = Field(ge=0)
-    latency_buckets: list[int]
+    minute: UnixTime = Field(description="unix seconds, a multiple of 60")
+    requests: Count
+    errors: Count
+    seconds_sum: Seconds
+    latency_buckets: list[Count] = Field(max_length=64)
 
 
 class CallReport(BaseModel):

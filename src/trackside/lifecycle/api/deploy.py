@@ -12,6 +12,7 @@ from trackside.auth.subjects import Caller
 from trackside.lifecycle import job_versions, maintenance
 from trackside.lifecycle.access import require_deploy
 from trackside.lifecycle.api.deps import get_caller, get_context
+from trackside.lifecycle.api.models import DeploymentDto, DeploymentId
 from trackside.lifecycle.deployer import DeployRequest
 from trackside.lifecycle.deployments import deployment_to_api, get_deployment, list_deployments
 from trackside.lifecycle.wiring import LifecycleContext
@@ -50,7 +51,7 @@ def _deployment_api(context: LifecycleContext, session: Session, deployment: Dep
     return deployment_to_api(deployment, job)
 
 
-@router.post("/deploy", status_code=201)
+@router.post("/deploy", status_code=201, response_model=DeploymentId)
 def deploy(
     body: DeployBody, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> dict[str, str]:
@@ -74,7 +75,7 @@ def deploy(
     return {"id": deployment_id}
 
 
-@router.get("/deploy")
+@router.get("/deploy", response_model=list[DeploymentDto])
 def deployments(
     limit: int = Query(100, ge=1, le=1000),
     _caller: Caller = Depends(get_caller),
@@ -84,7 +85,7 @@ def deployments(
         return [_deployment_api(context, session, d) for d in list_deployments(session, limit)]
 
 
-@router.get("/deploy/{deployment_id}")
+@router.get("/deploy/{deployment_id}", response_model=DeploymentDto)
 def deployment(
     deployment_id: str, _caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> dict[str, Any]:

@@ -3,11 +3,14 @@ and one deployment with its build log, for following a deploy's phases."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from trackside.auth.subjects import Caller
 from trackside.lifecycle import deployment_views
+from trackside.lifecycle.api.bounds import MAX_TAIL, Offset
 from trackside.lifecycle.api.deps import get_caller, get_context
 from trackside.lifecycle.wiring import LifecycleContext
 
@@ -44,7 +47,7 @@ class DeploymentPage(BaseModel):
 
 @router.get("/deployments")
 def deployments(
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
     limit: int = Query(50, ge=1, le=500),
     mine: bool = Query(False, description="only the caller's own deployments"),
     caller: Caller = Depends(get_caller),
@@ -57,7 +60,7 @@ def deployments(
 @router.get("/deployments/{deployment_id}")
 def deployment(
     deployment_id: str,
-    tail: int = Query(0, ge=0, description="last lines of the build log; 0: all"),
+    tail: Annotated[int, Query(ge=0, le=MAX_TAIL, description="last lines of the build log; 0: all")] = 0,
     caller: Caller = Depends(get_caller),
     context: LifecycleContext = Depends(get_context),
 ) -> DeploymentDetail:

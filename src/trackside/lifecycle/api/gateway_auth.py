@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -35,6 +36,26 @@ from trackside.store.auth_models import PublicEndpointRequest
 from trackside.store.models import Job
 
 router = APIRouter()
+
+
+class CalledJob(BaseModel):
+    name: str
+    version: str
+    status: str
+    internal_name: str | None
+    replica_internal_names: list[str]
+    error: str | None
+    forward_caller_token: bool
+
+
+class CallDecision(BaseModel):
+    """The gateway's answer: where the call goes, and who makes it (None on an open path, no token)."""
+
+    job: CalledJob
+    caller: str | None
+    remote_gateway_url: str | None
+    remote_gateway_token: str | None
+
 
 OPEN_PATHS = frozenset({"/health", "/live", "/ready"})
 
@@ -64,8 +85,8 @@ def is_public(session: Session, job: Job, endpoint: str) -> bool:
     return False
 
 
-@router.get("/auth/can-call-job/{name}/{version}/{path:path}")
-@router.get("/auth/can-call-job/{name}/{version}")
+@router.get("/auth/can-call-job/{name}/{version}/{path:path}", response_model=CallDecision)
+@router.get("/auth/can-call-job/{name}/{version}", response_model=CallDecision)
 def can_call_job(
     name: str, version: str, request: Request, path: str = "", context: LifecycleContext = Depends(get_context)
 ) -> dict[str, Any]:

@@ -7,12 +7,42 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from trackside.lifecycle.api.deps import get_context
 from trackside.lifecycle.wiring import LifecycleContext
 
 router = APIRouter()
 probes = APIRouter()
+
+
+class Info(BaseModel):
+    """`racetrack` reads `auth_required` (to know whether it needs a token) and `external_pub_url`."""
+
+    service: str
+    git_version: str
+    docker_tag: str
+    auth_required: bool
+    external_pub_url: str | None
+    lifecycle_url: str | None
+    grafana_url: str | None
+
+
+class Live(BaseModel):
+    live: bool
+
+
+class Ready(BaseModel):
+    ready: bool
+
+
+class Health(BaseModel):
+    service: str
+    version: str
+    live: bool
+    ready: bool
+    database_connected: bool
+    status: str
 
 
 def trackside_version() -> str:
@@ -22,7 +52,7 @@ def trackside_version() -> str:
         return "unknown"
 
 
-@router.get("/info")
+@router.get("/info", response_model=Info)
 def info(context: LifecycleContext = Depends(get_context)) -> dict[str, Any]:
     settings = context.settings
     return {
@@ -36,17 +66,17 @@ def info(context: LifecycleContext = Depends(get_context)) -> dict[str, Any]:
     }
 
 
-@probes.get("/live")
+@probes.get("/live", response_model=Live)
 def live() -> dict[str, Any]:
     return {"live": True}
 
 
-@probes.get("/ready")
+@probes.get("/ready", response_model=Ready)
 def ready() -> dict[str, Any]:
     return {"ready": True}
 
 
-@probes.get("/health")
+@probes.get("/health", response_model=Health, responses={500: {"model": Health}})
 def health(context: LifecycleContext = Depends(get_context)) -> JSONResponse:
     connected = context.db.is_connected()
     body = {

@@ -16,6 +16,7 @@ from trackside.auth.scopes import Scope
 from trackside.auth.subjects import Caller
 from trackside.lifecycle import job_views
 from trackside.lifecycle.access import Grants
+from trackside.lifecycle.api.bounds import Offset
 from trackside.lifecycle.api.deps import get_caller, get_context
 from trackside.lifecycle.wiring import LifecycleContext
 
@@ -106,7 +107,7 @@ def jobs_table(
     target: str = "",
     status: str = "",
     sort: str = Query("name", description="name, deploy (latest first) or status (faulty first)"),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
     limit: int = Query(50, ge=1, le=1000),
     caller: Caller = Depends(get_caller),
     context: LifecycleContext = Depends(get_context),
@@ -122,7 +123,7 @@ def jobs_table(
 def portfolio_page(
     request: Request,
     sort: str = Query("-purge_score", description="a column; prefix '-' for descending"),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
     limit: int = Query(100, ge=1, le=1000),
     caller: Caller = Depends(get_caller),
     context: LifecycleContext = Depends(get_context),
@@ -133,7 +134,7 @@ def portfolio_page(
     return PortfolioPage.model_validate(job_views.portfolio_page(items, filters, sort, offset, limit))
 
 
-@router.get("/job/portfolio")
+@router.get("/job/portfolio", response_model=list[PortfolioItem])
 def portfolio(
     caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
@@ -19,13 +19,27 @@ from trackside.domain import JobDto
 from trackside.errors import InvalidInput, NotFound
 from trackside.lifecycle import audit, job_versions, maintenance
 from trackside.lifecycle.access import Grants, require_job
+from trackside.lifecycle.api.bounds import Tail
 from trackside.lifecycle.api.deps import get_caller, get_context
+from trackside.lifecycle.api.models import DeploymentId, Logs
 from trackside.lifecycle.audit import EventType
 from trackside.lifecycle.deployments import latest_deployment
 from trackside.lifecycle.wiring import LifecycleContext
 from trackside.manifest.load import manifest_from_yaml, manifest_to_yaml
 
 router = APIRouter()
+
+
+class JobFamily(BaseModel):
+    name: str
+    id: str
+
+
+class JobDeleted(BaseModel):
+    name: str
+    version: str
+    status: str
+
 
 ANSI_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -46,7 +60,7 @@ def _tail(text: str, tail: int) -> str:
     return "\n".join(lines[-tail:])
 
 
-@router.get("/job", response_model=list[dict[str, Any]])
+@router.get("/job", response_model=list[JobDto])
 def list_jobs(caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)) -> Response:
     """The jobs the caller may read."""
     with context.db.session() as session:
@@ -57,7 +71,7 @@ def list_jobs(caller: Caller = Depends(get_caller), context: LifecycleContext = 
     return Response(body, media_type="application/json")
 
 
-@router.get("/job_family")
+@router.get("/job_family", response_model=list[JobFamily])
 def list_families(
     caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> list[dict[str, str]]:
@@ -67,14 +81,14 @@ def list_families(
         return [{"name": f.name, "id": f.id} for f in job_versions.list_families(session) if f.id in visible]
 
 
-@router.get("/job/{name}/{version}")
+@router.get("/job/{name}/{version}", response_model=JobDto)
 def get_job(
     name: str, version: str, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> dict[str, Any]:
     return _job_dto(context, name, version, caller).to_api()
 
 
-@router.delete("/job/{name}/{version}")
+@router.delete("/job/{name}/{version}", response_model=JobDeleted)
 def delete_job(
     name: str, version: str, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> dict[str, str]:
@@ -84,7 +98,7 @@ def delete_job(
     return {"name": name, "version": version, "status": "deleted"}
 
 
-@router.post("/job/{name}/{version}/redeploy", status_code=202)
+@router.post("/job/{name}/{version}/redeploy", status_code=202, response_model=DeploymentId)
 def redeploy_job(
     name: str, version: str, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> dict[str, str]:
@@ -93,7 +107,7 @@ def redeploy_job(
     return {"id": context.deployer.start_redeploy(name, version, username=caller.username)}
 
 
-@router.post("/job/{name}/{version}/reprovision", status_code=202)
+@router.post("/job/{name}/{version}/reprovision", status_code=202, response_model=DeploymentId)
 def reprovision_job(
     name: str, version: str, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> dict[str, str]:
@@ -107,7 +121,7 @@ class ManifestBody(BaseModel):
     manifest_yaml: str
 
 
-@router.put("/job/{name}/{version}/manifest")
+@router.put("/job/{name}/{version}/manifest", response_model=JobDto)
 def update_manifest(
     name: str,
     version: str,
@@ -139,11 +153,11 @@ def _runtime_logs(context: LifecycleContext, name: str, version: str, tail: int,
     return target.job_monitor.read_recent_logs(job, tail=tail)
 
 
-@router.get("/job/{name}/{version}/logs")
+@router.get("/job/{name}/{version}/logs", response_model=Logs)
 def runtime_logs(
     name: str,
     version: str,
-    tail: int = Query(20, ge=0),
+    tail: Tail = 20,
     caller: Caller = Depends(get_caller),
     context: LifecycleContext = Depends(get_context),
 ) -> dict[str, str]:
@@ -154,7 +168,7 @@ def runtime_logs(
 def runtime_logs_plain(
     name: str,
     version: str,
-    tail: int = Query(20, ge=0),
+    tail: Tail = 20,
     caller: Caller = Depends(get_caller),
     context: LifecycleContext = Depends(get_context),
 ) -> str:
@@ -165,7 +179,7 @@ def runtime_logs_plain(
 async def runtime_logs_stream(
     name: str,
     version: str,
-    tail: int = Query(20, ge=0),
+    tail: Tail = 20,
     caller: Caller = Depends(get_caller),
     context: LifecycleContext = Depends(get_context),
 ) -> StreamingResponse:
@@ -215,11 +229,11 @@ def _build_logs(context: LifecycleContext, name: str, version: str, tail: int, c
         return _tail(deployment.build_logs or "", tail)
 
 
-@router.get("/job/{name}/{version}/build-logs")
+@router.get("/job/{name}/{version}/build-logs", response_model=Logs)
 def build_logs(
     name: str,
     version: str,
-    tail: int = Query(0, ge=0),
+    tail: Tail = 0,
     caller: Caller = Depends(get_caller),
     context: LifecycleContext = Depends(get_context),
 ) -> dict[str, str]:
@@ -230,7 +244,7 @@ def build_logs(
 def build_logs_plain(
     name: str,
     version: str,
-    tail: int = Query(0, ge=0),
+    tail: Tail = 0,
     caller: Caller = Depends(get_caller),
     context: LifecycleContext = Depends(get_context),
 ) -> str:

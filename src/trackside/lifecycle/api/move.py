@@ -16,6 +16,7 @@ from trackside.errors import InvalidInput
 from trackside.lifecycle import job_versions, maintenance
 from trackside.lifecycle.access import require_job
 from trackside.lifecycle.api.deps import get_caller, get_context
+from trackside.lifecycle.api.models import JobDto
 from trackside.lifecycle.wiring import LifecycleContext
 
 router = APIRouter()
@@ -26,7 +27,7 @@ def _check(context: LifecycleContext, name: str, version: str, caller: Caller) -
         require_job(session, caller, Scope.DEPLOY_JOB, job_versions.get_job(session, name, version))
 
 
-@router.post("/job/{name}/{version}/move")
+@router.post("/job/{name}/{version}/move", response_model=JobDto)
 async def move_job(
     name: str,
     version: str,

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from trackside.auth.subjects import Caller
 from trackside.lifecycle import permission_views
 from trackside.lifecycle.access import require_staff
+from trackside.lifecycle.api.bounds import RowId
 from trackside.lifecycle.api.deps import get_caller, get_context
 from trackside.lifecycle.wiring import LifecycleContext
 
@@ -35,6 +36,17 @@ class NewPermission(BaseModel):
     job_family: str | None = Field(default=None, description="empty: every family")
     job_version: str | None = None
     endpoint: str | None = Field(default=None, max_length=512)
+
+
+class PermissionGranted(BaseModel):
+    granted: bool = Field(description="false: the grant existed already")
+    subject: str
+    scope: str
+    job_family: str | None
+
+
+class PermissionRevoked(BaseModel):
+    revoked: int
 
 
 class GraphNode(BaseModel):
@@ -64,7 +76,7 @@ def list_permissions(
         return [PermissionModel.model_validate(p) for p in permission_views.list_grants(session)]
 
 
-@router.post("/permissions", status_code=201)
+@router.post("/permissions", status_code=201, response_model=PermissionGranted)
 def grant_permission(
     body: NewPermission, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> dict[str, Any]:
@@ -82,9 +94,9 @@ def grant_permission(
         )
 
 
-@router.delete("/permissions/{permission_id}")
+@router.delete("/permissions/{permission_id}", response_model=PermissionRevoked)
 def revoke_permission(
-    permission_id: int, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
+    permission_id: RowId, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> dict[str, Any]:
     require_staff(caller)
     with context.db.session() as session:

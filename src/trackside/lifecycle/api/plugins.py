@@ -1,7 +1,8 @@
 """`/plugin`: install, uninstall, list, download and configure plugins, and reach their hooks.
 
 Racetrack's endpoints and shapes (docs/architecture.md, "Compatibility contracts"), so `racetrack plugin ...` works
-against us. After each change the lifecycle reloads its own engine at once; other components notice the
+against us.
+After each change the lifecycle reloads its own engine at once; other components notice the
 `last-change.txt` rewrite within a second or so.
 """
 
@@ -22,6 +23,7 @@ from trackside.lifecycle.access import require_staff
 from trackside.lifecycle.api.deps import get_caller, get_context
 from trackside.lifecycle.audit import EventType
 from trackside.lifecycle.wiring import LifecycleContext
+from trackside.plugins.manifest import PluginManifest
 from trackside.plugins.store import PluginStore
 
 router = APIRouter()
@@ -34,6 +36,36 @@ def staff_only(caller: Caller = Depends(get_caller)) -> Caller:
 
 
 STAFF = [Depends(staff_only)]
+
+
+class PluginPart(BaseModel):
+    name: str
+    active_jobs: int
+
+
+class PluginTreeItem(BaseModel):
+    """A plugin's manifest (as `GET /plugin` lists it) with what it brings and how many jobs use each."""
+
+    name: str
+    version: str
+    url: str | None
+    priority: int
+    category: str | None
+    components: list[str]
+    build_date: str | None
+    builtin: bool
+    job_types: list[PluginPart]
+    infrastructure_targets: list[PluginPart]
+
+
+class PluginStatus(BaseModel):
+    name: str
+    version: str
+    status: str
+
+
+class PluginsDeleted(BaseModel):
+    status: str
 
 
 def _store(context: LifecycleContext) -> PluginStore:
@@ -61,12 +93,12 @@ def _install(
     return manifest.to_api()
 
 
-@router.get("/plugin")
+@router.get("/plugin", response_model=list[PluginManifest])
 def list_plugins(context: LifecycleContext = Depends(get_context)) -> list[dict[str, Any]]:
     return [plugin.manifest.to_api() for plugin in _store(context).list()]
 
 
-@router.post("/plugin/upload")
+@router.post("/plugin/upload", response_model=PluginManifest)
 def upload_plugin(
     file: UploadFile = File(...),
     replace: bool = Query(False),
@@ -76,7 +108,7 @@ def upload_plugin(
     return _install(context, caller, file.file.read(), file.filename, replace)
 
 
-@router.post("/plugin/upload/{filename}")
+@router.post("/plugin/upload/{filename}", response_model=PluginManifest)
 async def upload_plugin_raw(
     filename: str,
     request: Request,
@@ -93,12 +125,12 @@ def job_type_versions(context: LifecycleContext = Depends(get_context)) -> list[
     return context.plugins.job_type_versions()
 
 
-@router.get("/plugin/infrastructure_targets")
+@router.get("/plugin/infrastructure_targets", response_model=dict[str, PluginManifest])
 def infrastructure_targets(context: LifecycleContext = Depends(get_context)) -> dict[str, dict[str, Any]]:
     return {name: manifest.to_api() for name, manifest in context.plugins.infrastructure_target_plugins().items()}
 
 
-@router.get("/plugin/tree")
+@router.get("/plugin/tree", response_model=list[PluginTreeItem])
 def plugin_tree(context: LifecycleContext = Depends(get_context)) -> list[dict[str, Any]]:
     """Every active plugin (built-ins included) with its job types and targets and their job counts."""
     by_job_type: dict[str, int] = {}
@@ -128,7 +160,7 @@ def plugin_tree(context: LifecycleContext = Depends(get_context)) -> list[dict[s
     return tree
 
 
-@router.delete("/plugin/all")
+@router.delete("/plugin/all", response_model=PluginsDeleted)
 def delete_all_plugins(
     caller: Caller = Depends(staff_only), context: LifecycleContext = Depends(get_context)
 ) -> dict[str, str]:
@@ -146,7 +178,7 @@ def delete_all_plugins(
     return {"status": "deleted"}
 
 
-@router.delete("/plugin/{name}/{version}")
+@router.delete("/plugin/{name}/{version}", response_model=PluginStatus)
 def delete_plugin(
     name: str, version: str, caller: Caller = Depends(staff_only), context: LifecycleContext = Depends(get_context)
 ) -> dict[str, str]:
@@ -171,7 +203,7 @@ def read_plugin_config(name: str, version: str, context: LifecycleContext = Depe
     return _store(context).read_config(name, version)
 
 
-@router.put("/plugin/{name}/{version}/config", dependencies=STAFF)
+@router.put("/plugin/{name}/{version}/config", dependencies=STAFF, response_model=PluginStatus)
 def write_plugin_config(
     name: str, version: str, body: PluginConfig, context: LifecycleContext = Depends(get_context)
 ) -> dict[str, str]:

@@ -21,7 +21,11 @@ class MaintenanceSwitch(BaseModel):
     enabled: bool
 
 
-@router.get("/settings/maintenance")
+class MaintenanceMode(BaseModel):
+    maintenance_mode: bool
+
+
+@router.get("/settings/maintenance", response_model=MaintenanceMode)
 def get_maintenance(
     _caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> dict[str, Any]:
@@ -29,7 +33,7 @@ def get_maintenance(
         return {"maintenance_mode": maintenance.is_on(session)}
 
 
-@router.put("/settings/maintenance")
+@router.put("/settings/maintenance", response_model=MaintenanceMode)
 def set_maintenance(
     body: MaintenanceSwitch, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> dict[str, Any]:
