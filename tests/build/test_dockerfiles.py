@@ -45,15 +45,20 @@ def test_base_images_leave_out_stages_arguments_and_scratch() -> None:
 
 
 def test_a_failed_pull_is_found_in_buildkits_output_and_the_hint_names_the_setting() -> None:
+    # What the engine's BuildKit prints when it cannot reach a registry (plain progress).
     output = [
-        "#2 [internal] load metadata for docker.io/library/python:3.9-slim-bullseye",
-        "#2 ERROR: failed to do request: Head https://registry-1.docker.io/v2/: dial tcp: lookup registry-1.docker.io",
-        "ERROR: failed to solve: python:3.9-slim-bullseye: failed to resolve source metadata for "
-        "docker.io/library/python:3.9-slim-bullseye: failed to do request",
+        "#3 [internal] load metadata for docker.io/library/python:3.9-slim-bullseye",
+        "#3 sha256:93660a529357a9b1eb0f051630b7b6ce5832bd990caa1ffb8068ba23cfb300e9",
+        '#3 ERROR: failed to do request: Head "https://registry-1.docker.io/v2/library/python/manifests/'
+        '3.9-slim-bullseye": dial tcp: lookup registry-1.docker.io: no such host',
+        "failed to solve with frontend dockerfile.v0: failed to create LLB definition: failed to do request",
     ]
     assert pull_failures(output) == ["python:3.9-slim-bullseye"]
-    other_wording = ["#2 ERROR: docker.io/library/python:3.9-slim-bullseye: not found"]
-    assert pull_failures(other_wording, missing=["python:3.9-slim-bullseye"]) == ["python:3.9-slim-bullseye"]
-    assert pull_failures(["Step 3: RUN false", "exit code: 1"], missing=["python:3.9-slim-bullseye"]) == []
+    untagged = ["#2 [internal] load metadata for docker.io/library/ubuntu:latest", "#2 ERROR: pull access denied"]
+    assert pull_failures(untagged, missing=["ubuntu"]) == ["ubuntu"]  # as the Dockerfile wrote it
+    one_line = ["ERROR: failed to solve: failed to resolve source metadata for docker.io/me/app:1: not found"]
+    assert pull_failures(one_line) == ["me/app:1"]
+    loaded = ["#3 [internal] load metadata for docker.io/library/python:3.9", "#3 DONE 0.1s", "#7 ERROR: exit 1"]
+    assert pull_failures(loaded, missing=["python:3.9"]) == []
     hint = pull_failure_hint("python:3.9-slim-bullseye")
     assert "could not pull image python:3.9-slim-bullseye" in hint and "docker_image_map" in hint

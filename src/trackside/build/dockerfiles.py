@@ -26,21 +26,9 @@ _FROM = re.compile(r"^(?P<head>\s*FROM\s+(?:--\S+\s+)*)(?P<image>\S+)(?P<tail>(?
 _COPY_FROM = re.compile(r"(?P<head>^\s*(?:COPY|ADD)\b.*?--from=)(?P<image>[^\s]+)", re.I)
 _MOUNT_FROM = re.compile(r"(?P<head>--mount=\S*?\bfrom=)(?P<image>[^,\s]+)", re.I)
 # What BuildKit says when it cannot get an image's manifest (pull refused, no network, no such image).
-_PULL_FAILURE = re.compile(
-    r"(?:failed to resolve source metadata for|pull access denied for) "
-    r"(?:docker\.io/library/|docker\.io/)?(?P<image>[^\s:,]+(?::[^\s:,]+)?)",
-    re.I,
-)
-_FETCH_MARKERS = (
-    "failed to resolve",
-    "pull access denied",
-    "failed to do request",
-    "dial tcp",
-    "no such host",
-    "manifest unknown",
-    "not found",
-    "i/o timeout",
-)
+_PULL_FAILURE = re.compile(r"(?:failed to resolve source metadata for|pull access denied for) (?P<image>[^\s,]+)", re.I)
+_LOAD_METADATA = re.compile(r"^#(?P<step>\d+) \[internal\] load metadata for (?P<image>\S+)")
+_STEP_ERROR = re.compile(r"^#(?P<step>\d+) ERROR\b")
 
 
 @dataclass(frozen=True)
@@ -114,21 +102,42 @@ def base_images(text: str) -> list[str]:
     return found
 
 
+def _normalized(reference: str) -> str:
+    """An image reference as BuildKit prints it, back in the short form a Dockerfile uses."""
+    for prefix in ("docker.io/library/", "docker.io/"):
+        if reference.startswith(prefix):
+            reference = reference[len(prefix) :]
+            break
+    return reference
+
+
 def pull_failures(lines: Iterable[str], missing: Iterable[str] = ()) -> list[str]:
     """Images a failed build's output says could not be pulled, in order of appearance.
 
-    `missing` are the Dockerfile's images the engine did not have before the build: one named on a
-    line of the output that says it could not be fetched is reported too, however BuildKit put it."""
-    candidates = list(missing)
+    BuildKit's plain progress names the image on a step (`#3 [internal] load metadata for
+    docker.io/library/python:3.9`) and fails that step (`#3 ERROR: ...`), or says it in one line.
+    `missing` are the Dockerfile's images the engine lacked, reported as the Dockerfile wrote them."""
+    written = {name: name for name in missing}
+    written.update({f"{name}:latest": name for name in missing if ":" not in name.rsplit("/", 1)[-1]})
+    loading: dict[str, str] = {}
     found: list[str] = []
+
+    def add(reference: str) -> None:
+        reference = _normalized(reference.rstrip(":"))
+        image = written.get(reference, reference)
+        if image not in found:
+            found.append(image)
+
     for line in lines:
+        step = _LOAD_METADATA.match(line)
+        if step is not None:
+            loading[step.group("step")] = step.group("image")
+            continue
+        error = _STEP_ERROR.match(line)
+        if error is not None and error.group("step") in loading:
+            add(loading[error.group("step")])
         for match in _PULL_FAILURE.finditer(line):
-            image = match.group("image")
-            if image not in found:
-                found.append(image)
-        lowered = line.lower()
-        if any(marker in lowered for marker in _FETCH_MARKERS):
-            found.extend(image for image in candidates if image in line and image not in found)
+            add(match.group("image"))
     return found
 
 
