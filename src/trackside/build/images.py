@@ -230,7 +230,7 @@ def _dockerfile(
     elif image.template is None or not Path(image.template).is_file():
         raise BuildFailed(f"job type {job_type.full_name}: Dockerfile template {image.template} is missing")
     elif image.racetrack_style:
-        context_dir, text = job_dir, _racetrack_dockerfile(image, spec, git_version)
+        context_dir, text = job_dir, render_racetrack_dockerfile(image, spec, git_version)
         text = _with_jobtype_context(engine, image, text, workspace_root, log)
     else:
         context_dir, text = workspace_root, _trackside_dockerfile(engine, image, spec, job_dir, settings, git_version)
@@ -291,7 +291,7 @@ def racetrack_variables(spec: BuildSpec, git_version: str) -> dict[str, Any]:
     }
 
 
-def _racetrack_dockerfile(image: JobTypeImage, spec: BuildSpec, git_version: str) -> str:
+def render_racetrack_dockerfile(image: JobTypeImage, spec: BuildSpec, git_version: str) -> str:
     """A Racetrack job-type plugin's template, rendered as Racetrack renders it (plain Jinja2)."""
     assert image.template is not None
     text = Path(image.template).read_text()

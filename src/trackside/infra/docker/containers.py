@@ -113,7 +113,10 @@ class JobContainers:
         if network in ("host", "bridge", "none"):
             return
         if self.engine.run(["network", "inspect", network], check=False).returncode != 0:
-            self.engine.run(["network", "create", "--driver", "bridge", network], what=f"creating network {network}")
+            created = self.engine.run(["network", "create", "--driver", "bridge", network], check=False)
+            # Another deploy (or platform) may have created it meanwhile: that is as good.
+            if created.returncode != 0 and self.engine.run(["network", "inspect", network], check=False).returncode:
+                self.engine.raise_for(created.stderr, f"creating network {network}")
 
     def start(self, spec: RunSpec) -> str:
         """Create and start one replica; its environment travels through the client's own env."""
