@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -40,8 +41,26 @@ PYTHON_IMAGE_DOCKERFILE = f"""\
 FROM {BASE_IMAGE}
 RUN apt-get update && apt-get install -y --no-install-recommends python3-pip python-is-python3 \\
     && rm -rf /var/lib/apt/lists/* /usr/lib/python3*/EXTERNALLY-MANAGED
+{{trust}}
 """
-IMAGE_MAP = {"python:*": PYTHON_IMAGE}
+# The certificate authorities this host trusts, trusted in the stand-ins too: a machine that reaches
+# PyPI through a TLS-inspecting proxy needs base images that trust it, as an operator's would.
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+TRUST = """\
+COPY host-ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \\
+    REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
+"""
+# golang:1.x-alpine for the Go sample: Debian's Go (1.19 in bookworm) with GOPATH's bin on PATH.
+GOLANG_IMAGE = "trackside-test/racetrack-golang:bookworm"
+GOLANG_IMAGE_DOCKERFILE = f"""\
+FROM {BASE_IMAGE}
+RUN apt-get update && apt-get install -y --no-install-recommends golang-go ca-certificates git \\
+    && rm -rf /var/lib/apt/lists/*
+ENV GOPATH=/go PATH=/go/bin:/usr/lib/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+{{trust}}
+"""
+IMAGE_MAP = {"python:*": PYTHON_IMAGE, "golang:*": GOLANG_IMAGE}
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -64,20 +83,30 @@ def reachable(url: str, timeout: float = 5) -> bool:
 
 def python_image(engine: DockerEngine) -> str:
     """The local stand-in for python:3.x-slim, made once (it needs Debian's mirror)."""
-    if engine.image_exists(PYTHON_IMAGE):
-        return PYTHON_IMAGE
+    return local_image(engine, PYTHON_IMAGE, PYTHON_IMAGE_DOCKERFILE)
+
+
+def local_image(engine: DockerEngine, image: str, dockerfile: str) -> str:
+    """A stand-in for a public image, built once on the engine's host network from Debian's packages."""
+    if engine.image_exists(image):
+        return image
     if not reachable("http://deb.debian.org/debian/"):
-        pytest.skip(f"making {PYTHON_IMAGE} (python:3.x-slim here) needs Debian's mirror, which can't be reached")
-    result = subprocess.run(
-        [*engine.command(["build", "--network", "host", "-t", PYTHON_IMAGE, "-"])],
-        input=PYTHON_IMAGE_DOCKERFILE,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, "DOCKER_BUILDKIT": "1"},
-    )
-    assert result.returncode == 0, f"building {PYTHON_IMAGE} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
-    return PYTHON_IMAGE
+        pytest.skip(f"making {image} (a stand-in for a public image) needs Debian's mirror, which can't be reached")
+    with tempfile.TemporaryDirectory(prefix="trackside-stand-in-") as context:
+        trust = ""
+        if HOST_CA_BUNDLE.is_file():
+            shutil.copyfile(HOST_CA_BUNDLE, Path(context) / "host-ca-certificates.crt")
+            trust = TRUST
+        (Path(context) / "Dockerfile").write_text(dockerfile.replace("{trust}", trust))
+        result = subprocess.run(
+            engine.command(["build", "--network", "host", "-t", image, context]),
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env={**os.environ, "DOCKER_BUILDKIT": "1"},
+        )
+    assert result.returncode == 0, f"building {image} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+    return image
 
 
 def start_docker_platform(data_dir: Path, database_url: str) -> RunningPlatform:
@@ -129,7 +158,8 @@ def install_racetrack_plugins(racetrack: Cli, trackside: Cli, out: Path) -> dict
     """Both of Racetrack's job-type plugins, bundled and installed with a different client each way.
 
     The plugin directories are read-only here: a bundle is written to `out` only."""
-    out.mkdir(parents=True, exist_ok=True)
+    (out / "python").mkdir(parents=True, exist_ok=True)
+    (out / "proxy").mkdir(parents=True, exist_ok=True)
     racetrack("plugin", "bundle", str(PYTHON_PLUGIN), "--out", str(out / "python"))
     trackside("plugin", "bundle", str(PROXY_PLUGIN), "--out", str(out / "proxy"))
     (python_zip,) = (out / "python").glob("*.zip")
