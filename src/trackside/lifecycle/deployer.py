@@ -82,19 +82,20 @@ class DeployService:
         available = self.plugins.job_types()
         name, version = manifest.jobtype_name, manifest.jobtype_version
         candidates = [jt for jt in available.values() if jt.name == name]
-        if target is not None and version not in {jt.version for jt in candidates}:
-            buildable = [jt for jt in candidates if jt.builds_for(target.artifact_kind)]
-            if candidates and not buildable:
-                raise InvalidInput(
-                    f"job type {manifest.jobtype!r}: no installed version can build for infrastructure target "
-                    f"{target.name} (installed: {', '.join(sorted(jt.full_name for jt in candidates))})"
-                )
-            candidates = buildable
-        versions = [jt.version for jt in candidates]
-        resolved = resolve_jobtype_version(version, versions) if versions else None
+        resolved = resolve_jobtype_version(version, [jt.version for jt in candidates]) if candidates else None
         if resolved is None:
             known = ", ".join(sorted(available)) or "none"
             raise InvalidInput(f"job type {manifest.jobtype!r} is not installed (installed: {known})")
+        if target is not None and resolved != version:  # an alias: among the versions that build for target
+            buildable = [jt.version for jt in candidates if jt.builds_for(target.artifact_kind)]
+            resolved = resolve_jobtype_version(version, buildable) if buildable else None
+            if resolved is None:
+                what = "a command for this host" if target.artifact_kind == "local" else "container images"
+                raise InvalidInput(
+                    f"job type {manifest.jobtype!r}: no installed version that matches it can build {what} for "
+                    f"infrastructure target {target.name} (installed: "
+                    f"{', '.join(sorted(jt.full_name for jt in candidates))})"
+                )
         return available[f"{name}:{resolved}"]
 
     def resolve_target(self, manifest: Manifest) -> InfrastructureTarget:
