@@ -16,10 +16,12 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from tests.conftest import REPO_ROOT
 from tests.infra.docker.support import BASE_IMAGE, TEST_NAMESPACE
@@ -174,3 +176,17 @@ def copy_sample(name: str, destination: Path) -> Path:
     target = destination / name
     shutil.copytree(SAMPLES / name, target)
     return target
+
+
+def call_when_up(http: httpx.Client, url: str, payload: object, timeout: float = 120) -> httpx.Response:
+    """POST to a multi-container job once its own server answers behind the proxy.
+
+    Racetrack's docker-proxy is ready as soon as the proxy is; the job's own server (another container
+    beside it) may still be starting, and the proxy answers 500 (`ConnectError`) until it listens."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = http.post(url, json=payload)
+        starting = response.status_code == 500 and "ConnectError" in response.text
+        if not starting or time.monotonic() > deadline:
+            return response
+        time.sleep(0.5)

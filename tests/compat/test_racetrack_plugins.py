@@ -18,6 +18,7 @@ from tests.compat.racetrack_support import (
     PYTHON_PLUGIN,
     PYTHON_PLUGIN_JOB_TYPE,
     Cli,
+    call_when_up,
     copy_sample,
     install_racetrack_plugins,
     python_image,
@@ -155,7 +156,7 @@ def test_docker_proxy_serves_the_flask_sample_on_the_docker_target(setup: Setup,
     job = http.get(f"{setup.platform.api}/job/{name}/0.0.2").json()
     assert job["infrastructure_target"] == "docker" and job["status"] == "running"
     # As its README says: POST /perform {"numbers": [40, 2]} answers 42, here through the gateway.
-    answer = http.post(f"{setup.platform.url}/pub/job/{name}/latest/api/v1/perform", json={"numbers": [40, 2]})
+    answer = call_when_up(http, f"{setup.platform.url}/pub/job/{name}/latest/api/v1/perform", {"numbers": [40, 2]})
     assert (answer.status_code, answer.json()) == (200, 42)
 
 
@@ -176,7 +177,7 @@ def test_racetracks_python3_job_type_builds_the_class_sample_on_the_docker_targe
             "and github.com can't be reached from this machine"
         )
     assert result["status"] == "done", f"{result}\n{logs[-4000:]}"
-    answer = setup.platform.http.post(
-        f"{setup.platform.url}/pub/job/{name}/latest/api/v1/perform", json={"numbers": [40, 2]}
+    answer = call_when_up(
+        setup.platform.http, f"{setup.platform.url}/pub/job/{name}/latest/api/v1/perform", {"numbers": [40, 2]}
     )
     assert (answer.status_code, answer.json()) == (200, 42)

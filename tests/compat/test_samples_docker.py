@@ -15,6 +15,7 @@ from tests.compat.racetrack_support import (
     GOLANG_IMAGE,
     GOLANG_IMAGE_DOCKERFILE,
     SAMPLES,
+    call_when_up,
     copy_sample,
     install_racetrack_plugins,
     local_image,
@@ -88,7 +89,7 @@ def test_docker_python_flask_sums_numbers(setup: Setup, tmp_path: Path) -> None:
     assert "RUN pip install flask" in logs  # the sample's own build step, with the engine's network
     pub = f"{setup.platform.url}/pub/job/{name}/latest"
     # README: POST /api/v1/perform {"numbers": [40, 2]} -> 42
-    answer = setup.platform.http.post(f"{pub}/api/v1/perform", json={"numbers": [40, 2]})
+    answer = call_when_up(setup.platform.http, f"{pub}/api/v1/perform", {"numbers": [40, 2]})
     assert (answer.status_code, answer.json()) == (200, 42)
 
 
@@ -102,7 +103,7 @@ def test_docker_golang_http_sums_numbers(setup: Setup, tmp_path: Path) -> None:
     local_image(require_engine(), GOLANG_IMAGE, GOLANG_IMAGE_DOCKERFILE)
     name, result, logs = setup.deploy("docker-golang-http", tmp_path)
     assert result["status"] == "done", f"{result}\n{logs[-4000:]}"
-    answer = setup.platform.http.post(
-        f"{setup.platform.url}/pub/job/{name}/latest/api/v1/perform", json={"numbers": [40, 2]}
+    answer = call_when_up(
+        setup.platform.http, f"{setup.platform.url}/pub/job/{name}/latest/api/v1/perform", {"numbers": [40, 2]}
     )
     assert (answer.status_code, answer.json()) == (200, 42)

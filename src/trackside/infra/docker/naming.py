@@ -24,7 +24,8 @@ LABEL_PORT = "trackside.port"
 LABEL_TIMESTAMP = "trackside.deployment-timestamp"
 LABEL_JOB_TYPE = "trackside.job-type-version"
 # A job's second and further images run as containers beside a replica's first, in its network
-# namespace; they carry the platform's and target's labels and this one (the first's name), no job labels.
+# namespace; they carry the platform's and target's labels and this one (the first's name); the job
+# labels they inherit from their image do not make them replicas.
 LABEL_SIDECAR_OF = "trackside.sidecar-of"
 # Racetrack's labels, so tools written for its containers recognise ours.
 RACETRACK_LABELS = ("racetrack/job", "racetrack/job-name", "racetrack/job-version")
@@ -106,7 +107,8 @@ class Replica:
     @classmethod
     def from_inspect(cls, data: dict[str, Any], host: str) -> Replica | None:
         labels = (data.get("Config") or {}).get("Labels") or {}
-        if LABEL_NAME not in labels or LABEL_VERSION not in labels:
+        # A sidecar inherits its image's job labels, but it is part of a replica, not one.
+        if LABEL_NAME not in labels or LABEL_VERSION not in labels or LABEL_SIDECAR_OF in labels:
             return None
         state = data.get("State") or {}
         port = _int(labels.get(LABEL_PORT))
