@@ -86,11 +86,20 @@ class Settings(BaseSettings):
     docker_registry_namespace: str = "trackside"
     # "host", or the name of a bridge network (created when missing; ports published on loopback).
     docker_network: str = "host"
+    # The bridge network (created when missing) of jobs whose images listen on a fixed port (Racetrack's
+    # job types: 7000) when docker_network is "host": each replica then has a network of its own.
+    docker_fixed_port_network: str = "trackside-jobs"
     # Engine of the `docker` target: "" = DOCKER_HOST or the local socket (target present when the
     # socket exists); "off" = no `docker` target.
     docker_url: str = ""
     # Base image per job type name (or name:version); defaults are the job type's own.
     docker_base_images: dict[str, str] = Field(default_factory=dict)
+    # Images named in the Dockerfiles of builds (FROM, COPY --from) -> images the engine has, for an
+    # engine that cannot pull them: {"python:3.9-slim-bullseye": "my/python:3.9", "golang:1.*": ...}.
+    docker_image_map: dict[str, str] = Field(default_factory=dict)
+    # The network of image builds' RUN steps (docs/security.md, "The network of builds"): "auto" = the
+    # engine's own (its default bridge, or "host" where the engine has none), "default", "host", "none".
+    docker_build_network: Literal["auto", "default", "host", "none"] = "auto"
     # More Docker targets by name: {url: tcp://...|unix://..., tls_verify: bool, cert_path: dir}.
     docker_targets: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # Pipelines (docs/pipelines.md). The executor of container steps that name none: docker | local.

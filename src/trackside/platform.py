@@ -82,6 +82,13 @@ def _wait_for_signal(loop: asyncio.AbstractEventLoop) -> asyncio.Event:
     return stop
 
 
+def advertise_lifecycle_url(settings: Settings, listening: str) -> None:
+    """The lifecycle URL `/api/v1/info` reports: the operator's `lifecycle_url` when set, else where this
+    process listens (the default names port 7070, whatever `--port` chose)."""
+    if "lifecycle_url" not in settings.model_fields_set:
+        settings.lifecycle_url = listening
+
+
 def run_platform(settings: Settings) -> None:
     """`trackside up`: lifecycle API, deploy workers, supervisor, gateway and dashboard in one process."""
     from trackside.dashboard.app import Dashboard, create_dashboard_app, mount_dashboard
@@ -127,6 +134,7 @@ def run_platform(settings: Settings) -> None:
         port = await gateway.start(settings.host, settings.port)
         base = f"http://{settings.host}:{port}"
         local = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+        advertise_lifecycle_url(settings, f"http://{local}:{port}/lifecycle")
         dashboard.gateway_health_url = f"http://{local}:{port}/pub/health"
         reporter = CallReporter.from_settings(settings, gateway.metrics, internal_url)
         reporter.start()
@@ -209,6 +217,8 @@ def run_component(name: str, settings: Settings) -> None:
         # shut down, which killed the process before `context.close()` stopped the replicas it supervises.
         lifecycle = LifecycleServer(create_app(context, pipelines), settings.host, settings.port, settings.log_level)
         lifecycle.start()
+        local = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+        advertise_lifecycle_url(settings, f"http://{local}:{lifecycle.port}/lifecycle")
         pipelines.start()
         print(f"trackside lifecycle listening on http://{settings.host}:{lifecycle.port}/lifecycle", flush=True)
         stop.wait()

@@ -20,11 +20,20 @@ if TYPE_CHECKING:
 
 @dataclass
 class JobTypeImage:
-    """One container image of a job: a Dockerfile template from the job type or the job's own."""
+    """One container image of a job: a Dockerfile template from the job type or the job's own.
+
+    A template in Racetrack's style (`racetrack_style`, what a Racetrack job-type plugin gives) is
+    rendered as Racetrack renders it: plain Jinja2 (an undefined variable is empty), Racetrack's
+    template variables only, the job's source as the build context and the plugin's directory
+    (`jobtype_dir`) as the named context `jobtype` of `COPY --from=jobtype`.
+    """
 
     source: str = "jobtype"  # "jobtype" | "job"
     dockerfile_path: str | None = None  # relative to the job's source when source == "job"
     template: Path | None = None  # Jinja2 template when source == "jobtype"
+    racetrack_style: bool = False
+    render: bool = True  # Racetrack's `template: false`: the Dockerfile is used as it is
+    jobtype_dir: Path | None = None  # the plugin's directory: `COPY --from=jobtype` reads from it
 
 
 @dataclass
@@ -51,6 +60,10 @@ class JobType:
     @property
     def full_name(self) -> str:
         return f"{self.name}:{self.version}"
+
+    def builds_for(self, artifact_kind: str) -> bool:
+        """Can this job type build what a target of `artifact_kind` runs ("local" or "image")?"""
+        return self.local_builder is not None if artifact_kind == "local" else bool(self.images)
 
     def build_local(self, request: BuildRequest) -> LocalArtifact:
         if self.local_builder is None:

@@ -75,14 +75,27 @@ class DeployService:
 
     # -- resolving what a deploy needs -------------------------------------------------------
 
-    def resolve_job_type(self, manifest: Manifest) -> JobType:
+    def resolve_job_type(self, manifest: Manifest, target: InfrastructureTarget | None = None) -> JobType:
+        """The job type version the manifest names; an alias (`latest`, `2.*`) resolves among the
+        versions that can build for `target` only (installing Racetrack's python3 plugin, whose
+        versions build images only, leaves `python3:latest` on the local target as it was)."""
         available = self.plugins.job_types()
         name, version = manifest.jobtype_name, manifest.jobtype_version
-        versions = [jt.version for jt in available.values() if jt.name == name]
-        resolved = resolve_jobtype_version(version, versions) if versions else None
+        candidates = [jt for jt in available.values() if jt.name == name]
+        resolved = resolve_jobtype_version(version, [jt.version for jt in candidates]) if candidates else None
         if resolved is None:
             known = ", ".join(sorted(available)) or "none"
             raise InvalidInput(f"job type {manifest.jobtype!r} is not installed (installed: {known})")
+        if target is not None and resolved != version:  # an alias: among the versions that build for target
+            buildable = [jt.version for jt in candidates if jt.builds_for(target.artifact_kind)]
+            resolved = resolve_jobtype_version(version, buildable) if buildable else None
+            if resolved is None:
+                what = "a command for this host" if target.artifact_kind == "local" else "container images"
+                raise InvalidInput(
+                    f"job type {manifest.jobtype!r}: no installed version that matches it can build {what} for "
+                    f"infrastructure target {target.name} (installed: "
+                    f"{', '.join(sorted(jt.full_name for jt in candidates))})"
+                )
         return available[f"{name}:{resolved}"]
 
     def resolve_target(self, manifest: Manifest) -> InfrastructureTarget:
@@ -135,9 +148,9 @@ class DeployService:
             raise InvalidInput(f"deploy request: unsupported build flags {unknown_flags} (only --no-cache)")
         if request.build_context is None and manifest.git is None:
             raise InvalidInput("manifest: field 'git.remote' is required when no build context is uploaded")
-        job_type = self.resolve_job_type(manifest)
-        self.plugins.validate_job_manifest(manifest, job_type.full_name)  # a plugin's refusal is a 400
         target = self.resolve_target(manifest)
+        job_type = self.resolve_job_type(manifest, target)
+        self.plugins.validate_job_manifest(manifest, job_type.full_name)  # a plugin's refusal is a 400
         with self.db.session() as session:
             existing = job_versions.find_job(session, manifest.name, manifest.version)
             if existing is not None and not request.force:
@@ -206,14 +219,15 @@ class DeployService:
     def _rebuild_order(self, kind: Kind, name: str, version: str, username: str | None) -> Order:
         current = self._current(name, version, kind)
         manifest = stored_manifest(current.manifest_yaml)
+        target = self.resolve_target(manifest)
         return Order(
             kind=kind,
             manifest=manifest,
             manifest_yaml=current.manifest_yaml,
-            target=self.resolve_target(manifest),
+            target=target,
             username=username,
             previous=current.previous,
-            job_type=self.resolve_job_type(manifest),
+            job_type=self.resolve_job_type(manifest, target),
             secrets=self._secrets(current.target_name, name, version),
             reuse_source_of=self._reusable_source(name, version, current.tag, manifest),
         )
@@ -238,7 +252,7 @@ class DeployService:
             target=target,
             username=username,
             previous=current.previous,
-            job_type=self.resolve_job_type(manifest),
+            job_type=self.resolve_job_type(manifest, target),
             secrets=self._secrets(current.target_name, name, version),
             reuse_source_of=self._reusable_source(name, version, current.tag, manifest),
         )

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from trackside.domain import DeploymentStatus
 from trackside.errors import NotFound
 from trackside.lifecycle.job_versions import timestamp
+from trackside.manifest.versions import resolve_job_version
 from trackside.store.base import utcnow
 from trackside.store.database import Database
 from trackside.store.models import Deployment
@@ -60,6 +61,13 @@ def latest_deployment(session: Session, name: str, version: str) -> Deployment |
         .limit(1)
     )
     return session.scalars(query).first()
+
+
+def deployed_version(session: Session, name: str, alias: str) -> str | None:
+    """The version an alias (`latest`, `1.x`) means among the versions deployments were made of, the
+    failed ones included: a failed first deploy leaves no job to resolve it against, only its logs."""
+    query = select(Deployment.job_version).where(Deployment.job_name == name, Deployment.kind != "build").distinct()
+    return resolve_job_version(alias, list(session.scalars(query)))
 
 
 def in_progress(session: Session, name: str, version: str) -> Deployment | None:
@@ -154,5 +162,6 @@ class DeploymentProgress:
         self.update(status=DeploymentStatus.DONE.value, phase="done")
 
     def failed(self, error: str) -> None:
+        self.log(f"deployment failed: {error}")  # the build log says why it ends there
         self.flush()
         self.update(status=DeploymentStatus.FAILED.value, error=self.redact(error))

@@ -383,7 +383,8 @@ def _as_job_type(full_name: str, definition: Any, plugin: LoadedPlugin) -> JobTy
     """Accept our `JobType` or Racetrack's `{"images": [{source, dockerfile_path, template}]}`.
 
     In Racetrack's form `dockerfile_path` is relative to the plugin directory when `source` is
-    `jobtype` (and `template: true` marks it Jinja2), or to the job's source when `source` is `job`.
+    `jobtype` (and `template: true` marks it Jinja2), or to the job's source when `source` is `job`;
+    its templates are rendered and built as Racetrack does (`JobTypeImage.racetrack_style`).
     The legacy form is a list of `(base image path, dockerfile template path)` tuples.
     """
     if isinstance(definition, JobType):
@@ -406,7 +407,16 @@ def _as_job_type(full_name: str, definition: Any, plugin: LoadedPlugin) -> JobTy
                     template_path = plugin_dir / path
                 else:
                     template_path = None
-                images.append(JobTypeImage(source="jobtype", dockerfile_path=path, template=template_path))
+                images.append(
+                    JobTypeImage(
+                        source="jobtype",
+                        dockerfile_path=path,
+                        template=template_path,
+                        racetrack_style=True,
+                        render=template is not False,
+                        jobtype_dir=plugin_dir,
+                    )
+                )
             else:
                 images.append(JobTypeImage(source="job", dockerfile_path=path))
         else:  # legacy (base image path, dockerfile template path) tuples

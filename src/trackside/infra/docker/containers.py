@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 
 from trackside.errors import DeployFailed, InvalidInput
 from trackside.infra.docker.engine import DockerEngine, DockerError
-from trackside.infra.docker.naming import LABEL_NAME, LABEL_PLATFORM, LABEL_TAG, LABEL_TARGET, LABEL_VERSION, Replica
+from trackside.infra.docker.naming import (
+    LABEL_NAME,
+    LABEL_PLATFORM,
+    LABEL_SIDECAR_OF,
+    LABEL_TAG,
+    LABEL_TARGET,
+    LABEL_VERSION,
+    Replica,
+)
 
 CONTAINER_PORT = 7000  # the job contract's port inside a bridge network
 REMOTE_PORT_RANGE = (20000, 29999)
@@ -29,7 +37,7 @@ class RunSpec:
     image: str
     labels: dict[str, str]
     env: dict[str, str]
-    network: str  # "host" or the name of a bridge network
+    network: str  # "host", the name of a bridge network, or "container:NAME" (a replica's sidecar)
     port: int  # the port the job listens on (host network) or CONTAINER_PORT (bridge)
     publish_host: str = "127.0.0.1"
     memory: int | None = None  # bytes
@@ -105,7 +113,10 @@ class JobContainers:
         if network in ("host", "bridge", "none"):
             return
         if self.engine.run(["network", "inspect", network], check=False).returncode != 0:
-            self.engine.run(["network", "create", "--driver", "bridge", network], what=f"creating network {network}")
+            created = self.engine.run(["network", "create", "--driver", "bridge", network], check=False)
+            # Another deploy (or platform) may have created it meanwhile: that is as good.
+            if created.returncode != 0 and self.engine.run(["network", "inspect", network], check=False).returncode:
+                self.engine.raise_for(created.stderr, f"creating network {network}")
 
     def start(self, spec: RunSpec) -> str:
         """Create and start one replica; its environment travels through the client's own env."""
@@ -114,7 +125,7 @@ class JobContainers:
             args += ["--label", f"{key}={value}"]
         for key in spec.env:
             args += ["-e", key]
-        if spec.network != "host":
+        if spec.network != "host" and not spec.network.startswith("container:"):
             args += ["-p", f"{spec.publish_host}::{spec.port}" if spec.publish_host else str(spec.port)]
         if spec.memory is not None:
             args += ["--memory", str(spec.memory)]
@@ -138,8 +149,16 @@ class JobContainers:
                 raise DeployFailed(_run_error(exc.stderr, spec, self.engine.url)) from None
         return result.stdout.strip()
 
+    def sidecars(self, replica_container: str) -> list[str]:
+        """Ids of the containers running beside a replica (a job's further images)."""
+        args = ["ps", "-a", "-q", "--no-trunc", "--filter", f"label={LABEL_PLATFORM}={self.platform}"]
+        args += ["--filter", f"label={LABEL_TARGET}={self.target}"]
+        args += ["--filter", f"label={LABEL_SIDECAR_OF}={replica_container}"]
+        return self.engine.run(args, what="listing containers").stdout.split()
+
     def remove(self, replicas: Iterable[Replica]) -> None:
-        ids = [r.id for r in replicas]
+        replicas = list(replicas)
+        ids = [sidecar for r in replicas for sidecar in self.sidecars(r.container)] + [r.id for r in replicas]
         if ids:
             self.engine.run(["rm", "-f", *ids], what="removing containers")
 

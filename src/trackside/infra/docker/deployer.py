@@ -3,6 +3,12 @@
 With the host network (the default) each replica listens on a free port of the engine's host, so the
 gateway and the job's own calls to the gateway (`PUB_URL`) both work over loopback; with a named
 bridge network each replica listens on 7000 inside and the engine publishes it on a host port.
+A job of several images (Racetrack's docker-proxy job type: a proxy and the job's own image) runs
+each replica's further images as sidecar containers in the first one's network namespace
+(`--network container:FIRST`). Images of Racetrack's job types listen on port 7000 whatever `PORT` says
+(label `trackside.fixed-port`): on the host network they would collide, so their replicas go on the
+bridge network `docker_fixed_port_network` instead.
+
 `resources` become `--memory`, `--memory-reservation`, `--cpus` and `--cpu-shares`; a request the
 engine can't meet is refused before anything starts, naming the field.
 
@@ -16,13 +22,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from trackside.build.images import image_reference
+from trackside.build.images import LABEL_FIXED_PORT, LABEL_JOB_IMAGES, image_reference
 from trackside.domain import JobDto, JobFamilyDto, JobSecrets, JobStatus
 from trackside.errors import DeployFailed
 from trackside.infra.base import PluginHooks, SideBySideDeployer
 from trackside.infra.docker.containers import CONTAINER_PORT, JobContainers, RunSpec
 from trackside.infra.docker.engine import DockerEngine, DockerError
-from trackside.infra.docker.naming import container_name, job_labels
+from trackside.infra.docker.naming import container_name, job_labels, sidecar_labels
 from trackside.infra.secrets import SecretFileStore
 
 if TYPE_CHECKING:
@@ -77,21 +83,32 @@ class DockerJobDeployer(SideBySideDeployer):
         replicas = manifest.replicas or containers_num  # the manifest validates it (1 to 50)
         image = image_reference(config, name, tag)
         self._ensure_image(image, config)
+        sidecar_images = [
+            image_reference(config, name, tag, i) for i in range(1, _int(self._image_label(image, LABEL_JOB_IMAGES)))
+        ]
+        for sidecar_image in sidecar_images:
+            self._ensure_image(sidecar_image, config)
         limits = self._limits(manifest)
         timestamp = int(runtime_env_vars.get("JOB_DEPLOYMENT_TIMESTAMP") or 0)
         job_type = self._image_label(image, "trackside.job-type") or (manifest.jobtype or "")
-        self.containers.ensure_network(self.network)
+        fixed_port = _int(self._image_label(image, LABEL_FIXED_PORT))
+        network = self.network
+        if fixed_port and network == "host":
+            # Racetrack's job types listen on a port of their own choosing: each replica needs a network
+            # namespace of its own, so they go on a bridge network, their port published on the host.
+            network = config.docker_fixed_port_network
+        self.containers.ensure_network(network)
         # The version's earlier deployments keep serving: they go in `retire_previous`, once the
         # deploy service has moved traffic to this one. Only a retry of this very build is replaced.
         self.containers.remove_deployment(name, version, tag)
         started: list[str] = []
         addresses: list[str] = []
         taken: set[int] = set()
-        host_network = self.network == "host"
+        host_network = network == "host"
         local_engine = self.containers.host in ("127.0.0.1", "localhost")
         try:
             for index in range(replicas):
-                port = self.containers.free_port(taken) if host_network else CONTAINER_PORT
+                port = self.containers.free_port(taken) if host_network else (fixed_port or CONTAINER_PORT)
                 taken.add(port)
                 env = {
                     **runtime_env_vars,
@@ -108,13 +125,25 @@ class DockerJobDeployer(SideBySideDeployer):
                         self.containers.platform, self.target, name, version, index, tag, port, timestamp, job_type
                     ),
                     env=env,
-                    network=self.network,
+                    network=network,
                     port=port,
                     publish_host="127.0.0.1" if local_engine else "",
                     **limits,
                 )
                 self.containers.start(spec)
                 started.append(container)
+                for number, sidecar_image in enumerate(sidecar_images, start=1):
+                    sidecar = RunSpec(
+                        container=f"{container}-c{number}",
+                        image=sidecar_image,
+                        labels=sidecar_labels(self.containers.platform, self.target, container),
+                        env=env,
+                        network=f"container:{container}",
+                        port=0,
+                        **limits,
+                    )
+                    self.containers.start(sidecar)
+                    started.append(sidecar.container)
             for replica in self.containers.find(name, version, tag):
                 addresses.append(replica.address)
         except Exception:
@@ -211,3 +240,10 @@ class DockerJobDeployer(SideBySideDeployer):
 
     def get_job_secrets(self, job_name: str, job_version: str) -> JobSecrets:
         return self.secrets.get(job_name, job_version)
+
+
+def _int(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        return 0

@@ -134,6 +134,7 @@ class DockerEngine:
     def __post_init__(self) -> None:
         self._info: dict[str, Any] | None = None
         self._buildkit: bool | None = None
+        self._build_network: str | None = None
         self._lock = threading.Lock()
 
     @property
@@ -261,6 +262,17 @@ class DockerEngine:
             result = self.run(["build", "--help"], env={"DOCKER_BUILDKIT": "1"}, check=False)
             self._buildkit = "--secret" in result.stdout
         return self._buildkit
+
+    def default_build_network(self) -> str:
+        """The network a build's `RUN` steps get from this engine when the operator chose none.
+
+        `default` (the engine's bridge) where the engine has its default `bridge` network; `host` where
+        it has none (a daemon started with `--bridge=none`, whose `default` would leave builds with
+        no way out)."""
+        if self._build_network is None:
+            result = self.run(["network", "ls", "--format", "{{.Name}}"], what="docker network ls")
+            self._build_network = "default" if "bridge" in result.stdout.split() else "host"
+        return self._build_network
 
 
 def _tls_failure(text: str) -> bool:

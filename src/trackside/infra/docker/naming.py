@@ -23,6 +23,10 @@ LABEL_TAG = "trackside.tag"
 LABEL_PORT = "trackside.port"
 LABEL_TIMESTAMP = "trackside.deployment-timestamp"
 LABEL_JOB_TYPE = "trackside.job-type-version"
+# A job's second and further images run as containers beside a replica's first, in its network
+# namespace; they carry the platform's and target's labels and this one (the first's name); the job
+# labels they inherit from their image do not make them replicas.
+LABEL_SIDECAR_OF = "trackside.sidecar-of"
 # Racetrack's labels, so tools written for its containers recognise ours.
 RACETRACK_LABELS = ("racetrack/job", "racetrack/job-name", "racetrack/job-version")
 
@@ -43,6 +47,10 @@ def generation(tag: str) -> str:
 def container_name(target: str, name: str, version: str, replica: int, tag: str = "") -> str:
     suffix = f"-{generation(tag)}" if tag else ""
     return _UNSAFE.sub("-", f"ts-{target}-{resource_name(name, version)}{suffix}-{replica}")
+
+
+def sidecar_labels(platform: str, target: str, replica_container: str) -> dict[str, str]:
+    return {LABEL_PLATFORM: platform, LABEL_TARGET: target, LABEL_SIDECAR_OF: replica_container}
 
 
 def job_labels(
@@ -99,7 +107,8 @@ class Replica:
     @classmethod
     def from_inspect(cls, data: dict[str, Any], host: str) -> Replica | None:
         labels = (data.get("Config") or {}).get("Labels") or {}
-        if LABEL_NAME not in labels or LABEL_VERSION not in labels:
+        # A sidecar inherits its image's job labels, but it is part of a replica, not one.
+        if LABEL_NAME not in labels or LABEL_VERSION not in labels or LABEL_SIDECAR_OF in labels:
             return None
         state = data.get("State") or {}
         port = _int(labels.get(LABEL_PORT))

@@ -23,9 +23,10 @@ from trackside.lifecycle.api.bounds import Tail
 from trackside.lifecycle.api.deps import get_caller, get_context
 from trackside.lifecycle.api.models import DeploymentId, Logs
 from trackside.lifecycle.audit import EventType
-from trackside.lifecycle.deployments import latest_deployment
+from trackside.lifecycle.deployments import deployed_version, latest_deployment
 from trackside.lifecycle.wiring import LifecycleContext
 from trackside.manifest.load import manifest_from_yaml, manifest_to_yaml
+from trackside.manifest.versions import is_version_pattern
 
 router = APIRouter()
 
@@ -223,6 +224,8 @@ def _build_logs(context: LifecycleContext, name: str, version: str, tail: int, c
             # A failed first deploy leaves no job: its logs are for those who may deploy at all.
             raise NotFound(f"no deployment of job {name} version {version} found")
         exact = job.version if job is not None else version
+        if job is None and is_version_pattern(version):  # `racetrack build-logs NAME` after a failed first deploy
+            exact = deployed_version(session, name, version) or version
         deployment = latest_deployment(session, name, exact)
         if deployment is None:
             raise NotFound(f"no deployment of job {name} version {version} found")
