@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,3 +84,28 @@ def test_racetrack_client_deploys_lists_reads_logs_and_deletes(
 
     racetrack("delete", "adder", "--version", "0.0.1")
     assert platform.http.get(f"{platform.api}/job").json() == []
+
+
+def test_racetrack_list_shows_when_each_job_was_last_called(
+    racetrack, platform: RunningPlatform, tmp_path: Path
+) -> None:
+    workdir = tmp_path / "adder"
+    shutil.copytree(EXAMPLES / "adder", workdir)
+    racetrack("deploy", str(workdir))
+    assert platform.http.get(f"{platform.api}/job/adder/0.0.1").json()["last_call_time"] is None
+    never = racetrack("list", "-c", "all").stdout
+    assert "LAST CALL AT" in never and "never" in never
+
+    called_at = int(time.time())
+    answer = platform.http.post(f"{platform.url}/pub/job/adder/latest/api/v1/perform", json={"a": 40, "b": 2})
+    assert answer.json() == 42
+
+    # The supervisor copies the time the job's replicas report into the store.
+    deadline = time.monotonic() + 60
+    while (last_call := platform.http.get(f"{platform.api}/job/adder/0.0.1").json()["last_call_time"]) is None:
+        assert time.monotonic() < deadline, "last_call_time never reached the job API"
+        time.sleep(0.2)
+    assert called_at - 1 <= last_call <= time.time() + 1
+    listed = racetrack("list", "-c", "all").stdout
+    row = next(line for line in listed.splitlines() if line.startswith("adder"))
+    assert "never" not in row and ("ago" in row or "just now" in row), listed

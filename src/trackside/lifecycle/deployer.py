@@ -50,6 +50,7 @@ class _Current:
     tag: str
     target_name: str
     status: str
+    source_version: str | None = None
 
     @property
     def previous(self) -> Previous:
@@ -105,7 +106,9 @@ class DeployService:
             job = registry.get_job(session, name, version)
             if job.version != version:
                 raise InvalidInput(f"{action} needs the exact version, not an alias")
-            return _Current(job.manifest, job.image_tag or "", job.infrastructure_target or "", job.status)
+            return _Current(
+                job.manifest, job.image_tag or "", job.infrastructure_target or "", job.status, job.source_version
+            )
 
     def _secrets(self, target_name: str, name: str, version: str) -> JobSecrets:
         """The version's secrets, as its target keeps them (Racetrack: secrets come from the infrastructure)."""
@@ -216,6 +219,7 @@ class DeployService:
             job_type=self.resolve_job_type(manifest),
             secrets=self._secrets(current.target_name, name, version),
             reuse_source_of=self._reusable_source(name, version, current.tag, manifest),
+            source_version=current.source_version,
         )
 
     def move_job(self, name: str, version: str, target_name: str, username: str | None = None) -> JobDto:
@@ -241,6 +245,7 @@ class DeployService:
             job_type=self.resolve_job_type(manifest),
             secrets=self._secrets(current.target_name, name, version),
             reuse_source_of=self._reusable_source(name, version, current.tag, manifest),
+            source_version=current.source_version,
         )
         run = self.pipeline.run_now(order)
         if run.error is not None:

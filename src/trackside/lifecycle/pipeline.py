@@ -123,6 +123,7 @@ class Order:
     no_cache: bool = False
     reuse_source_of: str | None = None  # the tag of an earlier build whose source this build reuses
     reuse_build: str | None = None  # a reprovision: the tag of the build to run again
+    source_version: str | None = None  # a rebuild: what the serving build was built from, built again
 
     def secret_values(self) -> list[str]:
         password = (self.secrets.git_credentials or {}).get("password") or ""
@@ -147,6 +148,7 @@ class Run:
     order: Order | None = None  # None for a deployment taken over from a stopped worker
     started: float = field(default_factory=time.monotonic)
     git_version: str | None = None
+    source_version: str | None = None  # what this deployment's build was built from
     provisioned: bool = False
     job: JobDto | None = None
     timestamp: int = 0
@@ -301,7 +303,9 @@ class DeployPipeline:
                 f"moving job {run.name} {run.version} from {order.previous.target_name if order.previous else '-'} "
                 f"to {run.target_name}"
             )
-        spec = self._build_spec(run, order)
+        # A rebuild builds what the serving build was built from: that build's source when it was
+        # kept, else (git) a fresh checkout of the same commit.
+        spec = replace(self._build_spec(run, order), source_version=order.source_version)
         if order.reuse_source_of is not None:
             earlier = self.artifacts.build_dir(run.name, run.version, order.reuse_source_of) / "src"
             if earlier.is_dir():
@@ -309,10 +313,19 @@ class DeployPipeline:
                 spec = replace(spec, source_ready=True)
             elif order.manifest.git is None:
                 raise InvalidInput(f"job {run.name} {run.version} has no git remote and its uploaded source is gone")
-        _, run.git_version = prepare_source(spec, phase_logger(spec))
+        _, run.git_version, source_version = prepare_source(spec, phase_logger(spec))
+        run.source_version = source_version or None
+        if run.source_version:
+            run.progress.update(source_version=run.source_version)
 
     def _build(self, run: Run, order: Order) -> None:
-        spec = replace(self._build_spec(run, order), source_ready=True, fetched=True, git_version=run.git_version)
+        spec = replace(
+            self._build_spec(run, order),
+            source_ready=True,
+            fetched=True,
+            git_version=run.git_version,
+            source_version=run.source_version,
+        )
         run.progress.phase("building")
         target = order.target
         if target.artifact_kind == "local":
@@ -454,6 +467,8 @@ class DeployPipeline:
             }
             if run.kind != "move":  # a move keeps who deployed it
                 fields["deployed_by"] = run.username
+            if run.source_version:  # a reprovision runs the same build: its source stays what it was
+                fields["source_version"] = run.source_version
             job_type_version = dto.job_type_version or (order.job_type.version if order.job_type else None)
             if job_type_version:
                 fields["job_type_version"] = job_type_version
