@@ -366,3 +366,22 @@ def test_an_uploaded_source_is_recorded_by_its_content_digest(platform: RunningP
 
 def redeployed_log(platform: RunningPlatform) -> str:
     return platform.http.get(f"{platform.api}/job/adder/0.0.1/build-logs/plain").text
+
+
+def test_a_job_type_that_builds_only_images_with_no_image_target_is_refused_saying_why(
+    tmp_path: Path, database_url: str
+) -> None:
+    platform = start_platform(tmp_path / "data", database_url, extra_env={"TRACKSIDE_DOCKER_URL": "off"})
+    try:
+        job_dir = tmp_path / "own"
+        job_dir.mkdir()
+        (job_dir / "Dockerfile").write_text("FROM scratch\n")
+        (job_dir / "job.yaml").write_text(
+            "name: own\nowner_email: t@example.com\nversion: 1.0.0\njobtype: dockerfile:latest\n"
+        )
+        response = deploy_directory(platform, job_dir)
+        assert response.status_code == 400, response.text
+        assert "builds only container images, and no infrastructure target here runs them" in response.json()["error"]
+        assert platform.http.get(f"{platform.api}/job").json() == []
+    finally:
+        platform.stop()

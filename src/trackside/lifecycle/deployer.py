@@ -86,12 +86,36 @@ class DeployService:
             raise InvalidInput(f"job type {manifest.jobtype!r} is not installed (installed: {known})")
         return available[f"{name}:{resolved}"]
 
-    def resolve_target(self, manifest: Manifest) -> InfrastructureTarget:
+    def resolve_target(self, manifest: Manifest, job_type: JobType | None = None) -> InfrastructureTarget:
+        return self.choose_target(manifest, job_type)[0]
+
+    def choose_target(self, manifest: Manifest, job_type: JobType | None = None) -> tuple[InfrastructureTarget, str]:
+        """The target a version deploys to, and why when the manifest names none and the default can't
+        run the job type: a job type that builds only images goes to the default image target (docker
+        when present), as the deployment's log and warnings then say."""
         targets = self.plugins.infrastructure_targets()
         name = manifest.infrastructure_target
-        if name is None:
-            name = next(iter(targets)) if len(targets) == 1 else self.settings.infrastructure_target
-        return self._target(name, targets)
+        if name is not None:
+            return self._target(name, targets), ""
+        name = next(iter(targets)) if len(targets) == 1 else self.settings.infrastructure_target
+        default = targets.get(name)
+        images_only = job_type is not None and job_type.local_builder is None and bool(job_type.images)
+        if not images_only or (default is not None and default.artifact_kind == "image"):
+            return self._target(name, targets), ""
+        assert job_type is not None
+        image_targets = [t for t in targets.values() if t.artifact_kind == "image" and t.job_deployer is not None]
+        if not image_targets:
+            known = ", ".join(sorted(targets)) or "none"
+            raise InvalidInput(
+                f"job type {job_type.full_name} builds only container images, and no infrastructure target here "
+                f"runs them (available: {known}); name one in the manifest's infrastructure_target"
+            )
+        chosen = targets.get("docker") if targets.get("docker") in image_targets else image_targets[0]
+        assert chosen is not None
+        return chosen, (
+            f"the manifest names no infrastructure_target and job type {job_type.full_name} builds only container "
+            f"images: deploying to the image target {chosen.name} instead of the default {name}"
+        )
 
     @staticmethod
     def _target(name: str, targets: dict[str, InfrastructureTarget]) -> InfrastructureTarget:
@@ -140,7 +164,7 @@ class DeployService:
             raise InvalidInput("manifest: field 'git.remote' is required when no build context is uploaded")
         job_type = self.resolve_job_type(manifest)
         self.plugins.validate_job_manifest(manifest, job_type.full_name)  # a plugin's refusal is a 400
-        target = self.resolve_target(manifest)
+        target, target_notice = self.choose_target(manifest, job_type)
         with self.db.session() as session:
             existing = registry.find_job(session, manifest.name, manifest.version)
             if existing is not None and not request.force:
@@ -178,6 +202,7 @@ class DeployService:
             ),
             build_context=request.build_context,
             no_cache="--no-cache" in request.build_flags,
+            notices=(target_notice,) if target_notice else (),
         )
         return self.pipeline.start(order)
 
@@ -209,14 +234,17 @@ class DeployService:
     def _rebuild_order(self, kind: Kind, name: str, version: str, username: str | None) -> Order:
         current = self._current(name, version, kind)
         manifest = stored_manifest(current.manifest_yaml)
+        job_type = self.resolve_job_type(manifest)
+        target, notice = self.choose_target(manifest, job_type)
         return Order(
             kind=kind,
             manifest=manifest,
             manifest_yaml=current.manifest_yaml,
-            target=self.resolve_target(manifest),
+            target=target,
+            notices=(notice,) if notice else (),
             username=username,
             previous=current.previous,
-            job_type=self.resolve_job_type(manifest),
+            job_type=job_type,
             secrets=self._secrets(current.target_name, name, version),
             reuse_source_of=self._reusable_source(name, version, current.tag, manifest),
             source_version=current.source_version,

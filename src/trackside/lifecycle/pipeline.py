@@ -124,6 +124,7 @@ class Order:
     reuse_source_of: str | None = None  # the tag of an earlier build whose source this build reuses
     reuse_build: str | None = None  # a reprovision: the tag of the build to run again
     source_version: str | None = None  # a rebuild: what the serving build was built from, built again
+    notices: tuple[str, ...] = ()  # choices made for the user (the target), told as warnings and logged
 
     def secret_values(self) -> list[str]:
         password = (self.secrets.git_credentials or {}).get("password") or ""
@@ -280,6 +281,9 @@ class DeployPipeline:
         try:
             for warning in order.manifest.warnings:
                 run.progress.warn(warning)
+            for notice in order.notices:
+                run.progress.warn(notice)
+                run.progress.log(notice)
             for step in PLANS[run.kind]:
                 self._enter(run, step)
                 steps[step](run, order)
