@@ -10,9 +10,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from tests.conftest import EXAMPLES
-from tests.support.platform import RunningPlatform
+from tests.support.platform import RunningPlatform, free_port, start_platform, write_job
 
 pytestmark = pytest.mark.slow
 
@@ -39,27 +40,40 @@ def racetrack_cli(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv / "bin" / "racetrack"
 
 
-@pytest.fixture
-def racetrack(racetrack_cli: Path, tmp_path: Path, platform: RunningPlatform) -> Iterator:
-    home = tmp_path / "home"
-    home.mkdir()
-    env = {**os.environ, "HOME": str(home)}
+class Racetrack:
+    """The `racetrack` command of one user (a HOME of its own), logged in to one platform."""
 
-    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([str(racetrack_cli), *args], capture_output=True, text=True, env=env, timeout=180)
+    def __init__(self, cli: Path, home: Path, platform: RunningPlatform, path: str | None = None) -> None:
+        home.mkdir(exist_ok=True)
+        self.cli = cli
+        self.env = {**os.environ, "HOME": str(home)}
+        if path is not None:
+            self.env["PATH"] = f"{path}{os.pathsep}{self.env['PATH']}"
+        self("set", "remote", platform.url)
+        self("login", platform.admin_token)  # auth is on: `racetrack login TOKEN` checks and saves it
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([str(self.cli), *args], capture_output=True, text=True, env=self.env, timeout=180)
         if check and result.returncode != 0:
             raise AssertionError(
                 f"racetrack {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
             )
         return result
 
-    run("set", "remote", platform.url)
-    run("login", platform.admin_token)  # auth is on: `racetrack login TOKEN` checks and saves it
-    yield run
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        """`racetrack ARGS` left running (run-local, logs -f), its output in pipes."""
+        return subprocess.Popen(
+            [str(self.cli), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env
+        )
+
+
+@pytest.fixture
+def racetrack(racetrack_cli: Path, tmp_path: Path, platform: RunningPlatform) -> Racetrack:
+    return Racetrack(racetrack_cli, tmp_path / "home", platform)
 
 
 def test_racetrack_client_deploys_lists_reads_logs_and_deletes(
-    racetrack, platform: RunningPlatform, tmp_path: Path
+    racetrack: Racetrack, platform: RunningPlatform, tmp_path: Path
 ) -> None:
     workdir = tmp_path / "adder"
     shutil.copytree(EXAMPLES / "adder", workdir)
@@ -87,7 +101,7 @@ def test_racetrack_client_deploys_lists_reads_logs_and_deletes(
 
 
 def test_racetrack_list_shows_when_each_job_was_last_called(
-    racetrack, platform: RunningPlatform, tmp_path: Path
+    racetrack: Racetrack, platform: RunningPlatform, tmp_path: Path
 ) -> None:
     workdir = tmp_path / "adder"
     shutil.copytree(EXAMPLES / "adder", workdir)
@@ -109,3 +123,90 @@ def test_racetrack_list_shows_when_each_job_was_last_called(
     listed = racetrack("list", "-c", "all").stdout
     row = next(line for line in listed.splitlines() if line.startswith("adder"))
     assert "never" not in row and ("ago" in row or "just now" in row), listed
+
+
+# This machine's Docker engine has no bridge network (scripts/docker-setup), so the `-p PORT:7000`
+# of run-local's `docker run` publishes nothing. A stand-in for `docker`, and only for `docker run`:
+# the container runs on the host network, its job listening on that port (and without `-it`, as
+# the test has no terminal). Every other docker command, and the run's other arguments, go through.
+DOCKER_RUN_ON_HOST_NETWORK = """\
+import os, sys
+args = sys.argv[1:]
+if args[:1] == ["run"]:
+    rest, out = iter(args[1:]), ["run", "--network", "host"]
+    for arg in rest:
+        if arg == "-it":
+            continue
+        if arg == "-p":
+            out += ["--env", "PORT=" + next(rest).split(":")[0]]
+            continue
+        out.append(arg)
+    args = out
+os.execv("/usr/bin/docker", ["docker", *args])
+"""
+
+
+@pytest.fixture
+def docker_platform(tmp_path: Path, database_url: str) -> Iterator[RunningPlatform]:
+    from tests.infra.docker.support import REGISTRY, TEST_NAMESPACE, require_engine, require_registry
+
+    require_engine()
+    require_registry()
+    env = {"TRACKSIDE_DOCKER_REGISTRY": REGISTRY, "TRACKSIDE_DOCKER_REGISTRY_NAMESPACE": TEST_NAMESPACE}
+    running = start_platform(tmp_path / "data", database_url, extra_env=env)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.mark.docker
+def test_racetrack_run_local_builds_the_image_without_deploying_and_runs_it(
+    racetrack_cli: Path, docker_platform: RunningPlatform, tmp_path: Path
+) -> None:
+    from tests.infra.docker.support import ADDER, unique
+
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    (shim / "docker").write_text(f"#!{sys.executable}\n{DOCKER_RUN_ON_HOST_NETWORK}")
+    (shim / "docker").chmod(0o755)
+    home = tmp_path / "home"
+    (home / ".docker").mkdir(parents=True)
+    # run-local runs `docker login REGISTRY`: stored credentials let it log in without a prompt.
+    (home / ".docker" / "config.json").write_text('{"auths": {"127.0.0.1:5000": {"auth": "eDp4"}}}')
+    racetrack = Racetrack(racetrack_cli, home, docker_platform, path=str(shim))
+    name = unique("runlocal")
+    # Racetrack's client wants a git remote; a local platform and sample@example.com make it upload instead.
+    git = "git:\n  remote: https://github.com/TheRacetrack/racetrack\n"
+    job_dir = write_job(tmp_path / name, name, ADDER, extra=git)
+    port = free_port()
+    container = f"local-job-{name}-v-0-0-1"
+
+    client = racetrack.start("run-local", str(job_dir), "--port", str(port))
+    try:
+        url = f"http://127.0.0.1:{port}/pub/job/{name}/0.0.1/api/v1/perform"
+        deadline = time.monotonic() + 300
+        while True:
+            assert client.poll() is None, f"run-local ended:\n{client.stdout.read() if client.stdout else ''}"
+            assert time.monotonic() < deadline, "the job run by run-local never answered"
+            try:
+                answer = httpx.post(url, json={"a": 40, "b": 2}, timeout=5)
+                if answer.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        assert answer.json() == 42
+    finally:
+        subprocess.run(["/usr/bin/docker", "rm", "-f", container], capture_output=True, timeout=60)
+        client.terminate()
+        output = client.communicate(timeout=60)[0]
+
+    assert f"Pulling from trackside-test/job-entrypoint/{name}" in output, output  # the image it reported
+    assert docker_platform.http.get(f"{docker_platform.api}/job").json() == [], "a build deploys nothing"
+    build = next(d for d in docker_platform.http.get(f"{docker_platform.api}/deploy").json() if d["job_name"] == name)
+    assert build["status"] == "done" and build["job"] is None
+    assert build["image_name"].startswith(f"127.0.0.1:5000/trackside-test/job-entrypoint/{name}:")
+    assert not (docker_platform.data_dir / "builds" / name / "0.0.1").exists() or not any(
+        (docker_platform.data_dir / "builds" / name / "0.0.1").iterdir()
+    ), "the build's workspace is gone once its image is pushed"

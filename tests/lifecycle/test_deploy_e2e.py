@@ -368,7 +368,7 @@ def redeployed_log(platform: RunningPlatform) -> str:
     return platform.http.get(f"{platform.api}/job/adder/0.0.1/build-logs/plain").text
 
 
-def test_a_job_type_that_builds_only_images_with_no_image_target_is_refused_saying_why(
+def test_image_only_job_types_and_builds_with_no_image_target_are_refused_saying_why(
     tmp_path: Path, database_url: str
 ) -> None:
     platform = start_platform(tmp_path / "data", database_url, extra_env={"TRACKSIDE_DOCKER_URL": "off"})
@@ -382,6 +382,12 @@ def test_a_job_type_that_builds_only_images_with_no_image_target_is_refused_sayi
         response = deploy_directory(platform, job_dir)
         assert response.status_code == 400, response.text
         assert "builds only container images, and no infrastructure target here runs them" in response.json()["error"]
+        # `racetrack run-local` builds an image: nowhere to build one is a 400 too.
+        manifest = yaml.safe_load((ADDER / "job.yaml").read_text())
+        build = platform.http.post(f"{platform.api}/build", json={"manifest": manifest})
+        assert build.status_code == 400, build.text
+        assert "needs an infrastructure target that runs container images" in build.json()["error"]
         assert platform.http.get(f"{platform.api}/job").json() == []
+        assert platform.http.get(f"{platform.api}/deploy").json() == []
     finally:
         platform.stop()

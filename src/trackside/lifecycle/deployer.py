@@ -206,6 +206,56 @@ class DeployService:
         )
         return self.pipeline.start(order)
 
+    def start_build(self, request: DeployRequest, username: str | None = None) -> str:
+        """Build the job's image and leave it in the registry, deploying nothing (`racetrack run-local`).
+
+        The image is built for the manifest's target when that runs images, else for the default
+        image target (docker when present); the deployment reports its `image_name` when done."""
+        if not isinstance(request.manifest, dict):
+            raise InvalidInput("build request: field 'manifest' must be an object")
+        manifest = parse_manifest(request.manifest, source="manifest")
+        unknown_flags = [f for f in request.build_flags if f != "--no-cache"]
+        if unknown_flags:
+            raise InvalidInput(f"build request: unsupported build flags {unknown_flags} (only --no-cache)")
+        if request.build_context is None and manifest.git is None:
+            raise InvalidInput("manifest: field 'git.remote' is required when no build context is uploaded")
+        job_type = self.resolve_job_type(manifest)
+        if not job_type.images:
+            raise InvalidInput(f"job type {job_type.full_name} builds no container image, so it can't run locally")
+        self.plugins.validate_job_manifest(manifest, job_type.full_name)
+        secret_vars = request.secret_vars or {}
+        order = Order(
+            kind="build",
+            manifest=manifest,
+            manifest_yaml=manifest_to_yaml(manifest),
+            target=self._image_target(manifest),
+            username=username,
+            job_type=job_type,
+            secrets=JobSecrets(
+                git_credentials=request.git_credentials,
+                secret_build_env=dict(secret_vars.get("build_env", {})),
+            ),
+            build_context=request.build_context,
+            no_cache="--no-cache" in request.build_flags,
+        )
+        return self.pipeline.start(order)
+
+    def _image_target(self, manifest: Manifest) -> InfrastructureTarget:
+        targets = self.plugins.infrastructure_targets()
+        if manifest.infrastructure_target is not None:
+            named = self._target(manifest.infrastructure_target, targets)
+            if named.artifact_kind == "image":
+                return named
+        images = [t for t in targets.values() if t.artifact_kind == "image"]
+        if not images:
+            known = ", ".join(sorted(targets)) or "none"
+            raise InvalidInput(
+                f"building job {manifest.name} needs an infrastructure target that runs container images, and none "
+                f"is here (available: {known})"
+            )
+        docker = targets.get("docker")
+        return docker if docker is not None and docker in images else images[0]
+
     def start_redeploy(self, name: str, version: str, username: str | None = None) -> str:
         """Rebuild and restart an existing version from its stored manifest and secrets."""
         return self.pipeline.start(self._rebuild_order("redeploy", name, version, username))

@@ -79,7 +79,7 @@ class Step(StrEnum):
     ROLL_BACK = "roll back"
 
 
-Kind = Literal["deploy", "redeploy", "reprovision", "move"]
+Kind = Literal["deploy", "redeploy", "reprovision", "move", "build"]
 
 _FULL = (Step.FETCH, Step.BUILD, Step.PROVISION, Step.WAIT_READY, Step.SWITCH, Step.RETIRE)
 PLANS: dict[Kind, tuple[Step, ...]] = {
@@ -87,6 +87,9 @@ PLANS: dict[Kind, tuple[Step, ...]] = {
     "redeploy": _FULL,
     "reprovision": (Step.PROVISION, Step.WAIT_READY, Step.SWITCH, Step.RETIRE),  # nothing is built
     "move": _FULL,
+    # `racetrack run-local`: the job's image only, left in the registry; nothing runs or is recorded
+    # as the job, and the build's workspace goes once the image is pushed.
+    "build": (Step.FETCH, Step.BUILD),
 }
 
 
@@ -332,7 +335,7 @@ class DeployPipeline:
         )
         run.progress.phase("building")
         target = order.target
-        if target.artifact_kind == "local":
+        if target.artifact_kind == "local" and run.kind != "build":
             self.artifacts.save(run.name, run.version, run.tag, build_job(spec))
         else:
             builder = target.image_builder or self.default_image_builder()
@@ -446,7 +449,11 @@ class DeployPipeline:
         time.sleep(self.settings.gateway_cache_ttl)
 
     def _done(self, run: Run) -> None:
-        run.progress.log(f"deployed in {time.monotonic() - run.started:.2f}s")
+        if run.kind == "build":
+            self.artifacts.remove(run.name, run.version, run.tag)  # the image is what it made
+            run.progress.log(f"built in {time.monotonic() - run.started:.2f}s")
+        else:
+            run.progress.log(f"deployed in {time.monotonic() - run.started:.2f}s")
         run.progress.done()
 
     # -- the job's row: the one write that decides what the gateways route to ---------------------
@@ -501,13 +508,17 @@ class DeployPipeline:
             log.exception("recording the roll back of deployment %s", run.id)
         self.roll_back(run, message)
         run.progress.failed(message)
-        governance.after_failed_deploy(self.db, run.id, run.name, run.version, run.username)
+        if run.kind != "build":
+            governance.after_failed_deploy(self.db, run.id, run.name, run.version, run.username)
 
     def roll_back(self, run: Run, error: str) -> None:
         """Undo a deployment that did not reach the switch: what serves the version keeps serving."""
         name, version, mode = run.name, run.version, run.mode
         target = run.target
         deployer = target.job_deployer if target is not None else None
+        if run.kind == "build":  # it started nothing and wrote no job: only its workspace is left
+            self.artifacts.remove(name, version, run.tag)
+            return
         try:
             if run.provisioned and deployer is not None:
                 if mode is Mode.BESIDE:
