@@ -85,6 +85,7 @@ def _wait_for_signal(loop: asyncio.AbstractEventLoop) -> asyncio.Event:
 def run_platform(settings: Settings) -> None:
     """`trackside up`: lifecycle API, deploy workers, supervisor, gateway and dashboard in one process."""
     from trackside.dashboard.app import Dashboard, create_dashboard_app, mount_dashboard
+    from trackside.gateway.async_calls import AsyncCalls
     from trackside.gateway.call_reporter import CallReporter
     from trackside.gateway.forwarding import TrustedProxies
     from trackside.gateway.resolver import LifecycleResolver
@@ -121,6 +122,7 @@ def run_platform(settings: Settings) -> None:
         trusted_proxies=TrustedProxies(settings.trusted_proxies),
         fallback_secret=gateway_secret,
     )
+    async_calls = gateway.async_calls = AsyncCalls.from_settings(settings, internal_url)
 
     async def main() -> None:
         stop = _wait_for_signal(loop)
@@ -128,6 +130,7 @@ def run_platform(settings: Settings) -> None:
         base = f"http://{settings.host}:{port}"
         local = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
         dashboard.gateway_health_url = f"http://{local}:{port}/pub/health"
+        async_calls.bind(f"http://{local}:{port}")
         reporter = CallReporter.from_settings(settings, gateway.metrics, internal_url)
         reporter.start()
         if not (settings.internal_pub_url or settings.external_pub_url):
