@@ -91,6 +91,7 @@ def run_platform(settings: Settings) -> None:
     from trackside.gateway.resolver import LifecycleResolver
     from trackside.gateway.server import GatewayServer, RequestLimits
     from trackside.lifecycle.api.app import create_app
+    from trackside.lifecycle.api.log_socket import LogSocket
     from trackside.lifecycle.context import LifecycleContext
     from trackside.lifecycle.supervisor import Supervisor
     from trackside.pipelines.service import PipelineService
@@ -108,7 +109,7 @@ def run_platform(settings: Settings) -> None:
     dashboard = Dashboard(
         pub_url="/pub", trusted_proxies=TrustedProxies(settings.trusted_proxies), gateway_secret=gateway_secret
     )
-    app = mount_dashboard(lifecycle_app, create_dashboard_app(dashboard))
+    app = LogSocket(mount_dashboard(lifecycle_app, create_dashboard_app(dashboard)), context)
     lifecycle = LifecycleServer(app, "127.0.0.1", 0, settings.log_level)
     supervisor = Supervisor(settings, context.db, context.plugins)
     loop = _new_event_loop()
@@ -204,13 +205,15 @@ def run_component(name: str, settings: Settings) -> None:
                 supervisor.release()
             return
         from trackside.lifecycle.api.app import create_app
+        from trackside.lifecycle.api.log_socket import LogSocket
         from trackside.pipelines.service import PipelineService
 
         context.start_deploy_worker()
         pipelines = PipelineService(settings, context.db, context.plugins)
         # uvicorn in a thread, as in `up`: run in the main thread, uvicorn re-raises SIGTERM once it has
         # shut down, which killed the process before `context.close()` stopped the replicas it supervises.
-        lifecycle = LifecycleServer(create_app(context, pipelines), settings.host, settings.port, settings.log_level)
+        app = LogSocket(create_app(context, pipelines), context)
+        lifecycle = LifecycleServer(app, settings.host, settings.port, settings.log_level)
         lifecycle.start()
         pipelines.start()
         print(f"trackside lifecycle listening on http://{settings.host}:{lifecycle.port}/lifecycle", flush=True)

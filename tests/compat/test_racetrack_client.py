@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.conftest import EXAMPLES
-from tests.support.platform import RunningPlatform, free_port, start_platform, write_job
+from tests.support.platform import RunningPlatform, deploy_and_wait, free_port, start_platform, write_job
 
 pytestmark = pytest.mark.slow
 
@@ -210,3 +211,52 @@ def test_racetrack_run_local_builds_the_image_without_deploying_and_runs_it(
     assert not (docker_platform.data_dir / "builds" / name / "0.0.1").exists() or not any(
         (docker_platform.data_dir / "builds" / name / "0.0.1").iterdir()
     ), "the build's workspace is gone once its image is pushed"
+
+
+SAYER = """\
+class Job:
+    def perform(self, word="nothing"):
+        print(f"said {word}", flush=True)
+        return word
+"""
+
+
+def test_racetrack_logs_follow_streams_over_socketio_with_the_token_checks(
+    racetrack: Racetrack, platform: RunningPlatform, tmp_path: Path
+) -> None:
+    assert deploy_and_wait(platform, write_job(tmp_path / "sayer", "sayer", SAYER))["status"] == "done"
+
+    # Racetrack's client sends no token over Socket.IO: without one the stream is refused.
+    refused = racetrack.start("logs", "sayer", "-f")
+    try:
+        output = refused.communicate(timeout=120)[0]
+    finally:
+        refused.kill()
+    assert refused.returncode != 0, output
+    assert "said" not in output
+
+    # Its HTTP library reads ~/.netrc: a token kept there (as the password) reaches the stream.
+    netrc = Path(racetrack.env["HOME"]) / ".netrc"
+    netrc.write_text(f"machine 127.0.0.1 login racetrack password {platform.admin_token}\n")
+    netrc.chmod(0o600)
+    follower = racetrack.start("logs", "sayer", "-f")
+    lines: list[str] = []
+
+    def read() -> None:
+        assert follower.stdout is not None
+        for line in follower.stdout:
+            lines.append(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        deadline = time.monotonic() + 90
+        word = "w0"
+        while not any(f"said {word}" in line for line in lines):
+            assert follower.poll() is None, "".join(lines)
+            assert time.monotonic() < deadline, "the followed log never showed the new line:\n" + "".join(lines)
+            word = f"w{int(time.monotonic() * 1000)}"
+            platform.http.post(f"{platform.url}/pub/job/sayer/latest/api/v1/perform", json={"word": word})
+            time.sleep(1)
+    finally:
+        follower.terminate()
+        follower.wait(timeout=30)
