@@ -1,14 +1,14 @@
 """compat-lifecycle: the exact source of every deployment and of the serving build (a git commit, or
 a content digest of the uploaded build context); async job calls and their results
 
-Revision ID: 0006_compat_lifecycle_sources_async
+Revision ID: 0006_compat_lifecycle_src_async
 Revises: 0005_deploy_leases
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_compat_lifecycle_sources_async"
+revision = "0006_compat_lifecycle_src_async"
 down_revision = "0005_deploy_leases"
 branch_labels = None
 depends_on = None
