@@ -106,8 +106,16 @@ def test_the_last_call_a_target_reports_is_kept_and_only_moves_forward(db: Datab
     with db.session() as session:
         assert registry.timestamp(session.get(Job, job_id).last_call_time) == 1_700_000_000  # type: ignore[union-attr]
 
-    # A replica restarted since (its counter back at zero, or an older call) doesn't take it back.
-    for older in (JobDto(name="mover", version="1.0.0", last_call_time=1_600_000_000), JobDto("mover", "1.0.0")):
-        with db.session() as session:
-            row = session.execute(select(*columns).where(Job.id == job_id)).one()
-            assert "last_call_time" not in Supervisor._desired(row, older)
+    # A replica restarted since (its counter back at zero, or an older call) doesn't take it back, and a
+    # job called all the time is written once a minute.
+    unchanged = (
+        JobDto(name="mover", version="1.0.0", last_call_time=1_600_000_000),
+        JobDto("mover", "1.0.0"),
+        JobDto(name="mover", version="1.0.0", last_call_time=1_700_000_059),
+    )
+    with db.session() as session:
+        row = session.execute(select(*columns).where(Job.id == job_id)).one()
+    for report in unchanged:
+        assert "last_call_time" not in Supervisor._desired(row, report)
+    later = JobDto(name="mover", version="1.0.0", last_call_time=1_700_000_060)
+    assert registry.timestamp(Supervisor._desired(row, later)["last_call_time"]) == 1_700_000_060

@@ -3,10 +3,10 @@
 The store says what should exist; targets say what does. Every `supervisor_interval` seconds each
 target's monitor lists its jobs and the supervisor copies status, error and replicas into the
 store (writing only what changed), and the time of the job's last call when the target saw a later
-one than the store has (the job API's `last_call_time`, `LAST CALL AT` in `racetrack list`). A job
-the store has but no target reports is `lost`; one a target reports but the store lacks is
-`orphaned`, which is logged and never stored. Restarting crashed replicas is the target's own
-business (as a container engine's restart policy is).
+one than the store has, to the minute (the job API's `last_call_time`, `LAST CALL AT` in `racetrack
+list`). A job the store has but no target reports is `lost`; one a target reports but the store
+lacks is `orphaned`, which is logged and never stored. Restarting crashed replicas is the target's
+own business (as a container engine's restart policy is).
 
 Several supervisors may run on one store (in several `trackside up` or `serve supervisor` processes):
 one acts at a time, holding the `supervisor` lease in the store (`trackside.lifecycle.leases`); the
@@ -36,6 +36,7 @@ from trackside.store.models import Job, utcnow
 log = logging.getLogger(__name__)
 
 LEASE = "supervisor"
+LAST_CALL_RESOLUTION_S = 60
 
 
 class Supervisor:
@@ -181,7 +182,10 @@ class Supervisor:
             "infrastructure_stats": dict(found.infrastructure_stats),
         }
         # The last call only moves forward: a replica restarted since (its counter back at zero) or
-        # a target reporting a replica that was not called doesn't hide a later call seen before.
-        if found.last_call_time and found.last_call_time > (timestamp(row.last_call_time) or 0):
+        # a target reporting a replica that was not called doesn't hide a later call seen before. A
+        # job called all the time is written once a minute, not at every pass (as Racetrack's, whose
+        # supervisor passes once a minute).
+        stored = timestamp(row.last_call_time)
+        if found.last_call_time and (stored is None or found.last_call_time >= stored + LAST_CALL_RESOLUTION_S):
             desired["last_call_time"] = datetime.fromtimestamp(found.last_call_time, UTC)
         return desired
