@@ -362,6 +362,11 @@ def test_an_uploaded_source_is_recorded_by_its_content_digest(platform: RunningP
     redeployed = wait_for_deployment(platform.api, response.json()["id"])
     assert redeployed["status"] == "done" and redeployed["source_version"] == digest
     assert f"source: uploaded build context {digest}" in redeployed_log(platform)
+    # Once the kept upload is gone, its git remote's head is not that source: refused, not rebuilt.
+    shutil.rmtree(platform.data_dir / "builds" / "adder")
+    refused = platform.http.post(f"{platform.api}/job/adder/0.0.1/redeploy")
+    assert refused.status_code == 400, refused.text
+    assert f"built from an uploaded build context ({digest}) that is no longer kept" in refused.json()["error"]
 
 
 def redeployed_log(platform: RunningPlatform) -> str:

@@ -143,12 +143,22 @@ class DeployService:
             return target.job_deployer.get_job_secrets(name, version)
         return JobSecrets()
 
-    def _reusable_source(self, name: str, version: str, tag: str, manifest: Manifest) -> str | None:
-        """`tag` when its build kept the source (a redeploy or move reuses it), else None (fetch from git)."""
+    def _reusable_source(
+        self, name: str, version: str, tag: str, manifest: Manifest, source_version: str | None = None
+    ) -> str | None:
+        """`tag` when its build kept the source (a redeploy or move reuses it), else None (fetch from git).
+
+        A version built from an uploaded context is rebuilt from that upload only: its git remote's
+        head is another source."""
         if tag and (self.artifacts.build_dir(name, version, tag) / "src").is_dir():
             return tag
         if manifest.git is None:
             raise InvalidInput(f"job {name} {version} has no git remote and its uploaded source is gone")
+        if source_version and source_version.startswith("sha256:"):
+            raise InvalidInput(
+                f"job {name} {version} was built from an uploaded build context ({source_version}) that is no "
+                "longer kept; deploy it again from its directory"
+            )
         return None
 
     # -- deploy, redeploy, reprovision, move ---------------------------------------------------
@@ -296,7 +306,7 @@ class DeployService:
             previous=current.previous,
             job_type=job_type,
             secrets=self._secrets(current.target_name, name, version),
-            reuse_source_of=self._reusable_source(name, version, current.tag, manifest),
+            reuse_source_of=self._reusable_source(name, version, current.tag, manifest, current.source_version),
             source_version=current.source_version,
         )
 
@@ -322,7 +332,7 @@ class DeployService:
             previous=current.previous,
             job_type=self.resolve_job_type(manifest),
             secrets=self._secrets(current.target_name, name, version),
-            reuse_source_of=self._reusable_source(name, version, current.tag, manifest),
+            reuse_source_of=self._reusable_source(name, version, current.tag, manifest, current.source_version),
             source_version=current.source_version,
         )
         run = self.pipeline.run_now(order)
