@@ -67,6 +67,8 @@ class JobDto:
     replica_internal_names: list[str] = field(default_factory=list)
     job_type_version: str | None = None
     infrastructure_stats: dict[str, Any] = field(default_factory=dict)
+    # What the serving build was built from: a git commit, or `sha256:...` of an uploaded context.
+    source_version: str | None = None
 
     def to_api(self) -> dict[str, Any]:
         """Racetrack's JobDto JSON shape. Shallow: nested values are shared, not copied (listing

@@ -92,11 +92,13 @@ def advertise_lifecycle_url(settings: Settings, listening: str) -> None:
 def run_platform(settings: Settings) -> None:
     """`trackside up`: lifecycle API, deploy workers, supervisor, gateway and dashboard in one process."""
     from trackside.dashboard.app import Dashboard, create_dashboard_app, mount_dashboard
+    from trackside.gateway.async_calls import AsyncCalls
     from trackside.gateway.call_reporter import CallReporter
     from trackside.gateway.forwarding import TrustedProxies
     from trackside.gateway.resolver import LifecycleResolver
     from trackside.gateway.server import GatewayServer, RequestLimits
     from trackside.lifecycle.api.app import create_app
+    from trackside.lifecycle.api.log_socket import LogSocket
     from trackside.lifecycle.supervisor import Supervisor
     from trackside.lifecycle.wiring import LifecycleContext
     from trackside.pipelines.service import PipelineService
@@ -114,7 +116,7 @@ def run_platform(settings: Settings) -> None:
     dashboard = Dashboard(
         pub_url="/pub", trusted_proxies=TrustedProxies(settings.trusted_proxies), gateway_secret=gateway_secret
     )
-    app = mount_dashboard(lifecycle_app, create_dashboard_app(dashboard))
+    app = LogSocket(mount_dashboard(lifecycle_app, create_dashboard_app(dashboard)), context)
     lifecycle = LifecycleServer(app, "127.0.0.1", 0, settings.log_level)
     supervisor = Supervisor(settings, context.db, context.plugins)
     loop = _new_event_loop()
@@ -128,6 +130,7 @@ def run_platform(settings: Settings) -> None:
         trusted_proxies=TrustedProxies(settings.trusted_proxies),
         fallback_secret=gateway_secret,
     )
+    async_calls = gateway.async_calls = AsyncCalls.from_settings(settings, internal_url)
 
     async def main() -> None:
         stop = _wait_for_signal(loop)
@@ -136,6 +139,7 @@ def run_platform(settings: Settings) -> None:
         local = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
         advertise_lifecycle_url(settings, f"http://{local}:{port}/lifecycle")
         dashboard.gateway_health_url = f"http://{local}:{port}/pub/health"
+        async_calls.bind(f"http://{local}:{port}")
         reporter = CallReporter.from_settings(settings, gateway.metrics, internal_url)
         reporter.start()
         if not (settings.internal_pub_url or settings.external_pub_url):
@@ -209,13 +213,15 @@ def run_component(name: str, settings: Settings) -> None:
                 supervisor.release()
             return
         from trackside.lifecycle.api.app import create_app
+        from trackside.lifecycle.api.log_socket import LogSocket
         from trackside.pipelines.service import PipelineService
 
         context.start_deploy_worker()
         pipelines = PipelineService(settings, context.db, context.plugins)
         # uvicorn in a thread, as in `up`: run in the main thread, uvicorn re-raises SIGTERM once it has
         # shut down, which killed the process before `context.close()` stopped the replicas it supervises.
-        lifecycle = LifecycleServer(create_app(context, pipelines), settings.host, settings.port, settings.log_level)
+        app = LogSocket(create_app(context, pipelines), context)
+        lifecycle = LifecycleServer(app, settings.host, settings.port, settings.log_level)
         lifecycle.start()
         local = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
         advertise_lifecycle_url(settings, f"http://{local}:{lifecycle.port}/lifecycle")

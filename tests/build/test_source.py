@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import io
 import os
 import re
 import socket
@@ -118,8 +119,10 @@ def test_build_context_with_too_many_members_is_refused(tmp_path: Path, targz_b6
 def test_clone_default_branch_returns_describe_version_and_removes_dot_git(
     tmp_path: Path, bare_repo: Path, log: Any
 ) -> None:
-    version = clone_git(str(bare_repo), tmp_path / "src", None, None, log)
+    version, commit = clone_git(str(bare_repo), tmp_path / "src", None, None, log)
     assert version.startswith("v1.0.0-0-g")
+    assert commit.startswith(version.rsplit("-g", 1)[1]) and len(commit) == 40
+    assert f"source: git commit {commit}" in log
     assert (tmp_path / "src" / "jobs" / "adder" / "adder.py").is_file()
     assert not (tmp_path / "src" / "FEATURE.txt").exists()
     assert not (tmp_path / "src" / ".git").exists()
@@ -127,7 +130,7 @@ def test_clone_default_branch_returns_describe_version_and_removes_dot_git(
 
 
 def test_clone_named_branch_over_a_file_url(tmp_path: Path, bare_repo: Path, log: Any) -> None:
-    version = clone_git(bare_repo.as_uri(), tmp_path / "src", "feature", None, log)
+    version, _ = clone_git(bare_repo.as_uri(), tmp_path / "src", "feature", None, log)
     assert (tmp_path / "src" / "FEATURE.txt").read_text() == "feature\n"
     assert version and not version.startswith("v1.0.0-0-")
 
@@ -141,6 +144,55 @@ def test_clone_rejects_an_invalid_branch_name_before_running_git(tmp_path: Path,
 def test_clone_of_a_missing_branch_names_it(tmp_path: Path, bare_repo: Path) -> None:
     with pytest.raises(BuildFailed, match=r"git branch 'nope' not found"):
         clone_git(str(bare_repo), tmp_path / "src", "nope", None, lambda line: None)
+
+
+def test_clone_at_a_commit_builds_that_commit_not_the_branch_head(
+    tmp_path: Path, bare_repo: Path, git: Any, log: Any
+) -> None:
+    first = git("rev-parse", "main", cwd=bare_repo)
+    work = tmp_path / "later"
+    git("clone", "-q", str(bare_repo), str(work))
+    (work / "jobs" / "adder" / "adder.py").write_text("changed = True\n")
+    git("commit", "-q", "-am", "later", cwd=work)
+    git("push", "-q", "origin", "main", cwd=work)
+
+    _, head = clone_git(bare_repo.as_uri(), tmp_path / "head", "main", None, log)
+    version, commit = clone_git(bare_repo.as_uri(), tmp_path / "pinned", "main", None, log, commit=first)
+
+    assert head != first
+    assert commit == first and first.startswith(version.rsplit("-g", 1)[-1])
+    assert "class Adder" in (tmp_path / "pinned" / "jobs" / "adder" / "adder.py").read_text()
+    assert not (tmp_path / "pinned" / ".git").exists()
+    assert f"checking out commit {first}, the source this version was built from" in log
+
+
+def test_clone_at_a_commit_the_remote_no_longer_has_fails_naming_it(tmp_path: Path, bare_repo: Path, log: Any) -> None:
+    gone = "0123456789abcdef0123456789abcdef01234567"
+    with pytest.raises(BuildFailed, match=rf"git commit {gone}, the source this version was built from, is no longer"):
+        clone_git(str(bare_repo), tmp_path / "src", None, None, log, commit=gone)
+    with pytest.raises(InvalidInput, match=r"not a full commit hash"):
+        clone_git(str(bare_repo), tmp_path / "src2", None, None, log, commit="--upload-pack=evil")
+
+
+def test_an_uploaded_context_digest_depends_on_the_files_not_on_the_archive(tmp_path: Path, make_manifest: Any) -> None:
+    def archive(mtime: int, content: bytes, order: int) -> str:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+            for name in ("adder.py", "lib/util.py")[::order]:
+                info = tarfile.TarInfo(name)
+                info.size, info.mtime, info.mode = len(content), mtime, 0o644
+                tar.addfile(info, io.BytesIO(content))
+        return base64.b64encode(buffer.getvalue()).decode()
+
+    manifest = make_manifest()
+    contexts = [archive(1, b"x = 1\n", 1), archive(2, b"x = 1\n", -1), archive(1, b"x = 2\n", 1)]
+    digests = [
+        fetch_source(manifest, tmp_path / f"s{i}", context, None, lambda line: None).source_version
+        for i, context in enumerate(contexts)
+    ]
+    assert digests[0] == digests[1], "the same files, archived at another time and in another order"
+    assert digests[0] != digests[2], "another content"
+    assert all(d.startswith("sha256:") and len(d) == 7 + 64 for d in digests)
 
 
 def _closed_port() -> int:
@@ -172,7 +224,7 @@ def test_fetch_source_from_git_applies_the_directory(
     tmp_path: Path, bare_repo: Path, make_manifest: Any, log: Any
 ) -> None:
     manifest = make_manifest(git={"remote": str(bare_repo), "directory": "jobs/adder"})
-    job_dir, version = fetch_source(manifest, tmp_path / "src", None, None, log)
+    job_dir, version, _ = fetch_source(manifest, tmp_path / "src", None, None, log)
     assert job_dir == (tmp_path / "src" / "jobs" / "adder").resolve()
     assert (job_dir / "adder.py").is_file()
     assert version.startswith("v1.0.0")
@@ -204,8 +256,9 @@ def test_fetch_source_puts_an_uploaded_context_at_the_directory(
     tmp_path: Path, make_manifest: Any, targz_b64: Any, log: Any
 ) -> None:
     manifest = make_manifest(git={"remote": "https://example.com/never-cloned.git", "directory": "jobs/adder"})
-    job_dir, version = fetch_source(manifest, tmp_path / "src", targz_b64({"adder.py": "x"}), None, log)
+    job_dir, version, source = fetch_source(manifest, tmp_path / "src", targz_b64({"adder.py": "x"}), None, log)
     assert version == "tar"
+    assert source.startswith("sha256:") and f"source: uploaded build context {source}" in log
     assert job_dir == (tmp_path / "src" / "jobs" / "adder").resolve()
     assert (job_dir / "adder.py").read_text() == "x"
 
@@ -435,7 +488,7 @@ def test_secret_env_files_of_the_manifest_never_reach_the_source_tree(
     files = {"adder.py": "x = 1\n", "runtime.env": "TOKEN=s3cr3t\n", "conf/build.env": "PIP_TOKEN=b\n"}
     manifest = make_manifest(secret_runtime_env_file="runtime.env", secret_build_env_file="./conf/build.env")
     log: list[str] = []
-    job_dir, _ = fetch_source(manifest, tmp_path / "up" / "src", targz_b64(files), None, log.append)
+    job_dir, _, _ = fetch_source(manifest, tmp_path / "up" / "src", targz_b64(files), None, log.append)
     assert sorted(p.relative_to(job_dir).as_posix() for p in job_dir.rglob("*") if p.is_file()) == ["adder.py"]
     assert any("left out runtime.env" in line for line in log)
 
@@ -448,7 +501,7 @@ def test_secret_env_files_of_the_manifest_never_reach_the_source_tree(
     manifest = make_manifest(
         git={"remote": str(work)}, secret_runtime_env_file="runtime.env", secret_build_env_file="conf/build.env"
     )
-    job_dir, _ = fetch_source(manifest, tmp_path / "git" / "src", None, None, log.append)
+    job_dir, _, _ = fetch_source(manifest, tmp_path / "git" / "src", None, None, log.append)
     assert sorted(p.relative_to(job_dir).as_posix() for p in job_dir.rglob("*") if p.is_file()) == ["adder.py"]
     assert sum("left out" in line for line in log) == 4
 
@@ -564,7 +617,7 @@ def test_git_credentials_reach_the_server_but_no_command_line_or_file(
     dest = tmp_path / "ws" / "src"
     server = GitHttpServer(bare_repo.parent, "bob", password, watch=tmp_path / "ws")
     try:
-        version = clone_git(
+        version, _ = clone_git(
             f"{server.url}/{bare_repo.name}", dest, None, {"username": "bob", "password": password}, log
         )
     finally:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from tests.conftest import EXAMPLES
 from tests.support.platform import (
     RunningPlatform,
@@ -295,3 +298,101 @@ def test_redeploy_rebuilds_from_the_stored_source_and_keeps_serving(platform: Ru
     after = platform.http.get(f"{platform.api}/job/adder/0.0.1").json()
     assert after["image_tag"] != before["image_tag"]
     assert perform(platform).json() == 42
+
+
+def _git(*args: str, cwd: Path) -> str:
+    command = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "init.defaultBranch=main", *args]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_a_deployment_records_its_exact_source_and_a_redeploy_rebuilds_it(
+    platform: RunningPlatform, tmp_path: Path
+) -> None:
+    repo = write_job(tmp_path / "repo", "pinned", "class Job:\n    def perform(self) -> int:\n        return 1\n")
+    _git("init", "-q", ".", cwd=repo)
+    _git("add", ".", cwd=repo)
+    _git("commit", "-q", "-m", "one", cwd=repo)
+    first = _git("rev-parse", "HEAD", cwd=repo)
+    manifest = {**yaml.safe_load((repo / "job.yaml").read_text()), "git": {"remote": str(repo), "branch": "main"}}
+
+    def deploy(force: bool) -> dict:
+        response = platform.http.post(f"{platform.api}/deploy", json={"manifest": manifest, "force": force})
+        assert response.status_code == 201, response.text
+        return wait_for_deployment(platform.api, response.json()["id"])
+
+    def answer() -> object:
+        return platform.http.post(f"{platform.url}/pub/job/pinned/0.0.1/api/v1/perform", json={}).json()
+
+    deployed = deploy(force=False)
+    assert deployed["status"] == "done", deployed
+    assert deployed["source_version"] == first
+    assert platform.http.get(f"{platform.api}/job/pinned/0.0.1").json()["source_version"] == first
+    build_log = platform.http.get(f"{platform.api}/job/pinned/0.0.1/build-logs/plain").text
+    assert f"source: git commit {first}" in build_log
+
+    # The branch moves on, and the kept source is gone (a redeploy run by a lifecycle on another host).
+    (repo / "job.py").write_text("class Job:\n    def perform(self) -> int:\n        return 2\n")
+    _git("commit", "-q", "-am", "two", cwd=repo)
+    shutil.rmtree(platform.data_dir / "builds" / "pinned")
+
+    response = platform.http.post(f"{platform.api}/job/pinned/0.0.1/redeploy")
+    assert response.status_code == 202, response.text
+    redeployed = wait_for_deployment(platform.api, response.json()["id"])
+    assert redeployed["status"] == "done", redeployed
+    assert redeployed["source_version"] == first
+    assert answer() == 1, "a redeploy rebuilds what was deployed, not the branch's head"
+    build_log = platform.http.get(f"{platform.api}/job/pinned/0.0.1/build-logs/plain").text
+    assert f"checking out commit {first}" in build_log
+
+    forced = deploy(force=True)  # a new deploy takes the branch's head
+    assert forced["status"] == "done", forced
+    assert forced["source_version"] == _git("rev-parse", "HEAD", cwd=repo) != first
+    assert answer() == 2
+
+
+def test_an_uploaded_source_is_recorded_by_its_content_digest(platform: RunningPlatform) -> None:
+    first = deploy_and_wait(platform, ADDER)
+    assert first["status"] == "done", first
+    digest = first["source_version"]
+    assert digest.startswith("sha256:")
+    assert platform.http.get(f"{platform.api}/job/adder/0.0.1").json()["source_version"] == digest
+    again = deploy_and_wait(platform, ADDER, force=True)  # packed again: another archive, the same files
+    assert again["source_version"] == digest
+    response = platform.http.post(f"{platform.api}/job/adder/0.0.1/redeploy")
+    redeployed = wait_for_deployment(platform.api, response.json()["id"])
+    assert redeployed["status"] == "done" and redeployed["source_version"] == digest
+    assert f"source: uploaded build context {digest}" in redeployed_log(platform)
+    # Once the kept upload is gone, its git remote's head is not that source: refused, not rebuilt.
+    shutil.rmtree(platform.data_dir / "builds" / "adder")
+    refused = platform.http.post(f"{platform.api}/job/adder/0.0.1/redeploy")
+    assert refused.status_code == 400, refused.text
+    assert f"built from an uploaded build context ({digest}) that is no longer kept" in refused.json()["error"]
+
+
+def redeployed_log(platform: RunningPlatform) -> str:
+    return platform.http.get(f"{platform.api}/job/adder/0.0.1/build-logs/plain").text
+
+
+def test_image_only_job_types_and_builds_with_no_image_target_are_refused_saying_why(
+    tmp_path: Path, database_url: str
+) -> None:
+    platform = start_platform(tmp_path / "data", database_url, extra_env={"TRACKSIDE_DOCKER_URL": "off"})
+    try:
+        job_dir = tmp_path / "own"
+        job_dir.mkdir()
+        (job_dir / "Dockerfile").write_text("FROM scratch\n")
+        (job_dir / "job.yaml").write_text(
+            "name: own\nowner_email: t@example.com\nversion: 1.0.0\njobtype: dockerfile:latest\n"
+        )
+        response = deploy_directory(platform, job_dir)
+        assert response.status_code == 400, response.text
+        assert "builds only container images, and no infrastructure target here runs them" in response.json()["error"]
+        # `racetrack run-local` builds an image: nowhere to build one is a 400 too.
+        manifest = yaml.safe_load((ADDER / "job.yaml").read_text())
+        build = platform.http.post(f"{platform.api}/build", json={"manifest": manifest})
+        assert build.status_code == 400, build.text
+        assert "needs an infrastructure target that runs container images" in build.json()["error"]
+        assert platform.http.get(f"{platform.api}/job").json() == []
+        assert platform.http.get(f"{platform.api}/deploy").json() == []
+    finally:
+        platform.stop()

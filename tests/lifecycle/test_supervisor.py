@@ -7,6 +7,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from trackside.config import Settings
+from trackside.domain import JobDto
 from trackside.lifecycle import job_versions
 from trackside.lifecycle.leases import Worker
 from trackside.lifecycle.supervisor import Supervisor
@@ -92,3 +93,29 @@ def test_of_two_supervisors_on_one_store_one_acts_until_it_gives_the_lease_up(db
         assert second.tick() is None
     finally:
         plugins.close()
+
+
+def test_the_last_call_a_target_reports_is_kept_and_only_moves_forward(db: Database) -> None:
+    job_id = running_job(db, "local", "t1")
+    columns = (*COLUMNS, Job.status, Job.internal_name, Job.last_call_time)
+    report = JobDto(name="mover", version="1.0.0", status="running", last_call_time=1_700_000_000)
+
+    with db.session() as session:
+        row = session.execute(select(*columns).where(Job.id == job_id)).one()
+        assert Supervisor._write_if_unchanged(session, row, Supervisor._desired(row, report))
+    with db.session() as session:
+        assert job_versions.timestamp(session.get(Job, job_id).last_call_time) == 1_700_000_000  # type: ignore[union-attr]
+
+    # A replica restarted since (its counter back at zero, or an older call) doesn't take it back, and a
+    # job called all the time is written once a minute.
+    unchanged = (
+        JobDto(name="mover", version="1.0.0", last_call_time=1_600_000_000),
+        JobDto("mover", "1.0.0"),
+        JobDto(name="mover", version="1.0.0", last_call_time=1_700_000_059),
+    )
+    with db.session() as session:
+        row = session.execute(select(*columns).where(Job.id == job_id)).one()
+    for report in unchanged:
+        assert "last_call_time" not in Supervisor._desired(row, report)
+    later = JobDto(name="mover", version="1.0.0", last_call_time=1_700_000_060)
+    assert job_versions.timestamp(Supervisor._desired(row, later)["last_call_time"]) == 1_700_000_060

@@ -145,7 +145,7 @@ def build_job_image(
     log, manifest, job_type = spec.log, spec.manifest, spec.job_type
     started = time.monotonic()
     phase = phase_logger(spec)
-    job_dir, git_version = prepare_source(spec, phase)
+    job_dir, git_version, _ = prepare_source(spec, phase)
 
     phase(PHASE_PREPARE)
     log(f"job type {job_type.full_name}, Docker engine {engine.url}")

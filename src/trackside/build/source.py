@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import gzip
+import hashlib
 import io
 import os
 import posixpath
@@ -26,7 +27,7 @@ import zlib
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from trackside.build.confined import (
@@ -40,6 +41,7 @@ from trackside.build.confined import (
 )
 from trackside.errors import BuildFailed, InvalidInput
 
+_COMMIT = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")  # a full SHA-1 or SHA-256 object name
 MAX_CONTEXT_BYTES = 500 * 1024 * 1024
 MAX_CONTEXT_MEMBERS = 100_000
 GIT_TIMEOUT_S = 120.0
@@ -259,9 +261,14 @@ def clone_git(
     credentials: dict[str, Any] | None,
     log: Callable[[str], None],
     *,
+    commit: str | None = None,
     timeout: float = GIT_TIMEOUT_S,
-) -> str:
-    """Shallow-clone `remote` into `dest`; returns the `git describe` version and removes `.git`.
+) -> GitCheckout:
+    """Shallow-clone `remote` into `dest`; returns its `git describe` version and commit, removes `.git`.
+
+    With `commit` (a full object name), that commit is checked out instead of the branch's head: a
+    redeploy rebuilds exactly what the deployment it repeats was built from. It is fetched alone when
+    the server allows it, else with the branch's whole history; one that is gone is a `BuildFailed`.
 
     Credentials reach git as an `Authorization` header scoped to the remote's host, set through
     `GIT_CONFIG_*` environment variables: never in the command line (which any local process can read),
@@ -271,6 +278,8 @@ def clone_git(
         raise InvalidInput(f"git.remote {remote!r} is not a valid git remote")
     if branch:
         check_branch_name(branch)
+    if commit is not None and not _COMMIT.fullmatch(commit):
+        raise InvalidInput(f"git commit {commit!r} is not a full commit hash")
     url, auth_config = git_auth(remote, credentials)
     secrets = credential_strings(credentials)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -295,6 +304,9 @@ def clone_git(
         if branch and "not found in upstream" in stderr:
             raise BuildFailed(f"git branch {branch!r} not found in {redact(remote, secrets)}: {stderr}")
         raise BuildFailed(f"git remote unreachable: {stderr or f'git clone exited with {result.returncode}'}")
+    if commit is not None and _head(dest, timeout) != commit:
+        _check_out(dest, commit, auth_config, secrets, remote, log, timeout)
+    head = _head(dest, timeout)
     describe = subprocess.run(
         ["git", "-C", str(dest), "describe", "--long", "--tags", "--dirty", "--always"],
         env=_git_env([]),
@@ -306,7 +318,59 @@ def clone_git(
     git_version = describe.stdout.strip() if describe.returncode == 0 else "unknown"
     shutil.rmtree(dest / ".git")
     log(f"git version: {git_version}")
-    return git_version
+    log(f"source: git commit {head}")
+    return GitCheckout(git_version, head)
+
+
+class GitCheckout(NamedTuple):
+    version: str  # `git describe --long --tags --dirty --always`
+    commit: str  # the full object name of the commit checked out
+
+
+def _git(
+    dest: Path, args: list[str], config: list[tuple[str, str]], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", "-c", "protocol.ext.allow=never", "-C", str(dest), *args],
+        env=_git_env(config),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _head(dest: Path, timeout: float) -> str:
+    result = _git(dest, ["rev-parse", "--verify", "HEAD^{commit}"], [], timeout)
+    if result.returncode != 0:
+        raise BuildFailed(f"the git checkout has no commit: {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def _check_out(
+    dest: Path,
+    commit: str,
+    config: list[tuple[str, str]],
+    secrets: list[str],
+    remote: str,
+    log: Callable[[str], None],
+    timeout: float,
+) -> None:
+    """Check out `commit` in the shallow clone at `dest`: fetched alone if the server allows, else with
+    the cloned branch's whole history."""
+    log(f"checking out commit {commit}, the source this version was built from")
+    fetched = _git(dest, ["fetch", "-q", "--depth=1", "origin", commit], config, timeout)
+    if fetched.returncode != 0:
+        log("the git server does not hand out single commits; fetching the branch's history")
+        fetched = _git(dest, ["fetch", "-q", "--unshallow", "--tags", "origin"], config, timeout)
+    checked_out = _git(dest, ["-c", "advice.detachedHead=false", "checkout", "-q", "--detach", commit], [], timeout)
+    if checked_out.returncode != 0:
+        shutil.rmtree(dest / ".git", ignore_errors=True)
+        reason = redact((fetched.stderr or checked_out.stderr).strip(), secrets)
+        raise BuildFailed(
+            f"git commit {commit}, the source this version was built from, is no longer in "
+            f"{redact(remote, secrets)}: {reason}"
+        )
 
 
 def check_branch_name(branch: str) -> None:
@@ -395,18 +459,55 @@ def secret_env_paths(manifest: Any) -> list[str]:
     return [path for path in found if path]
 
 
+class FetchedSource(NamedTuple):
+    job_dir: Path
+    git_version: str  # `git describe` of a checkout; "tar" for an upload
+    source_version: str  # exactly what was built: a git commit, or `sha256:...` of the uploaded files
+
+
+def tree_digest(directory: Path) -> str:
+    """`sha256:<hex>` of a directory's files: names, contents, executable bits and link targets.
+
+    Independent of archive details (member order, timestamps, owners, compression), so the same files
+    uploaded twice have the same digest."""
+    outer = hashlib.sha256()
+    root = str(directory)
+    entries: list[tuple[str, bytes]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        relative_dir = os.path.relpath(dirpath, root)
+        for name in sorted([*filenames, *(d for d in dirnames if os.path.islink(os.path.join(dirpath, d)))]):
+            path = os.path.join(dirpath, name)
+            relative = posixpath.normpath(posixpath.join(relative_dir.replace(os.sep, "/"), name))
+            if os.path.islink(path):
+                entries.append((relative, b"link\0" + os.readlink(path).encode("utf-8", "surrogateescape")))
+                continue
+            content = hashlib.sha256()
+            with open(path, "rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    content.update(chunk)
+            kind = b"exec" if os.stat(path).st_mode & 0o100 else b"file"
+            entries.append((relative, kind + b"\0" + content.digest()))
+    for relative, described in sorted(entries):
+        outer.update(relative.encode("utf-8", "surrogateescape") + b"\0" + described + b"\n")
+    return f"sha256:{outer.hexdigest()}"
+
+
 def fetch_source(
     manifest: Any,
     workspace: Path,
     build_context: str | None,
     git_credentials: dict[str, Any] | None,
     log: Callable[[str], None],
-) -> tuple[Path, str]:
-    """Put the job's source under `workspace`; returns (the job's directory, git_version).
+    *,
+    commit: str | None = None,
+) -> FetchedSource:
+    """Put the job's source under `workspace`; returns the job's directory and what exactly it holds.
 
     No symlink of the source leads outside it (an uploaded context is refused member by member, a
     checkout as a whole), and the manifest's secret env files never reach it: they travel in the
-    deploy request's secret fields, and are kept encrypted by the target.
+    deploy request's secret fields, and are kept encrypted by the target. With `commit`, a git source
+    is that commit rather than the branch's head (see `clone_git`).
     """
     git = getattr(manifest, "git", None)
     directory = str(getattr(git, "directory", None) or ".") if git is not None else "."
@@ -416,11 +517,13 @@ def fetch_source(
         log("extracting the uploaded build context")
         for name in extract_build_context(build_context, job_dir, leave_out=secret_files):
             log(f"left out {name}: it is a secret env file of the manifest (secrets travel in the deploy request)")
-        return job_dir, "tar"
+        digest = tree_digest(job_dir)
+        log(f"source: uploaded build context {digest}")
+        return FetchedSource(job_dir, "tar", digest)
     remote = getattr(git, "remote", None) if git is not None else None
     if not remote:
         raise InvalidInput("the manifest has no git.remote and no build context was uploaded: nothing to build from")
-    git_version = clone_git(str(remote), workspace, getattr(git, "branch", None), git_credentials, log)
+    checkout = clone_git(str(remote), workspace, getattr(git, "branch", None), git_credentials, log, commit=commit)
     job_dir = _job_dir(workspace, directory)
     if not job_dir.is_dir():
         raise BuildFailed(f"git.directory {directory!r} not found in the repository {redact(str(remote))}")
@@ -433,7 +536,7 @@ def fetch_source(
         if path.is_symlink() or path.is_file():
             path.unlink()
             log(f"left out {name}: it is a secret env file of the manifest (secrets travel in the deploy request)")
-    return job_dir, git_version
+    return FetchedSource(job_dir, checkout.version, checkout.commit)
 
 
 def existing_job_dir(manifest: Any, workspace: Path) -> Path:

@@ -26,8 +26,10 @@ class BuildSpec:
     `workspace` is the build directory: the source goes into `workspace/src`, and what the job runs
     from (a local build) or the image's build context is kept beside it. With `source_ready`,
     `workspace/src` already holds the source (a redeploy or move reusing an earlier build's source)
-    and nothing is fetched; `git_version` is then what that build recorded (default "tar"). With
-    `fetched` too, the caller fetched it for this very build and reported that phase already.
+    and nothing is fetched; `git_version` and `source_version` are then what that build recorded
+    (default "tar"). With `fetched` too, the caller fetched it for this very build and reported that
+    phase already. Otherwise a `source_version` that is a git commit is checked out instead of the
+    branch's head (a redeploy rebuilding exactly what was built before).
     """
 
     manifest: Manifest
@@ -43,7 +45,14 @@ class BuildSpec:
     on_phase: Callable[[str], None] | None = None  # told each phase's name as it starts
     source_ready: bool = False
     git_version: str | None = None
+    source_version: str | None = None  # a git commit, or `sha256:...` of an uploaded context
     fetched: bool = False
+
+    @property
+    def pinned_commit(self) -> str | None:
+        """The git commit to build instead of the branch's head, if any."""
+        version = self.source_version or ""
+        return version if version and not version.startswith("sha256:") else None
 
     @property
     def source_dir(self) -> Path:

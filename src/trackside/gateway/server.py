@@ -44,6 +44,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from trackside.gateway.async_calls import AsyncCalls
 from trackside.gateway.call_reporter import CallReporter
 from trackside.gateway.forwarding import TrustedProxies
 from trackside.gateway.metrics import BUCKETS, GatewayMetrics, JobStats
@@ -553,6 +554,9 @@ class _ClientConnection(asyncio.Protocol):
             if path in _LOCAL_PATHS:
                 self._serve_local(ex)
                 return
+            if path.startswith("/pub/async/") and self.server.async_calls is not None:
+                self.server._spawn(self.server.async_calls.serve(self, ex))
+                return
             if is_job_path(path):
                 try:
                     target = parse_job_path(path)
@@ -606,6 +610,25 @@ class _ClientConnection(asyncio.Protocol):
             return
         if not ex.finished:
             self._forward_job(ex, route)
+
+    # -- for handlers off the proxy path (async calls) ----------------------------------------------
+
+    async def whole_body(self, ex: _Exchange, limit: int) -> bytes | None:
+        """The request's whole body, read before anything is done with it; None past `limit` bytes."""
+        while not ex.body_complete:
+            if ex.finished or self.closed or ex.body_size > limit:
+                return None
+            self._resume(_PAUSE_BUFFER)  # all of it is kept: read on past the forwarding buffer's limit
+            await asyncio.sleep(0.005)
+        if ex.body_size > limit:
+            return None
+        return b"".join(ex.body_buf or ())
+
+    def respond(self, ex: _Exchange, status: int, body: bytes, content_type: bytes) -> None:
+        self._respond(ex, status, body, content_type)
+
+    def respond_json(self, ex: _Exchange, status: int, payload: dict[str, Any]) -> None:
+        self._respond_json(ex, status, payload)
 
     def _route_error(self, ex: _Exchange, exc: RouteError) -> None:
         if exc.status_code in (401, 403):
@@ -1144,6 +1167,7 @@ class GatewayServer:
         if bind is not None:
             bind(self.metrics)
         self._resolve_cached = getattr(resolver, "resolve_cached", None)
+        self.async_calls: AsyncCalls | None = None  # `/pub/async/...`, when the platform keeps async calls
         self._round_robin: dict[tuple[str, str], int] = {}
         self._targets: dict[str, JobTarget] = {}
         self._connections: set[_ClientConnection] = set()
@@ -1169,6 +1193,8 @@ class GatewayServer:
             conn.transport.close()
         for task in list(self._tasks):
             task.cancel()
+        if self.async_calls is not None:
+            await self.async_calls.aclose()
         self.pool.close()
         if self._server is not None:
             with contextlib.suppress(Exception):
@@ -1215,7 +1241,10 @@ def run_gateway(settings: Settings) -> None:
         server = GatewayServer(
             resolver, limits=RequestLimits.of(settings), trusted_proxies=TrustedProxies(settings.trusted_proxies)
         )
+        server.async_calls = AsyncCalls.from_settings(settings, settings.lifecycle_url)
         port = await server.start(settings.host, settings.port)
+        local = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+        server.async_calls.bind(f"http://{local}:{port}")
         reporter = CallReporter.from_settings(settings, server.metrics, settings.lifecycle_url)
         reporter.start()
         print(f"trackside gateway listening on http://{settings.host}:{port}/pub", flush=True)

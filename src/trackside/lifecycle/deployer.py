@@ -50,6 +50,7 @@ class _Current:
     tag: str
     target_name: str
     status: str
+    source_version: str | None = None
 
     @property
     def previous(self) -> Previous:
@@ -99,11 +100,46 @@ class DeployService:
         return available[f"{name}:{resolved}"]
 
     def resolve_target(self, manifest: Manifest) -> InfrastructureTarget:
+        return self.choose_target(manifest)[0]
+
+    def choose_target(self, manifest: Manifest) -> tuple[InfrastructureTarget, str]:
+        """The target a version deploys to, and why when the manifest names none and no version of its
+        job type builds for the default: a job type that builds only images goes to the default image
+        target (docker when present), as the deployment's log and warnings then say."""
         targets = self.plugins.infrastructure_targets()
         name = manifest.infrastructure_target
-        if name is None:
-            name = next(iter(targets)) if len(targets) == 1 else self.settings.infrastructure_target
-        return self._target(name, targets)
+        if name is not None:
+            return self._target(name, targets), ""
+        name = next(iter(targets)) if len(targets) == 1 else self.settings.infrastructure_target
+        default = targets.get(name)
+        if default is None or self._builds_for(manifest, default):
+            return self._target(name, targets), ""
+        image_targets = [
+            t
+            for t in targets.values()
+            if t.artifact_kind == "image" and t.job_deployer is not None and self._builds_for(manifest, t)
+        ]
+        if not image_targets:
+            known = ", ".join(sorted(targets)) or "none"
+            raise InvalidInput(
+                f"job type {manifest.jobtype!r} builds only container images, and no infrastructure target here "
+                f"runs them (available: {known}); name one in the manifest's infrastructure_target"
+            )
+        chosen = targets.get("docker") if targets.get("docker") in image_targets else image_targets[0]
+        assert chosen is not None
+        return chosen, (
+            f"the manifest names no infrastructure_target and job type {manifest.jobtype} builds only container "
+            f"images: deploying to the image target {chosen.name} instead of the default {name}"
+        )
+
+    def _builds_for(self, manifest: Manifest, target: InfrastructureTarget) -> bool:
+        """Whether a version of the manifest's job type that its `jobtype` matches builds for `target`."""
+        versions = [
+            jt.version
+            for jt in self.plugins.job_types().values()
+            if jt.name == manifest.jobtype_name and jt.builds_for(target.artifact_kind)
+        ]
+        return bool(versions) and resolve_jobtype_version(manifest.jobtype_version, versions) is not None
 
     @staticmethod
     def _target(name: str, targets: dict[str, InfrastructureTarget]) -> InfrastructureTarget:
@@ -118,7 +154,9 @@ class DeployService:
             job = job_versions.get_job(session, name, version)
             if job.version != version:
                 raise InvalidInput(f"{action} needs the exact version, not an alias")
-            return _Current(job.manifest, job.image_tag or "", job.infrastructure_target or "", job.status)
+            return _Current(
+                job.manifest, job.image_tag or "", job.infrastructure_target or "", job.status, job.source_version
+            )
 
     def _secrets(self, target_name: str, name: str, version: str) -> JobSecrets:
         """The version's secrets, as its target keeps them (Racetrack: secrets come from the infrastructure)."""
@@ -129,12 +167,22 @@ class DeployService:
             return target.job_deployer.get_job_secrets(name, version)
         return JobSecrets()
 
-    def _reusable_source(self, name: str, version: str, tag: str, manifest: Manifest) -> str | None:
-        """`tag` when its build kept the source (a redeploy or move reuses it), else None (fetch from git)."""
+    def _reusable_source(
+        self, name: str, version: str, tag: str, manifest: Manifest, source_version: str | None = None
+    ) -> str | None:
+        """`tag` when its build kept the source (a redeploy or move reuses it), else None (fetch from git).
+
+        A version built from an uploaded context is rebuilt from that upload only: its git remote's
+        head is another source."""
         if tag and (self.artifacts.build_dir(name, version, tag) / "src").is_dir():
             return tag
         if manifest.git is None:
             raise InvalidInput(f"job {name} {version} has no git remote and its uploaded source is gone")
+        if source_version and source_version.startswith("sha256:"):
+            raise InvalidInput(
+                f"job {name} {version} was built from an uploaded build context ({source_version}) that is no "
+                "longer kept; deploy it again from its directory"
+            )
         return None
 
     # -- deploy, redeploy, reprovision, move ---------------------------------------------------
@@ -148,7 +196,10 @@ class DeployService:
             raise InvalidInput(f"deploy request: unsupported build flags {unknown_flags} (only --no-cache)")
         if request.build_context is None and manifest.git is None:
             raise InvalidInput("manifest: field 'git.remote' is required when no build context is uploaded")
-        target = self.resolve_target(manifest)
+        # The target is chosen for the job type (an images-only type goes to an image target), then the
+        # job type's version among those that build for that target.
+        self.resolve_job_type(manifest)  # an unknown job type is named as such, whatever the target
+        target, target_notice = self.choose_target(manifest)
         job_type = self.resolve_job_type(manifest, target)
         self.plugins.validate_job_manifest(manifest, job_type.full_name)  # a plugin's refusal is a 400
         with self.db.session() as session:
@@ -188,8 +239,59 @@ class DeployService:
             ),
             build_context=request.build_context,
             no_cache="--no-cache" in request.build_flags,
+            notices=(target_notice,) if target_notice else (),
         )
         return self.pipeline.start(order)
+
+    def start_build(self, request: DeployRequest, username: str | None = None) -> str:
+        """Build the job's image and leave it in the registry, deploying nothing (`racetrack run-local`).
+
+        The image is built for the manifest's target when that runs images, else for the default
+        image target (docker when present); the deployment reports its `image_name` when done."""
+        if not isinstance(request.manifest, dict):
+            raise InvalidInput("build request: field 'manifest' must be an object")
+        manifest = parse_manifest(request.manifest, source="manifest")
+        unknown_flags = [f for f in request.build_flags if f != "--no-cache"]
+        if unknown_flags:
+            raise InvalidInput(f"build request: unsupported build flags {unknown_flags} (only --no-cache)")
+        if request.build_context is None and manifest.git is None:
+            raise InvalidInput("manifest: field 'git.remote' is required when no build context is uploaded")
+        job_type = self.resolve_job_type(manifest)
+        if not job_type.images:
+            raise InvalidInput(f"job type {job_type.full_name} builds no container image, so it can't run locally")
+        self.plugins.validate_job_manifest(manifest, job_type.full_name)
+        secret_vars = request.secret_vars or {}
+        order = Order(
+            kind="build",
+            manifest=manifest,
+            manifest_yaml=manifest_to_yaml(manifest),
+            target=self._image_target(manifest),
+            username=username,
+            job_type=job_type,
+            secrets=JobSecrets(
+                git_credentials=request.git_credentials,
+                secret_build_env=dict(secret_vars.get("build_env", {})),
+            ),
+            build_context=request.build_context,
+            no_cache="--no-cache" in request.build_flags,
+        )
+        return self.pipeline.start(order)
+
+    def _image_target(self, manifest: Manifest) -> InfrastructureTarget:
+        targets = self.plugins.infrastructure_targets()
+        if manifest.infrastructure_target is not None:
+            named = self._target(manifest.infrastructure_target, targets)
+            if named.artifact_kind == "image":
+                return named
+        images = [t for t in targets.values() if t.artifact_kind == "image"]
+        if not images:
+            known = ", ".join(sorted(targets)) or "none"
+            raise InvalidInput(
+                f"building job {manifest.name} needs an infrastructure target that runs container images, and none "
+                f"is here (available: {known})"
+            )
+        docker = targets.get("docker")
+        return docker if docker is not None and docker in images else images[0]
 
     def start_redeploy(self, name: str, version: str, username: str | None = None) -> str:
         """Rebuild and restart an existing version from its stored manifest and secrets."""
@@ -219,17 +321,20 @@ class DeployService:
     def _rebuild_order(self, kind: Kind, name: str, version: str, username: str | None) -> Order:
         current = self._current(name, version, kind)
         manifest = stored_manifest(current.manifest_yaml)
-        target = self.resolve_target(manifest)
+        target, notice = self.choose_target(manifest)
+        job_type = self.resolve_job_type(manifest, target)
         return Order(
             kind=kind,
             manifest=manifest,
             manifest_yaml=current.manifest_yaml,
             target=target,
+            notices=(notice,) if notice else (),
             username=username,
             previous=current.previous,
-            job_type=self.resolve_job_type(manifest, target),
+            job_type=job_type,
             secrets=self._secrets(current.target_name, name, version),
-            reuse_source_of=self._reusable_source(name, version, current.tag, manifest),
+            reuse_source_of=self._reusable_source(name, version, current.tag, manifest, current.source_version),
+            source_version=current.source_version,
         )
 
     def move_job(self, name: str, version: str, target_name: str, username: str | None = None) -> JobDto:
@@ -254,7 +359,8 @@ class DeployService:
             previous=current.previous,
             job_type=self.resolve_job_type(manifest, target),
             secrets=self._secrets(current.target_name, name, version),
-            reuse_source_of=self._reusable_source(name, version, current.tag, manifest),
+            reuse_source_of=self._reusable_source(name, version, current.tag, manifest, current.source_version),
+            source_version=current.source_version,
         )
         run = self.pipeline.run_now(order)
         if run.error is not None:

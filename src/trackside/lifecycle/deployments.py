@@ -38,6 +38,7 @@ def deployment_to_api(deployment: Deployment, job: dict[str, Any] | None = None)
         "job_name": deployment.job_name,
         "job_version": deployment.job_version,
         "warnings": deployment.warnings or None,
+        "source_version": deployment.source_version,
     }
 
 

@@ -64,6 +64,7 @@ def job_to_dto(job: Job, pub_url_base: str) -> JobDto:
         replica_internal_names=list(job.replica_internal_names or []),
         job_type_version=job.job_type_version,
         infrastructure_stats=dict(job.infrastructure_stats or {}),
+        source_version=job.source_version,
     )
 
 

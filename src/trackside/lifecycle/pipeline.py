@@ -79,7 +79,7 @@ class Step(StrEnum):
     ROLL_BACK = "roll back"
 
 
-Kind = Literal["deploy", "redeploy", "reprovision", "move"]
+Kind = Literal["deploy", "redeploy", "reprovision", "move", "build"]
 
 _FULL = (Step.FETCH, Step.BUILD, Step.PROVISION, Step.WAIT_READY, Step.SWITCH, Step.RETIRE)
 PLANS: dict[Kind, tuple[Step, ...]] = {
@@ -87,6 +87,9 @@ PLANS: dict[Kind, tuple[Step, ...]] = {
     "redeploy": _FULL,
     "reprovision": (Step.PROVISION, Step.WAIT_READY, Step.SWITCH, Step.RETIRE),  # nothing is built
     "move": _FULL,
+    # `racetrack run-local`: the job's image only, left in the registry; nothing runs or is recorded
+    # as the job, and the build's workspace goes once the image is pushed.
+    "build": (Step.FETCH, Step.BUILD),
 }
 
 
@@ -123,6 +126,8 @@ class Order:
     no_cache: bool = False
     reuse_source_of: str | None = None  # the tag of an earlier build whose source this build reuses
     reuse_build: str | None = None  # a reprovision: the tag of the build to run again
+    source_version: str | None = None  # a rebuild: what the serving build was built from, built again
+    notices: tuple[str, ...] = ()  # choices made for the user (the target), told as warnings and logged
 
     def secret_values(self) -> list[str]:
         password = (self.secrets.git_credentials or {}).get("password") or ""
@@ -147,6 +152,7 @@ class Run:
     order: Order | None = None  # None for a deployment taken over from a stopped worker
     started: float = field(default_factory=time.monotonic)
     git_version: str | None = None
+    source_version: str | None = None  # what this deployment's build was built from
     provisioned: bool = False
     job: JobDto | None = None
     timestamp: int = 0
@@ -278,6 +284,9 @@ class DeployPipeline:
         try:
             for warning in order.manifest.warnings:
                 run.progress.warn(warning)
+            for notice in order.notices:
+                run.progress.warn(notice)
+                run.progress.log(notice)
             for step in PLANS[run.kind]:
                 self._enter(run, step)
                 steps[step](run, order)
@@ -301,7 +310,9 @@ class DeployPipeline:
                 f"moving job {run.name} {run.version} from {order.previous.target_name if order.previous else '-'} "
                 f"to {run.target_name}"
             )
-        spec = self._build_spec(run, order)
+        # A rebuild builds what the serving build was built from: that build's source when it was
+        # kept, else (git) a fresh checkout of the same commit.
+        spec = replace(self._build_spec(run, order), source_version=order.source_version)
         if order.reuse_source_of is not None:
             earlier = self.artifacts.build_dir(run.name, run.version, order.reuse_source_of) / "src"
             if earlier.is_dir():
@@ -309,13 +320,22 @@ class DeployPipeline:
                 spec = replace(spec, source_ready=True)
             elif order.manifest.git is None:
                 raise InvalidInput(f"job {run.name} {run.version} has no git remote and its uploaded source is gone")
-        _, run.git_version = prepare_source(spec, phase_logger(spec))
+        _, run.git_version, source_version = prepare_source(spec, phase_logger(spec))
+        run.source_version = source_version or None
+        if run.source_version:
+            run.progress.update(source_version=run.source_version)
 
     def _build(self, run: Run, order: Order) -> None:
-        spec = replace(self._build_spec(run, order), source_ready=True, fetched=True, git_version=run.git_version)
+        spec = replace(
+            self._build_spec(run, order),
+            source_ready=True,
+            fetched=True,
+            git_version=run.git_version,
+            source_version=run.source_version,
+        )
         run.progress.phase("building")
         target = order.target
-        if target.artifact_kind == "local":
+        if target.artifact_kind == "local" and run.kind != "build":
             self.artifacts.save(run.name, run.version, run.tag, build_job(spec))
         else:
             builder = target.image_builder or self.default_image_builder()
@@ -429,7 +449,11 @@ class DeployPipeline:
         time.sleep(self.settings.gateway_cache_ttl)
 
     def _done(self, run: Run) -> None:
-        run.progress.log(f"deployed in {time.monotonic() - run.started:.2f}s")
+        if run.kind == "build":
+            self.artifacts.remove(run.name, run.version, run.tag)  # the image is what it made
+            run.progress.log(f"built in {time.monotonic() - run.started:.2f}s")
+        else:
+            run.progress.log(f"deployed in {time.monotonic() - run.started:.2f}s")
         run.progress.done()
 
     # -- the job's row: the one write that decides what the gateways route to ---------------------
@@ -454,6 +478,8 @@ class DeployPipeline:
             }
             if run.kind != "move":  # a move keeps who deployed it
                 fields["deployed_by"] = run.username
+            if run.source_version:  # a reprovision runs the same build: its source stays what it was
+                fields["source_version"] = run.source_version
             job_type_version = dto.job_type_version or (order.job_type.version if order.job_type else None)
             if job_type_version:
                 fields["job_type_version"] = job_type_version
@@ -482,13 +508,17 @@ class DeployPipeline:
             log.exception("recording the roll back of deployment %s", run.id)
         self.roll_back(run, message)
         run.progress.failed(message)
-        governance.after_failed_deploy(self.db, run.id, run.name, run.version, run.username)
+        if run.kind != "build":
+            governance.after_failed_deploy(self.db, run.id, run.name, run.version, run.username)
 
     def roll_back(self, run: Run, error: str) -> None:
         """Undo a deployment that did not reach the switch: what serves the version keeps serving."""
         name, version, mode = run.name, run.version, run.mode
         target = run.target
         deployer = target.job_deployer if target is not None else None
+        if run.kind == "build":  # it started nothing and wrote no job: only its workspace is left
+            self.artifacts.remove(name, version, run.tag)
+            return
         try:
             if run.provisioned and deployer is not None:
                 if mode is Mode.BESIDE:

@@ -2,9 +2,11 @@
 
 The store says what should exist; targets say what does. Every `supervisor_interval` seconds each
 target's monitor lists its jobs and the supervisor copies status, error and replicas into the
-store (writing only what changed). A job the store has but no target reports is `lost`; one a
-target reports but the store lacks is `orphaned`, which is logged and never stored. Restarting
-crashed replicas is the target's own business (as a container engine's restart policy is).
+store (writing only what changed), and the time of the job's last call when the target saw a later
+one than the store has, to the minute (the job API's `last_call_time`, `LAST CALL AT` in `racetrack
+list`). A job the store has but no target reports is `lost`; one a target reports but the store
+lacks is `orphaned`, which is logged and never stored. Restarting crashed replicas is the target's
+own business (as a container engine's restart policy is).
 
 Several supervisors may run on one store (in several `trackside up` or `serve supervisor` processes):
 one acts at a time, holding the `supervisor` lease in the store (`trackside.lifecycle.leases`); the
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -25,6 +28,7 @@ from trackside.config import Settings
 from trackside.domain import JobDto, JobStatus
 from trackside.lifecycle import leases
 from trackside.lifecycle.deployments import versions_in_progress
+from trackside.lifecycle.registry import timestamp
 from trackside.plugins.engine import PluginEngine
 from trackside.store.base import utcnow
 from trackside.store.database import Database
@@ -33,6 +37,7 @@ from trackside.store.models import Job
 log = logging.getLogger(__name__)
 
 LEASE = "supervisor"
+LAST_CALL_RESOLUTION_S = 60
 
 
 class Supervisor:
@@ -103,6 +108,7 @@ class Supervisor:
             Job.internal_name,
             Job.replica_internal_names,
             Job.infrastructure_stats,
+            Job.last_call_time,
         )
         with self.db.session() as session:
             rows = session.execute(select(*columns)).all()
@@ -169,10 +175,18 @@ class Supervisor:
                 "status": JobStatus.LOST.value,
                 "error": f"not found on infrastructure target {row.infrastructure_target}",
             }
-        return {
+        desired: dict[str, Any] = {
             "status": found.status,
             "error": found.error,
             "internal_name": found.internal_name or row.internal_name,
             "replica_internal_names": list(found.replica_internal_names),
             "infrastructure_stats": dict(found.infrastructure_stats),
         }
+        # The last call only moves forward: a replica restarted since (its counter back at zero) or
+        # a target reporting a replica that was not called doesn't hide a later call seen before. A
+        # job called all the time is written once a minute, not at every pass (as Racetrack's, whose
+        # supervisor passes once a minute).
+        stored = timestamp(row.last_call_time)
+        if found.last_call_time and (stored is None or found.last_call_time >= stored + LAST_CALL_RESOLUTION_S):
+            desired["last_call_time"] = datetime.fromtimestamp(found.last_call_time, UTC)
+        return desired

@@ -44,6 +44,8 @@ class Job(Base):
     replica_internal_names: Mapped[list[str]] = mapped_column(default=list)
     job_type_version: Mapped[str | None] = mapped_column(String(128))
     infrastructure_stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # What the serving build was built from: a git commit, or `sha256:...` of an uploaded context.
+    source_version: Mapped[str | None] = mapped_column(String(80))
 
     family: Mapped[JobFamily] = relationship(back_populates="jobs")
 
@@ -88,6 +90,7 @@ class Deployment(Base):
     previous_target: Mapped[str | None] = mapped_column(String(128))
     owner: Mapped[str | None] = mapped_column(String(256))  # the worker running it (lifecycle/leases.py)
     lease_expires_at: Mapped[datetime | None] = mapped_column()
+    source_version: Mapped[str | None] = mapped_column(String(80))  # see Job.source_version
 
 
 class TrashJob(Base):

@@ -142,3 +142,28 @@ def test_dockerfile_job_type_serves_its_own_program_through_the_gateway(
     )
     assert response.status_code == 200, response.text
     assert response.json() == {"shout": "HELLO"}
+
+
+def test_a_job_type_that_builds_only_images_goes_to_docker_when_the_manifest_names_no_target(
+    docker_platform: RunningPlatform, tmp_path: Path
+) -> None:
+    job_dir = tmp_path / "shouter"
+    job_dir.mkdir()
+    (job_dir / "server.py").write_text(OWN_SERVER)
+    (job_dir / "Dockerfile").write_text(
+        'FROM trackside/python3-base:bookworm\nCOPY server.py /app/server.py\nCMD ["python3", "-u", "/app/server.py"]\n'
+    )
+    (job_dir / "job.yaml").write_text(
+        "name: untargeted\nowner_email: t@example.com\nversion: 1.0.0\njobtype: dockerfile:latest\n"
+    )
+    result = deploy_and_wait(docker_platform, job_dir)
+    assert result["status"] == "done", result
+    assert result["infrastructure_target"] == "docker"
+    said = "job type dockerfile:1.0.0 builds only container images: deploying to the image target docker"
+    assert said in result["warnings"]
+    build_log = docker_platform.http.get(f"{docker_platform.api}/job/untargeted/1.0.0/build-logs").json()["logs"]
+    assert said in build_log
+    response = docker_platform.http.post(
+        f"{docker_platform.url}/pub/job/untargeted/latest/api/v1/shout", json={"text": "hi"}
+    )
+    assert response.json() == {"shout": "HI"}

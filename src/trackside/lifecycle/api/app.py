@@ -17,8 +17,8 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from trackside.lifecycle.api import audit as audit_api
 from trackside.lifecycle.api import (
+    async_calls,
     audit_pages,
     call_stats,
     deploy,
@@ -34,6 +34,7 @@ from trackside.lifecycle.api import (
     reconcile,
     users,
 )
+from trackside.lifecycle.api import audit as audit_api
 from trackside.lifecycle.api import auth as auth_api
 from trackside.lifecycle.api import plugins as plugins_api
 from trackside.lifecycle.api import settings as settings_api
@@ -65,6 +66,7 @@ API_ROUTERS = (
     reconcile.router,
     audit_pages.router,
     call_stats.router,
+    async_calls.router,
 )
 # Run before every route's own dependencies.
 CHECKS = [Depends(refuse_nul_characters)]

@@ -44,7 +44,7 @@ class DeployBody(BaseModel):
 
 def _deployment_api(context: LifecycleContext, session: Session, deployment: Deployment) -> dict[str, Any]:
     job = None
-    if deployment.status == "done":
+    if deployment.status == "done" and deployment.kind != "build":  # a build deploys no job
         found = job_versions.find_job(session, deployment.job_name, deployment.job_version)
         if found is not None:
             job = job_versions.job_to_dto(found, context.settings.pub_url).to_api()
@@ -73,6 +73,31 @@ def deploy(
         username=caller.username,
     )
     return {"id": deployment_id}
+
+
+@router.post("/build", status_code=201, response_model=DeploymentId)
+def build(
+    body: DeployBody, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
+) -> DeploymentId:
+    """Build the job's image without deploying it (`racetrack run-local`): follow `/deploy/{id}` until
+    it is done, then `image_name` names the image in the registry. Needs the right to deploy the job."""
+    maintenance.refuse_changes(context.db, "building")
+    name, version = body.manifest.get("name"), body.manifest.get("version")
+    if isinstance(name, str) and isinstance(version, str):  # otherwise start_build says what is wrong
+        with context.db.session() as session:
+            require_deploy(session, caller, name, version)
+    secret_vars = body.secret_vars or SecretVars()
+    deployment_id = context.deployer.start_build(
+        DeployRequest(
+            manifest=body.manifest,
+            git_credentials=body.git_credentials.model_dump() if body.git_credentials else None,
+            secret_vars={"build_env": secret_vars.build_env or {}, "runtime_env": secret_vars.runtime_env or {}},
+            build_context=body.build_context,
+            build_flags=body.build_flags,
+        ),
+        username=caller.username,
+    )
+    return DeploymentId(id=deployment_id)
 
 
 @router.get("/deploy", response_model=list[DeploymentDto])
