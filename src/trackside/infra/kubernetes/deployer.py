@@ -24,7 +24,16 @@ from trackside.errors import DeployFailed, NotFound
 from trackside.infra.base import PluginHooks, SideBySideDeployer
 from trackside.infra.kubernetes import objects
 from trackside.infra.kubernetes.api import KubeApi, KubeError
-from trackside.infra.kubernetes.naming import CONTAINER_PORT, SERVICE_PORT, resource_name, secrets_name, tag_of
+from trackside.infra.kubernetes.naming import (
+    CONTAINER_PORT,
+    LABEL_PLATFORM,
+    LABEL_TARGET,
+    SERVICE_PORT,
+    resource_name,
+    secrets_name,
+    tag_of,
+    target_labels,
+)
 from trackside.infra.kubernetes.objects import SECRET_ENV, JobWorkload
 from trackside.infra.kubernetes.pods import PodState
 from trackside.infra.kubernetes.workloads import JobWorkloads
@@ -138,12 +147,8 @@ class KubernetesJobDeployer(SideBySideDeployer):
         # deploy service has moved traffic to this one. Only a retry of this very build is replaced.
         self.workloads.remove_deployment(name, version, tag, grace_seconds=0)
         try:
-            self.api.apply(objects.runtime_env_secret(workload))
-            service = self.api.apply(
-                objects.service(
-                    self.workloads.platform, self.target, name, version, node_port=self.job_address == "nodeport"
-                )
-            )
+            self._apply_owned(objects.runtime_env_secret(workload))
+            service = self._ensure_service(name, version)
             self.api.create(objects.deployment(workload))
             pods = self._wait_for_addresses(workload)
         except KubeError as exc:
@@ -170,6 +175,31 @@ class KubernetesJobDeployer(SideBySideDeployer):
                 "pods": [pod.name for pod in pods],
             },
         )
+
+    def _ensure_service(self, name: str, version: str) -> dict[str, Any]:
+        """The version's Service, created once and kept across its deployments (its address stays)."""
+        wanted = objects.service(self.workloads.platform, self.target, name, version, self.job_address == "nodeport")
+        current = self.api.find("Service", wanted["metadata"]["name"])
+        self._check_owner(current, wanted)
+        if current is not None and (current.get("spec") or {}).get("type") == wanted["spec"]["type"]:
+            return current
+        return self.api.apply(wanted)
+
+    def _apply_owned(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create or replace `obj`, unless an object of that name is another platform's (or target's)."""
+        self._check_owner(self.api.find(obj["kind"], obj["metadata"]["name"]), obj)
+        return self.api.apply(obj)
+
+    def _check_owner(self, current: dict[str, Any] | None, wanted: dict[str, Any]) -> None:
+        if current is None:
+            return
+        labels = (current.get("metadata") or {}).get("labels") or {}
+        mine = wanted["metadata"]["labels"]
+        if any(labels.get(key) != mine[key] for key in (LABEL_PLATFORM, LABEL_TARGET)):
+            raise DeployFailed(
+                f"{wanted['kind']} {wanted['metadata']['name']} already exists in namespace "
+                f"{self.workloads.namespace} and was not created by this platform's {self.target} target"
+            )
 
     def addresses(self, service: dict[str, Any], pods: list[PodState]) -> list[str]:
         """The addresses the gateway calls: every pod's, or the Service's (ClusterIP or NodePort)."""
@@ -218,10 +248,12 @@ class KubernetesJobDeployer(SideBySideDeployer):
 
     def save_job_secrets(self, job_name: str, job_version: str, job_secrets: JobSecrets) -> None:
         obj = objects.job_secrets_secret(self.workloads.platform, self.target, job_name, job_version, job_secrets)
-        self.api.apply(obj)
+        self._apply_owned(obj)
 
     def get_job_secrets(self, job_name: str, job_version: str) -> JobSecrets:
         found = self.api.find("Secret", secrets_name(job_name, job_version))
-        if found is None or not self.workloads.objects("Secret", job_name, job_version):
+        labels = ((found or {}).get("metadata") or {}).get("labels") or {}
+        mine = target_labels(self.workloads.platform, self.target)
+        if found is None or any(labels.get(key) != mine[key] for key in (LABEL_PLATFORM, LABEL_TARGET)):
             raise NotFound(f"no secrets saved for job {job_name} {job_version} on the {self.target} target")
         return objects.read_job_secrets(found)
