@@ -152,3 +152,40 @@ def test_a_crash_looping_job_fails_its_deployment_with_the_reason_and_its_logs(
     # The failed deployment left nothing running.
     api = kube_cluster.api(kube_namespace)
     eventually(lambda: api.items("Deployment", f"{LABEL_NAME}=crasher") == [], what="the failed Deployment removed")
+
+
+def test_move_local_to_kubernetes_to_docker_without_a_failed_call_leaves_nothing_on_the_cluster(
+    kube_platform: RunningPlatform, kube_cluster: KubeCluster, kube_namespace: str, tmp_path: Path
+) -> None:
+    directory = job_dir(tmp_path, "kmover")
+    manifest = (
+        (directory / "job.yaml")
+        .read_text()
+        .replace("infrastructure_target: kubernetes", "infrastructure_target: local")
+    )
+    (directory / "job.yaml").write_text(manifest)
+    assert deploy(kube_platform, directory)["status"] == "done"
+    http = kube_platform.http
+    api = kube_cluster.api(kube_namespace)
+    selector = f"{LABEL_NAME}=kmover"
+    with CallLoop(kube_platform, "kmover") as calls:
+        moved = http.post(
+            f"{kube_platform.api}/job/kmover/0.0.1/move", json={"infrastructure_target": "kubernetes"}, timeout=600
+        )
+        assert moved.status_code == 200, moved.text
+        assert moved.json()["infrastructure_target"] == "kubernetes"
+        on_kubernetes = calls.ok
+        assert len(api.items("Deployment", selector)) == 1
+        moved = http.post(
+            f"{kube_platform.api}/job/kmover/0.0.1/move", json={"infrastructure_target": "docker"}, timeout=600
+        )
+        assert moved.status_code == 200, moved.text
+        time.sleep(1)
+    assert calls.failures == [], calls.failures[:5]
+    assert on_kubernetes > 0 and calls.ok > on_kubernetes
+    for kind in ("Deployment", "Service", "Secret"):
+
+        def gone(kind: str = kind) -> bool:
+            return api.items(kind, selector) == []
+
+        eventually(gone, what=f"every {kind} of the moved job removed from the cluster")
