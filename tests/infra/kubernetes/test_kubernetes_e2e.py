@@ -20,7 +20,7 @@ from tests.support.platform import RunningPlatform, deploy_directory, start_plat
 
 from trackside.infra.kubernetes.naming import LABEL_BACKUP, LABEL_NAME
 
-pytestmark = [pytest.mark.kubernetes, pytest.mark.docker, pytest.mark.slow]
+pytestmark = [pytest.mark.kubernetes, pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
 
 CRASHER_DOCKERFILE = (
     "FROM trackside/python3-base:bookworm\n"

@@ -33,7 +33,7 @@ from trackside.infra.kubernetes import KubernetesTarget, TargetConfig, build_kub
 from trackside.infra.kubernetes import api as api_module
 from trackside.infra.kubernetes.cluster import from_kubeconfig
 
-pytestmark = [pytest.mark.kubernetes, pytest.mark.docker, pytest.mark.slow]
+pytestmark = [pytest.mark.kubernetes, pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
 
 # A job program of its own (the dockerfile job type): answers /live, /ready and every call.
 SERVER = """\
