@@ -72,14 +72,15 @@ class PodWatcher:
                     self._synced = True
                     self.lists += 1
                     self._changed.notify_all()
-                self._watch(version)
+                self._watch(version)  # returns when the server ends the watch: list again at once
+                continue
             except KubeError as exc:
                 log.debug("pod watch: %s; listing again", exc)
             except Exception:
                 log.exception("pod watch failed; listing again")
-            with self._changed:
+            with self._changed:  # until a list succeeds again, pods() asks the API server itself
                 self._synced = False
-            self._stop.wait(RETRY_DELAY_S if not self._stop.is_set() else 0)
+            self._stop.wait(RETRY_DELAY_S)
 
     def _watch(self, version: str) -> None:
         """Apply watch events until the stream ends (then the caller lists again)."""
