@@ -19,6 +19,7 @@ from trackside.infra.kubernetes.api import KubeApi, KubeError
 log = logging.getLogger(__name__)
 
 RETRY_DELAY_S = 2.0
+MIN_WATCH_S = 0.5
 
 
 class PodWatcher:
@@ -72,7 +73,10 @@ class PodWatcher:
                     self._synced = True
                     self.lists += 1
                     self._changed.notify_all()
+                began = time.monotonic()
                 self._watch(version)  # returns when the server ends the watch: list again at once
+                if time.monotonic() - began < MIN_WATCH_S:  # but never in a tight loop
+                    self._stop.wait(MIN_WATCH_S)
                 continue
             except KubeError as exc:
                 log.debug("pod watch: %s; listing again", exc)
