@@ -24,6 +24,7 @@ BENCHMARKS = (
     "dashboard",
     "memory",
     "docker_deploy",
+    "kubernetes_deploy",
     "pipelines",
     "instructions",
 )

@@ -170,8 +170,10 @@ def _write_job(directory: Path, version: str) -> Path:
     return directory
 
 
-def _deploy_to_first_200(running: Any, job_dir: Path, version: str, force: bool = False) -> dict[str, Any]:
-    url = f"{running.url}/pub/job/{JOB}/{version}/api/v1/perform"
+def _deploy_to_first_200(
+    running: Any, job_dir: Path, version: str, force: bool = False, job: str = JOB
+) -> dict[str, Any]:
+    url = f"{running.url}/pub/job/{job}/{version}/api/v1/perform"
     statuses: list[tuple[float, int]] = []
     failures: list[str] = []
     with httpx.Client(headers=running.auth, timeout=30) as client:
@@ -202,13 +204,13 @@ def _deploy_to_first_200(running: Any, job_dir: Path, version: str, force: bool 
             elif force and status != 200:
                 failures.append(f"HTTP {status} at {now:.2f} s")
             if watch.status == "failed":
-                raise BenchError(f"deploying {JOB} {version} failed: {watch.error}")
+                raise BenchError(f"deploying {job} {version} failed: {watch.error}")
             time.sleep(0.02)
         if first_200 is None:
-            raise BenchError(f"{JOB} {version} never answered 200 through the gateway (statuses {statuses})")
+            raise BenchError(f"{job} {version} never answered 200 through the gateway (statuses {statuses})")
         watch.join(120)
         if watch.status != "done":
-            raise BenchError(f"deploying {JOB} {version} ended {watch.status}: {watch.error}")
+            raise BenchError(f"deploying {job} {version} ended {watch.status}: {watch.error}")
     return {
         "version": version,
         "first_200_s": round(first_200, 3),

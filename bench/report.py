@@ -112,6 +112,7 @@ def _markdown(stored: dict[str, Any], charts: dict[str, str]) -> str:
         "dashboard": _dashboard_md,
         "memory": _memory_md,
         "docker_deploy": _docker_deploy_md,
+        "kubernetes_deploy": _kubernetes_deploy_md,
         "pipelines": _pipelines_md,
         "instructions": _instructions_md,
     }
@@ -369,6 +370,27 @@ def _docker_deploy_md(r: dict[str, Any]) -> list[str]:
         f"{forced['failed_calls']} failed of {forced['calls']} gateway calls made during the redeploys.",
     ]
     return out
+
+
+def _kubernetes_deploy_md(r: dict[str, Any]) -> list[str]:
+    cached, forced = r["cached_deploy"], r["forced_redeploy"]
+    phases = ", ".join(f"{name or '?'} {sec:.2f}" for name, sec in cached["phases_s"].items())
+    return [
+        "## Kubernetes target: deploy latency",
+        "",
+        "On the real single-node Kubernetes 1.20 of `../shared/k8s` (pods are containers on the same Docker",
+        "engine). A new version of unchanged `examples/adder` source with 2 replicas through `trackside up`",
+        "(a build cache hit, pushed to the registry on 127.0.0.1:5000), from the `POST /deploy` to the first",
+        "200 of a client calling it through the gateway every 20 ms; beside the docker target's figure above.",
+        "Forced redeploy: the same version again with a client calling throughout.",
+        "",
+        "| deploy (kubernetes target) | first 200 s | deployment done s | phases (s) |",
+        "|---|---|---|---|",
+        f"| new version, cached build | {cached['first_200_s']:.2f} | {cached['deployment_done_s']:.2f} | {phases} |",
+        "",
+        f"Forced redeploy of a running version: done in {forced['deployment_done_s']:.2f} s (median); "
+        f"{forced['failed_calls']} failed of {forced['calls']} gateway calls made during the redeploys.",
+    ]
 
 
 # --- charts -----------------------------------------------------------------------------------------

@@ -102,6 +102,22 @@ class Settings(BaseSettings):
     docker_build_network: Literal["auto", "default", "host", "none"] = "auto"
     # More Docker targets by name: {url: tcp://...|unix://..., tls_verify: bool, cert_path: dir}.
     docker_targets: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # The `kubernetes` target (docs/kubernetes.md): the cluster a kubeconfig names, found as kubectl finds
+    # it ("" = KUBECONFIG, ~/.kube/config, else the in-cluster service account; a path = that file;
+    # "off" = no `kubernetes` target). Context "" = the kubeconfig's current one; namespace "" = the
+    # context's (else "default").
+    kubernetes_config: str = ""
+    kubernetes_context: str = ""
+    kubernetes_namespace: str = ""
+    # What the gateway calls: "pod" (each pod's IP, reachable from where the platform runs), "service"
+    # (the Service's ClusterIP) or "nodeport" (the Service's NodePort on 127.0.0.1).
+    kubernetes_job_address: Literal["pod", "service", "nodeport"] = "pod"
+    # PUB_URL given to jobs on the cluster (the gateway as pods reach it); "" = the one other targets get.
+    kubernetes_pub_url: str = ""
+    kubernetes_image_pull_policy: Literal["IfNotPresent", "Always", "Never"] = "IfNotPresent"
+    # More Kubernetes targets by name: {kubeconfig, context, namespace, job_address, pub_url,
+    # image_pull_policy, remote_gateway_url, remote_gateway_token}.
+    kubernetes_targets: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # Pipelines (docs/pipelines.md). The executor of container steps that name none: docker | local.
     pipeline_executor: str = "docker"
     # The `local` executor runs steps as processes of this host: off unless the operator trusts its users.

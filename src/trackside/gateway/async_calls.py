@@ -1,4 +1,4 @@
-"""Async job calls, as Racetrack's pub serves them (reference section 3).
+"""Async job calls, as Racetrack's pub serves them (docs/racetrack-compat.md, "Lifecycle and client").
 
 - `ANY /pub/async/new/job/NAME/VERSION/PATH` checks the call as a sync call is checked (the caller's
   token, `call_job` on that job and endpoint: a refusal is the same 401/403/404 at once), records it

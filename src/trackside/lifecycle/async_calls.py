@@ -1,4 +1,4 @@
-"""The store of async job calls, for the gateways (Racetrack's `/job/async/call`, reference section 3).
+"""The store of async job calls, for the gateways (Racetrack's `/job/async/call`; docs/racetrack-compat.md).
 
 A gateway records a call as it starts it and writes its result when the job answered; whichever
 gateway is polled reads it and deletes it once it handed the result out (a result is read once).
@@ -15,7 +15,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from trackside.errors import AlreadyExists, InvalidInput, NotFound
-from trackside.lifecycle.registry import timestamp
+from trackside.lifecycle.job_versions import timestamp
 from trackside.store.async_models import AsyncJobCall
 
 RETENTION_S = 4 * 3600

@@ -28,7 +28,7 @@ from trackside.config import Settings
 from trackside.domain import JobDto, JobStatus
 from trackside.lifecycle import leases
 from trackside.lifecycle.deployments import versions_in_progress
-from trackside.lifecycle.registry import timestamp
+from trackside.lifecycle.job_versions import timestamp
 from trackside.plugins.engine import PluginEngine
 from trackside.store.base import utcnow
 from trackside.store.database import Database

@@ -44,6 +44,7 @@ BUILTIN_PLUGINS = [
     "trackside.infra.local:Plugin",
     "trackside.build.jobtypes.dockerfile:Plugin",
     "trackside.infra.docker:Plugin",
+    "trackside.infra.kubernetes:Plugin",
 ]
 
 # The lifecycle also does the image builder's work, so plugins meant for either run in it.

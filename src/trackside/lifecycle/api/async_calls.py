@@ -12,7 +12,7 @@ from trackside.auth.subjects import Caller
 from trackside.lifecycle import async_calls
 from trackside.lifecycle.access import require_scope
 from trackside.lifecycle.api.deps import get_caller, get_context
-from trackside.lifecycle.context import LifecycleContext
+from trackside.lifecycle.wiring import LifecycleContext
 
 router = APIRouter()
 

@@ -27,10 +27,10 @@ from urllib.parse import unquote
 from trackside.auth.scopes import Scope
 from trackside.auth.subjects import Caller
 from trackside.errors import TracksideError, Unauthorized
-from trackside.lifecycle import registry
+from trackside.lifecycle import job_versions
 from trackside.lifecycle.access import require_job
-from trackside.lifecycle.context import LifecycleContext
 from trackside.lifecycle.governance import auth_service
+from trackside.lifecycle.wiring import LifecycleContext
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +156,6 @@ class LogSocket:
     def _readable_job(self, name: str, version: str, caller: Caller) -> Any:
         """The job, if `caller` may read it (the SSE stream's check)."""
         with self.context.db.session() as session:
-            job = registry.get_job(session, name, version)
+            job = job_versions.get_job(session, name, version)
             require_job(session, caller, Scope.READ_JOB, job)
-            return registry.job_to_dto(job, self.context.settings.pub_url)
+            return job_versions.job_to_dto(job, self.context.settings.pub_url)
