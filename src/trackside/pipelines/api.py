@@ -26,7 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -152,27 +152,41 @@ def list_runs(
     status: str | None = Query(None, description="Only runs with this status (comma-separated)."),
     pipeline: str | None = Query(None, description="Only runs of this named pipeline."),
     limit: int | None = Query(None, ge=1, le=10000, description="At most this many (newest first)."),
+    offset: int = Query(0, ge=0, description="Skip this many of the newest first (paging with `limit`)."),
     caller: Caller = Depends(pipeline_caller),
     service: PipelineService = Depends(get_service),
 ) -> dict[str, Any]:
-    query = select(PipelineRun)
+    filters: list[Any] = []
     if status:
         wanted = [s.strip().upper() for s in status.split(",") if s.strip()]
         unknown = [s for s in wanted if s not in Status.__members__]
         if unknown:
             raise InvalidInput(f"unknown status {', '.join(unknown)}; choose from {', '.join(Status)}")
-        query = query.where(PipelineRun.status.in_(wanted))
+        filters.append(PipelineRun.status.in_(wanted))
     if pipeline:
-        query = query.where(PipelineRun.pipeline_name == pipeline)
-    query = query.order_by(PipelineRun.created_at.desc(), PipelineRun.id)
+        filters.append(PipelineRun.pipeline_name == pipeline)
+    query = select(PipelineRun).where(*filters).order_by(PipelineRun.created_at.desc(), PipelineRun.id)
+    if offset:
+        query = query.offset(offset)
     if limit:
-        query = query.limit(limit)
+        query = query.limit(limit + 1)  # one more than asked: whether another page follows
     with service.db.session() as session:
         runs = list(session.scalars(query))
+        more = limit is not None and len(runs) > limit
+        runs = runs[:limit] if limit else runs
         steps = steps_of(session, [run.id for run in runs])
         items = [run_json(run, steps[run.id], kind=False) for run in runs]
-    active = sum(1 for item in items if item["status"] in ACTIVE_RUN)
-    return {"kind": "RunList", "metadata": {"selfLink": RUNS, "active": active}, "items": items}
+        # Active runs among all that match (not only this page): chainr's home count.
+        active = session.scalar(
+            select(func.count())
+            .select_from(PipelineRun)
+            .where(*filters, PipelineRun.status.in_([s.value for s in ACTIVE_RUN]))
+        )
+    return {
+        "kind": "RunList",
+        "metadata": {"selfLink": RUNS, "active": int(active or 0), "offset": offset, "hasMore": more},
+        "items": items,
+    }
 
 
 @router.get(RUNS + "/{uid}")
