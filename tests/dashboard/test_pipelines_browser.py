@@ -105,6 +105,26 @@ def test_a_run_started_from_the_form_colours_its_dag_live_and_a_step_shows_its_l
     expect(page.locator("#step-status")).to_have_attribute("data-status", "SUCCESSFUL")
 
 
+def test_a_running_steps_log_is_followed_live_until_the_step_ends(
+    platform: RunningPlatform, browser: Any, tmp_path: Path
+) -> None:
+    flag = tmp_path / "go"
+    run = f"echo before the flag; {wait_for(flag)}; echo after the flag"
+    page = admin_page(browser, platform)
+    start_from_form(page, {"kind": "Pipeline", "jobs": {"waiter": {"image": "busybox", "run": run}}})
+    expect(node(page, "waiter")).to_have_attribute("data-status", "RUNNING")
+    node(page, "waiter").click()
+    follow = page.locator("#follow-logs")
+    follow.click()
+    expect(page.locator("#runtime-logs")).to_contain_text("before the flag")
+    expect(follow).to_have_attribute("aria-pressed", "true")
+    flag.touch()
+    expect(page.locator("#runtime-logs")).to_contain_text("after the flag")
+    # The stream ends with the step: the button is released, and the log is not repeated.
+    expect(follow).to_have_attribute("aria-pressed", "false")
+    assert page.locator("#runtime-logs").text_content().count("before the flag") == 1
+
+
 def test_the_runs_list_shows_each_runs_step_bar_and_the_active_count_and_a_long_run_is_canceled(
     platform: RunningPlatform, browser: Any, tmp_path: Path
 ) -> None:
