@@ -336,32 +336,33 @@ async def run_events(
         after = int(request.headers.get("last-event-id") or request.query_params.get("after") or 0)
     except ValueError:
         raise InvalidInput("Last-Event-ID must be an event id (an integer)") from None
+    bell = BELL.count
     events, status = await run_in_threadpool(_events_after, service, uid, after)
 
     async def stream() -> AsyncIterator[str]:
         nonlocal after, events, status
-        seen = BELL.count
-        idle = keepalive = 0.0
+        seen = bell
+        loop = asyncio.get_running_loop()
+        quiet_since = loop.time()
         while True:
             for event in events:
                 after = event["id"]
                 yield f"id: {event['id']}\nevent: {event['scope']}\ndata: {json.dumps(event)}\n\n"
+            if events:
+                quiet_since = loop.time()
             if status not in ACTIVE_RUN:
                 yield "event: end\ndata: {}\n\n"
                 return
-            events = []
-            while not events and status in ACTIVE_RUN:
-                if await request.is_disconnected():
-                    return
-                await asyncio.sleep(0.05)
-                idle += 0.05
-                keepalive += 0.05
-                if keepalive >= KEEPALIVE_SECONDS:
-                    keepalive = 0.0
-                    yield ": keepalive\n\n"
-                if BELL.count != seen or idle >= POLL_SECONDS:
-                    seen, idle = BELL.count, 0.0
-                    events, status = await run_in_threadpool(_events_after, service, uid, after)
+            if await request.is_disconnected():
+                return
+            # Woken the moment this process commits events (the bell), else every POLL_SECONDS for a
+            # scheduler in another process; the bell's count is read before the store, so no ring is lost.
+            await BELL.wait_async(seen, POLL_SECONDS)
+            if loop.time() - quiet_since >= KEEPALIVE_SECONDS:
+                quiet_since = loop.time()
+                yield ": keepalive\n\n"
+            seen = BELL.count
+            events, status = await run_in_threadpool(_events_after, service, uid, after)
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 

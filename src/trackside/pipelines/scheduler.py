@@ -48,7 +48,7 @@ from trackside.pipelines.notifiers import log_event
 from trackside.pipelines.outputs import SubstitutionError, capped, parse_output_lines, substitute, substitute_text
 from trackside.pipelines.runs import aware
 from trackside.pipelines.spec import JobSpec, PipelineSpec, Subscription
-from trackside.pipelines.store import set_where
+from trackside.pipelines.store import mirror, set_where
 from trackside.pipelines.validation import ExecutorPolicy, parse_pipeline
 from trackside.store.database import Database
 from trackside.store.models import utcnow
@@ -320,14 +320,7 @@ class Scheduler:
             runs = list(tx.session.scalars(query.order_by(PipelineRun.created_at)))
             if not runs:
                 return
-            steps = {run.id: [] for run in runs}  # type: dict[str, list[PipelineStep]]
-            for step in tx.session.scalars(
-                select(PipelineStep)
-                .options(defer(PipelineStep.log), defer(PipelineStep.attempts), defer(PipelineStep.handle))
-                .where(PipelineStep.run_id.in_([r.id for r in runs]))
-                .order_by(PipelineStep.position)
-            ):
-                steps[step.run_id].append(step)
+            steps = self._steps_of(tx.session, [run.id for run in runs])
             for run in runs:
                 try:
                     to_watch += self._reconcile_run(tx, run, steps[run.id])
@@ -335,6 +328,19 @@ class Scheduler:
                     log.exception("pipeline scheduler: run %s could not be reconciled", run.id)
         for watch in to_watch:
             self._start_watch(watch)
+
+    @staticmethod
+    def _steps_of(session: Session, run_ids: list[str]) -> dict[str, list[PipelineStep]]:
+        """The runs' steps in order, without their logs, attempts and handles (loaded if touched)."""
+        steps: dict[str, list[PipelineStep]] = {run_id: [] for run_id in run_ids}
+        for step in session.scalars(
+            select(PipelineStep)
+            .options(defer(PipelineStep.log), defer(PipelineStep.attempts), defer(PipelineStep.handle))
+            .where(PipelineStep.run_id.in_(run_ids))
+            .order_by(PipelineStep.position)
+        ):
+            steps[step.run_id].append(step)
+        return steps
 
     def _reconcile_run(self, tx: _Transaction, run: PipelineRun, steps: list[PipelineStep]) -> list[Watch]:
         session = tx.session
@@ -349,7 +355,7 @@ class Scheduler:
             )
             if moved.rowcount != 1:  # type: ignore[attr-defined]
                 return []
-            run.status, run.started_at, run.deadline_at = Status.RUNNING.value, now, deadline
+            mirror(run, status=Status.RUNNING.value, started_at=now, deadline_at=deadline)
             self._event(tx, run, Status.RUNNING)
             if deadline is not None:
                 self._wake_at(run.id, deadline)
@@ -361,7 +367,7 @@ class Scheduler:
                 .where(PipelineRun.id == run.id, PipelineRun.cancel_requested.is_(None))
                 .values(cancel_requested=reason)
             )
-            run.cancel_requested = reason
+            mirror(run, cancel_requested=reason)
         if run.cancel_requested is not None:
             return self._reconcile_canceled(tx, run, steps)
 
@@ -417,7 +423,7 @@ class Scheduler:
             .values(status=status.value, reason=reason, finished_at=now, next_attempt_at=None)
         )
         if moved.rowcount == 1:  # type: ignore[attr-defined]
-            step.status = status.value
+            mirror(step, status=status.value)
             return True
         return False
 
@@ -444,7 +450,7 @@ class Scheduler:
         )
         if moved.rowcount != 1:  # type: ignore[attr-defined]
             return None
-        step.status = Status.RUNNING.value
+        mirror(step, status=Status.RUNNING.value)
         self._event(tx, run, Status.RUNNING, job=step.name, attempt=attempt)
         return Watch(run.id, step.id, step.name, attempt, attach=False, handle=None)
 
@@ -487,7 +493,7 @@ class Scheduler:
             .values(status=status.value, finished_at=utcnow(), reason=reason)
         )
         if moved.rowcount == 1:  # type: ignore[attr-defined]
-            run.status = status.value
+            mirror(run, status=status.value)
             self._event(tx, run, status, reason=reason)
             self._specs.pop(run.id, None)
 
@@ -574,6 +580,7 @@ class Scheduler:
     async def _supervise(self, watch: Watch) -> None:
         outcome: StepOutcome
         outputs: dict[str, Any] | None = None
+        settled = False
         try:
             try:
                 context = watch.context or self._context(watch)
@@ -586,15 +593,30 @@ class Scheduler:
                 if watch.cancel_reason is None:
                     return  # the scheduler is stopping: the step goes on, the next start re-attaches
                 outcome = StepOutcome(None, watch.cancel_reason)
-                self._record(watch, watch.cancel_status, outcome, None)
+                settled = self._finish_watch(watch, watch.cancel_status, outcome, None)
                 return
             except Exception as exc:
                 log.exception("pipeline scheduler: step %s of run %s failed to run", watch.name, watch.run_id)
                 outcome = StepOutcome(None, f"internal error: {type(exc).__name__}: {exc}")
-            self._record(watch, None, outcome, outputs)
+            settled = self._finish_watch(watch, None, outcome, outputs)
         finally:
             self._watches.pop(watch.step_id, None)
-            self._mark(watch.run_id)
+            if not settled:
+                self._mark(watch.run_id)  # not recorded with its run reconciled: a pass looks at the run
+
+    def _finish_watch(
+        self, watch: Watch, forced: Status | None, outcome: StepOutcome, outputs: dict[str, Any] | None
+    ) -> bool:
+        """Record the attempt and, in the same transaction, move its run on: the steps it unblocks are
+        claimed and started now, not on a later pass (one commit and one read of the run per step).
+        False when that did not happen and a pass must look at the run."""
+        self._watches.pop(watch.step_id, None)
+        started = self._record(watch, forced, outcome, outputs)
+        if started is None:
+            return False
+        for successor in started:
+            self._start_watch(successor)
+        return True
 
     @staticmethod
     def _remaining(context: StepContext) -> float | None:
@@ -727,52 +749,77 @@ class Scheduler:
 
     def _record(
         self, watch: Watch, forced: Status | None, outcome: StepOutcome, outputs: dict[str, Any] | None
-    ) -> None:
-        """Write how the attempt ended: final, or back to PENDING for a retry after its backoff."""
+    ) -> list[Watch] | None:
+        """Write how the attempt ended (final, or back to PENDING for a retry after its backoff), then
+        reconcile its run in the same transaction. The steps claimed to start next, or None when the
+        attempt was not recorded (no longer this scheduler's) or its run not reconciled."""
         now = utcnow()
         text = read_log(log_path(self.data_dir, watch.run_id, watch.name, watch.attempt), LOG_KEEP)
         with self._transaction() as tx:
             run = tx.session.get(PipelineRun, watch.run_id, options=[defer(PipelineRun.spec)])
-            step = tx.session.get(PipelineStep, watch.step_id, options=[defer(PipelineStep.log)])
+            steps = self._steps_of(tx.session, [watch.run_id])[watch.run_id] if run is not None else []
+            step = next((s for s in steps if s.id == watch.step_id), None)
             if run is None or step is None or step.status != Status.RUNNING.value or step.attempt != watch.attempt:
-                return
-            job = self._spec(run).jobs[watch.name]
-            if forced is not None:
-                status = forced
-            elif outcome.succeeded:
-                status = Status.SUCCESSFUL
-            else:
-                status = Status.FAILED
-            record = {
-                "attempt": watch.attempt,
-                "status": status.value,
-                "reason": outcome.reason,
-                "exitCode": outcome.exit_code,
-                "startedAt": (aware(step.started_at) or now).isoformat().replace("+00:00", "Z"),
-                "finishedAt": now.isoformat().replace("+00:00", "Z"),
-            }
-            step.attempts = [*(step.attempts or []), record]
-            step.exit_code = outcome.exit_code
-            step.log = text
-            step.lease_owner = None
-            step.lease_expires = None
-            retryable = (
-                status == Status.FAILED
-                and not outcome.details.get("final")
-                and run.cancel_requested is None
-                and watch.attempt <= job.retry.limit
+                return None
+            self._record_attempt(tx, run, step, watch, forced, outcome, outputs, now, text)
+            if run.status not in (Status.PENDING.value, Status.RUNNING.value):
+                return []
+            self._claimed_in_pass = 0
+            try:
+                return self._reconcile_run(tx, run, steps)
+            except Exception:
+                log.exception("pipeline scheduler: run %s could not be reconciled", run.id)
+                return None
+
+    def _record_attempt(
+        self,
+        tx: _Transaction,
+        run: PipelineRun,
+        step: PipelineStep,
+        watch: Watch,
+        forced: Status | None,
+        outcome: StepOutcome,
+        outputs: dict[str, Any] | None,
+        now: datetime,
+        text: str | None,
+    ) -> None:
+        job = self._spec(run).jobs[watch.name]
+        if forced is not None:
+            status = forced
+        elif outcome.succeeded:
+            status = Status.SUCCESSFUL
+        else:
+            status = Status.FAILED
+        record = {
+            "attempt": watch.attempt,
+            "status": status.value,
+            "reason": outcome.reason,
+            "exitCode": outcome.exit_code,
+            "startedAt": (aware(step.started_at) or now).isoformat().replace("+00:00", "Z"),
+            "finishedAt": now.isoformat().replace("+00:00", "Z"),
+        }
+        step.attempts = [*(step.attempts or []), record]
+        step.exit_code = outcome.exit_code
+        step.log = text
+        step.lease_owner = None
+        step.lease_expires = None
+        retryable = (
+            status == Status.FAILED
+            and not outcome.details.get("final")
+            and run.cancel_requested is None
+            and watch.attempt <= job.retry.limit
+        )
+        if retryable:
+            delay = job.retry.backoff.delay(watch.attempt)
+            step.status = Status.PENDING.value
+            step.next_attempt_at = now + timedelta(seconds=delay)
+            step.reason = (
+                f"attempt {watch.attempt} {outcome.reason or 'failed'}; "
+                f"attempt {watch.attempt + 1} of {job.retry.limit + 1} in {delay:g} s"
             )
-            if retryable:
-                delay = job.retry.backoff.delay(watch.attempt)
-                step.status = Status.PENDING.value
-                step.next_attempt_at = now + timedelta(seconds=delay)
-                step.reason = (
-                    f"attempt {watch.attempt} {outcome.reason or 'failed'}; "
-                    f"attempt {watch.attempt + 1} of {job.retry.limit + 1} in {delay:g} s"
-                )
-                return
-            step.status = status.value
-            step.finished_at = now
-            step.reason = outcome.reason
-            step.outputs = outputs or {}
-            self._event(tx, run, status, job=watch.name, attempt=watch.attempt, reason=outcome.reason)
+            return
+        step.status = status.value
+        step.finished_at = now
+        step.reason = outcome.reason
+        step.outputs = outputs or {}
+        self._event(tx, run, status, job=watch.name, attempt=watch.attempt, reason=outcome.reason)
