@@ -330,12 +330,15 @@ class Scheduler:
             self._start_watch(watch)
 
     @staticmethod
-    def _steps_of(session: Session, run_ids: list[str]) -> dict[str, list[PipelineStep]]:
-        """The runs' steps in order, without their logs, attempts and handles (loaded if touched)."""
+    def _steps_of(session: Session, run_ids: list[str], attempts: bool = False) -> dict[str, list[PipelineStep]]:
+        """The runs' steps in order, without their logs, handles and (unless asked) attempts."""
+        deferred = [defer(PipelineStep.log), defer(PipelineStep.handle)]
+        if not attempts:
+            deferred.append(defer(PipelineStep.attempts))
         steps: dict[str, list[PipelineStep]] = {run_id: [] for run_id in run_ids}
         for step in session.scalars(
             select(PipelineStep)
-            .options(defer(PipelineStep.log), defer(PipelineStep.attempts), defer(PipelineStep.handle))
+            .options(*deferred)
             .where(PipelineStep.run_id.in_(run_ids))
             .order_by(PipelineStep.position)
         ):
@@ -757,7 +760,8 @@ class Scheduler:
         text = read_log(log_path(self.data_dir, watch.run_id, watch.name, watch.attempt), LOG_KEEP)
         with self._transaction() as tx:
             run = tx.session.get(PipelineRun, watch.run_id, options=[defer(PipelineRun.spec)])
-            steps = self._steps_of(tx.session, [watch.run_id])[watch.run_id] if run is not None else []
+            # With their attempts: the ending step's gets one more (one query, not one more per step).
+            steps = self._steps_of(tx.session, [watch.run_id], True)[watch.run_id] if run is not None else []
             step = next((s for s in steps if s.id == watch.step_id), None)
             if run is None or step is None or step.status != Status.RUNNING.value or step.attempt != watch.attempt:
                 return None
