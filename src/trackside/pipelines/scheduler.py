@@ -38,7 +38,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, defer
 
-from trackside.pipelines.conditions import FINAL, Decision, Status, decide, run_status, skip_reason
+from trackside.pipelines.conditions import FINAL, Condition, Decision, Status, decide, run_status, skip_reason
 from trackside.pipelines.events import BELL, EventView, record_event
 from trackside.pipelines.executors.base import ExecutorUnavailable, Handle, StepExecutor, StepLaunch, StepOutcome
 from trackside.pipelines.executors.call import CallRequest, CallRunner
@@ -401,19 +401,10 @@ class Scheduler:
                 continue
             if self.max_running and len(self._watches) + self._claimed_in_pass >= self.max_running:
                 continue
-            watch = self._claim(tx, run, step, job, now)
+            watch = self._claim_step(tx, run, spec, step, job, steps, now)
             if watch is not None:
-                watch.context = StepContext(
-                    spec,
-                    dict(run.params or {}),
-                    dict(run.owner or {}),
-                    {s.name: dict(s.outputs) for s in steps if s.outputs},
-                    step.executor,
-                    deadline_of(job, now),
-                )
                 statuses[step.name] = Status.RUNNING.value
                 running += 1
-                self._claimed_in_pass += 1
                 started.append(watch)
         if all(status in FINAL for status in statuses.values()):
             self._finish_run(tx, run, steps, statuses)
@@ -429,6 +420,30 @@ class Scheduler:
             mirror(step, status=status.value)
             return True
         return False
+
+    def _claim_step(
+        self,
+        tx: _Transaction,
+        run: PipelineRun,
+        spec: PipelineSpec,
+        step: PipelineStep,
+        job: JobSpec,
+        steps: list[PipelineStep],
+        now: datetime,
+    ) -> Watch | None:
+        """Claim a step to run, with what running it needs from its run."""
+        watch = self._claim(tx, run, step, job, now)
+        if watch is not None:
+            watch.context = StepContext(
+                spec,
+                dict(run.params or {}),
+                dict(run.owner or {}),
+                {s.name: dict(s.outputs) for s in steps if s.outputs},
+                step.executor,
+                deadline_of(job, now),
+            )
+            self._claimed_in_pass += 1
+        return watch
 
     def _claim(
         self, tx: _Transaction, run: PipelineRun, step: PipelineStep, job: JobSpec, now: datetime
@@ -458,22 +473,58 @@ class Scheduler:
         return Watch(run.id, step.id, step.name, attempt, attach=False, handle=None)
 
     def _reconcile_canceled(self, tx: _Transaction, run: PipelineRun, steps: list[PipelineStep]) -> list[Watch]:
+        """A canceled run: running steps are killed and end CANCELED, pending ones end SKIPPED, except
+        the steps that wait on others only with `always` (the table runs them after SKIPPED and
+        CANCELED too: cleanups, reports): those still run once their dependencies are final, and a
+        cancel does not kill them. A run past its timeout stops everything."""
         reason = run.cancel_requested or "run canceled"
         timed_out = reason.startswith("run timed out")
+        spec = self._spec(run)
         now = utcnow()
+
+        def finally_step(name: str) -> bool:
+            job = spec.jobs.get(name)
+            return (
+                not timed_out
+                and job is not None
+                and bool(job.depends_on)
+                and all(dep.condition == Condition.ALWAYS for dep in job.depends_on)
+            )
+
+        statuses = {step.name: step.status for step in steps}
+        started: list[Watch] = []
+        changed = True
+        while changed:  # a step skipped now may let an `always` step after it decide in this pass
+            changed = False
+            for step in steps:
+                if step.status != Status.PENDING.value:
+                    continue
+                job = spec.jobs.get(step.name)
+                if job is None or not finally_step(step.name):
+                    if self._finish_pending(tx.session, step, Status.SKIPPED, reason, now):
+                        statuses[step.name] = Status.SKIPPED.value
+                        self._event(tx, run, Status.SKIPPED, job=step.name, reason=reason)
+                        changed = True
+                    continue
+                pairs = [(dep.condition, statuses.get(dep.job, Status.SKIPPED.value)) for dep in job.depends_on]
+                if decide(pairs) != Decision.RUN:
+                    continue
+                if self.max_running and len(self._watches) + self._claimed_in_pass >= self.max_running:
+                    continue
+                watch = self._claim_step(tx, run, spec, step, job, steps, now)
+                if watch is not None:
+                    statuses[step.name] = Status.RUNNING.value
+                    started.append(watch)
+                    changed = True
         for step in steps:
-            if step.status == Status.PENDING.value:
-                if self._finish_pending(tx.session, step, Status.SKIPPED, reason, now):
-                    self._event(tx, run, Status.SKIPPED, job=step.name, reason=reason)
-            elif step.status == Status.RUNNING.value:
+            if step.status == Status.RUNNING.value and not finally_step(step.name):
                 watch = self._watches.get(step.id)
                 if watch is not None and watch.cancel_reason is None and watch.task is not None:
                     watch.cancel_reason = reason
                     watch.task.cancel()
-        statuses = {step.name: step.status for step in steps}
         if all(status in FINAL for status in statuses.values()):
             self._finish_run(tx, run, steps, statuses, Status.FAILED if timed_out else Status.CANCELED, reason)
-        return []
+        return started
 
     def _finish_run(
         self,
