@@ -22,6 +22,7 @@ from trackside.pipelines.executors import build_executors
 from trackside.pipelines.executors.call import CallRunner, OwnerTokens
 from trackside.pipelines.models import PipelineRun, PipelineSchedule, PipelineStep
 from trackside.pipelines.notifiers import DeliveryWorker
+from trackside.pipelines.retention import RetentionLoop
 from trackside.pipelines.runs import create_run, get_run
 from trackside.pipelines.scheduler import Scheduler
 from trackside.pipelines.secrets import seal_pipeline, seal_subscription
@@ -74,6 +75,8 @@ class PipelineService:
             cron = CronLoop(db, self._start_scheduled, self.cancel_run)
             self.scheduler.add_background(cron.loop)
             self.cron = cron
+            self.retention = RetentionLoop(db, settings.data_dir, settings.pipeline_run_retention_days)
+            self.scheduler.add_background(self.retention.loop)
 
     def _plugin_notifiers(self) -> dict[str, Any]:
         if self.plugins is None:
