@@ -56,6 +56,7 @@ from trackside.store.models import utcnow
 log = logging.getLogger(__name__)
 
 FULL_PASS_SECONDS = 1.0
+SWEEP_SECONDS = 10.0
 
 
 class AnyExecutor(ExecutorPolicy):
@@ -165,6 +166,8 @@ class Scheduler:
         self._wake: asyncio.Event | None = None
         self._dirty: set[str] = set()
         self._full_pass = True
+        # Runs with a ready step held back by max_running, oldest first: reconciled as slots free up.
+        self._starved: dict[str, None] = {}
         self._watches: dict[str, Watch] = {}
         self._specs: dict[str, PipelineSpec] = {}
         self._last_renewal = 0.0
@@ -224,16 +227,28 @@ class Scheduler:
         self._started.set()
         background = [asyncio.create_task(factory(self._stopping)) for factory in self._background]
         loop = asyncio.get_running_loop()
-        next_full = 0.0
+        next_full = next_sweep = 0.0
         try:
             while not self._stopping.is_set():
                 now = loop.time()
                 try:
                     if now >= next_full or self._full_pass:
+                        # Every second: orphaned steps, and the runs that need a look without having
+                        # been woken (new or canceled by another process, past a deadline, a retry
+                        # due). Every SWEEP_SECONDS, or when asked: every active run.
+                        sweep = self._full_pass or now >= next_sweep
                         self._full_pass = False
                         next_full = now + FULL_PASS_SECONDS
                         self._adopt_orphans()
-                        self._reconcile(None)
+                        if sweep:
+                            next_sweep = now + SWEEP_SECONDS
+                            self._starved.clear()
+                            self._dirty.clear()
+                            self._reconcile(None)
+                        else:
+                            wanted, self._dirty = self._needing_attention() | self._dirty, set()
+                            if wanted:
+                                self._reconcile(wanted)
                     elif self._dirty:
                         dirty, self._dirty = self._dirty, set()
                         self._reconcile(dirty)
@@ -304,6 +319,30 @@ class Scheduler:
         return spec
 
     # -- reconciling -------------------------------------------------------------------------------
+
+    def _needing_attention(self) -> set[str]:
+        """Active runs that a pass must look at though nothing here woke it: PENDING ones (submitted
+        by another process), canceled ones, those past their deadline, those with a retry due."""
+        now = utcnow()
+        due = select(PipelineStep.run_id).where(
+            PipelineStep.status == Status.PENDING.value,
+            PipelineStep.next_attempt_at.is_not(None),
+            PipelineStep.next_attempt_at <= now,
+        )
+        with self.db.session() as session:
+            return set(
+                session.scalars(
+                    select(PipelineRun.id).where(
+                        PipelineRun.status.in_([Status.PENDING.value, Status.RUNNING.value]),
+                        or_(
+                            PipelineRun.status == Status.PENDING.value,
+                            PipelineRun.cancel_requested.is_not(None),
+                            PipelineRun.deadline_at <= now,
+                            PipelineRun.id.in_(due),
+                        ),
+                    )
+                )
+            )
 
     def _reconcile(self, run_ids: set[str] | None) -> None:
         to_watch: list[Watch] = []
@@ -400,6 +439,7 @@ class Scheduler:
             if spec.parallelism is not None and running >= spec.parallelism:
                 continue
             if self.max_running and len(self._watches) + self._claimed_in_pass >= self.max_running:
+                self._starved[run.id] = None
                 continue
             watch = self._claim_step(tx, run, spec, step, job, steps, now)
             if watch is not None:
@@ -510,6 +550,7 @@ class Scheduler:
                 if decide(pairs) != Decision.RUN:
                     continue
                 if self.max_running and len(self._watches) + self._claimed_in_pass >= self.max_running:
+                    self._starved[run.id] = None
                     continue
                 watch = self._claim_step(tx, run, spec, step, job, steps, now)
                 if watch is not None:
@@ -657,6 +698,16 @@ class Scheduler:
             self._watches.pop(watch.step_id, None)
             if not settled:
                 self._mark(watch.run_id)  # not recorded with its run reconciled: a pass looks at the run
+            self._release_slots()
+
+    def _release_slots(self) -> None:
+        """A step ended: as many runs held back by max_running as there are free slots get a pass."""
+        free = self.max_running - len(self._watches) if self.max_running else len(self._starved)
+        if free <= 0 or not self._starved:
+            return
+        for run_id in list(self._starved)[:free]:
+            del self._starved[run_id]
+            self._mark(run_id)
 
     def _finish_watch(
         self, watch: Watch, forced: Status | None, outcome: StepOutcome, outputs: dict[str, Any] | None
