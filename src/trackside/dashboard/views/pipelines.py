@@ -235,7 +235,7 @@ async def cancel(page: Page) -> Response:
     await page.form()
     uid = page.request.path_params["uid"]
     await page.api.pipelines_post(f"{_run_path(uid)}/cancel")
-    return page.redirect(f"{BASE}/pipelines{_run_path(uid)}", flash=f"Run {uid} canceled.")
+    return page.redirect(f"{BASE}/pipelines{_run_path(uid)}", flash=f"Run {uid}: cancel requested.")
 
 
 @post("/pipelines/runs/{uid}/retry")
