@@ -1,7 +1,8 @@
 """The pipeline scheduler: an event loop in a thread of the lifecycle process that moves runs forward.
 
 No task waits on another (chainr blocked a goroutine per job on its dependencies' mutexes): when a
-run is submitted or a step ends, the run is reconciled. Its PENDING steps whose dependencies are all
+run is submitted or a step ends, the run is reconciled (a step's end in the same transaction that
+records it, and the steps it unblocks start at once). Its PENDING steps whose dependencies are all
 final are decided by the condition table (`conditions.decide`): SKIPPED at once, or claimed to run,
 within the run's `parallelism` and this scheduler's `pipeline_max_running_steps`. Every transition is
 a conditional UPDATE (`WHERE status = 'PENDING'`...) committed, with its event, before anything acts on
@@ -12,8 +13,9 @@ renewed every third of `pipeline_lease_seconds`. A step whose lease expired, or 
 process of this host (a SIGKILLed platform, seen at once after its restart), is taken over: the new
 owner asks the executor to re-attach (`StepExecutor.attach`) and goes on watching the same container
 or process; a `call` step is sent again with the same `Idempotency-Key`. A SUCCESSFUL step is final:
-nothing ever starts it again. A full pass over active runs every second catches what events missed
-(cancels asked through another process, run deadlines, retries' backoff, taken-over leases).
+nothing ever starts it again. Every second a pass takes over orphaned steps and looks at the runs
+that events may have missed (new or canceled through another process, past their deadline, a retry
+due); every SWEEP_SECONDS it looks at every active run.
 
 Stopping the scheduler (SIGTERM) leaves running steps running, exactly like a crash: the next start
 re-attaches to them.
