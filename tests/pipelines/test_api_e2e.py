@@ -339,6 +339,41 @@ def test_cancel_kills_running_steps_and_skips_pending_ones(pipeline_platform: Ru
     wait_until(lambda: not Path(f"/proc/{pid}").exists(), what="the step's process is gone")
 
 
+def test_cancel_still_runs_the_steps_that_wait_with_always_and_spares_them(
+    pipeline_platform: RunningPlatform, tmp_path: Path
+) -> None:
+    platform = pipeline_platform
+    pid_file, cleaned = tmp_path / "pid", tmp_path / "cleaned"
+    body = {
+        "kind": "Pipeline",
+        "jobs": {
+            "long": {"image": "b", "run": f"echo $$ > {shell_quote(pid_file)}; exec sleep 60"},
+            "next": {"image": "b", "run": "true", "dependsOn": [{"job": "long"}]},
+            "report": {"image": "b", "run": "true", "dependsOn": [{"job": "long", "conditions": {"on": "completion"}}]},
+            "cleanup": {
+                "image": "b",
+                "run": f"echo cleaned >> {shell_quote(cleaned)}",
+                "dependsOn": [
+                    {"job": "long", "conditions": {"on": "always"}},
+                    {"job": "next", "conditions": {"on": "always"}},
+                ],
+            },
+        },
+    }
+    uid = post_run(platform, body)
+    wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), what="the step started")
+    assert platform.http.post(f"{platform.url}/api/runs/{uid}/cancel").status_code == 202
+    run = wait_for_run(platform.http, platform.url, uid)
+    assert run["status"] == "CANCELED"
+    assert {j["name"]: j["status"] for j in run["jobs"]} == {
+        "long": "CANCELED",
+        "next": "SKIPPED",
+        "report": "SKIPPED",
+        "cleanup": "SUCCESSFUL",
+    }
+    assert cleaned.read_text() == "cleaned\n"
+
+
 def test_retry_keeps_successful_steps_and_their_outputs_and_reruns_the_rest(
     pipeline_platform: RunningPlatform, tmp_path: Path
 ) -> None:

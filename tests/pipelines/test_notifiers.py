@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from tests.pipelines.conftest import local_settings
 from tests.pipelines.support import OWNER, README_PIPELINE, Receiver, wait_for_run_in_store
 from tests.support.polling import wait_until
 
+from trackside.pipelines.definitions import get_definition
+from trackside.pipelines.models import PipelineDelivery, PipelineRun
 from trackside.pipelines.notifiers import sign, verify
 from trackside.pipelines.service import PipelineService
 from trackside.plugins.engine import PluginEngine
@@ -105,3 +109,32 @@ def test_global_subscriptions_reach_plugin_notifiers_and_webhooks(
 def test_a_signature_is_hmac_sha256_of_the_body() -> None:
     assert sign("key", b"{}") == "sha256=" + hmac.new(b"key", b"{}", hashlib.sha256).hexdigest()
     assert not verify("other", b"{}", sign("key", b"{}"))
+
+
+def test_webhook_secrets_are_stored_encrypted_and_still_sign(
+    notifying_service: PipelineService, receiver: Receiver
+) -> None:
+    body = {
+        "kind": "Pipeline",
+        "notifications": [{"on": ["SUCCESS"], "scope": ["run"], "webhook": receiver.url, "secret": "per-run-secret"}],
+        "jobs": {"x": {"image": "b", "run": "true"}},
+    }
+    uid = notifying_service.submit(body, OWNER)
+    name, version = notifying_service.save_definition("signed", body, "tests")
+    assert wait_for_run_in_store(notifying_service.db, uid)["status"] == "SUCCESSFUL"
+    wait_until(lambda: receiver.received, what="the run's webhook")
+    headers, sent = receiver.received[0]
+    assert verify("per-run-secret", sent, headers["x-trackside-signature-256"])
+
+    with notifying_service.db.session() as session:
+        stored = [
+            session.get(PipelineRun, uid).spec,  # type: ignore[union-attr]
+            get_definition(session, name, version).spec,
+            *(d.subscription for d in session.scalars(select(PipelineDelivery))),
+        ]
+    text = json.dumps(stored)
+    assert "per-run-secret" not in text
+    assert stored[0]["notifications"][0]["secret"].startswith("fernet:")
+    assert stored[1]["notifications"][0]["secret"].startswith("fernet:")
+    webhooks = [d for d in stored[2:] if d["kind"] == "webhook"]
+    assert webhooks and all(d["secret"].startswith("fernet:") for d in webhooks)

@@ -17,6 +17,7 @@ from trackside.cli.client import AUTH_HEADER, ApiUnreachable, error_from_respons
 from trackside.gateway.forwarding import GATEWAY_SECRET_HEADER
 
 API_PREFIX = "/api/v1"
+PIPELINES_PREFIX = "/api"
 
 
 def job_path(name: str, version: str) -> str:
@@ -36,6 +37,8 @@ class Api:
     ) -> None:
         self.http = http
         self.base = lifecycle_url.rstrip("/") + API_PREFIX
+        # The pipelines API (chainr's) lives at the platform's root, `/api/runs...`, beside `/lifecycle`.
+        self.root = lifecycle_url.rstrip("/").removesuffix("/lifecycle")
         self.headers: dict[str, str] = {}
         if token:
             self.headers[AUTH_HEADER] = token
@@ -47,8 +50,9 @@ class Api:
             if gateway_secret:
                 self.headers[GATEWAY_SECRET_HEADER] = gateway_secret
 
-    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        url = self.base + path
+    async def request(self, method: str, path: str, *, root: bool = False, **kwargs: Any) -> httpx.Response:
+        """`path` under the lifecycle API (`/api/v1`), or with `root` under the platform's root."""
+        url = (self.root if root else self.base) + path
         # A GET is tried twice: a pooled keep-alive connection the server closed just as it was
         # reused fails without an answer, and asking again is safe.
         attempts = 2 if method == "GET" else 1
@@ -77,6 +81,20 @@ class Api:
         response = await self.request("POST", path, json=json, **kwargs)
         return response.json() if response.content else None
 
+    # The pipelines API: `path` under `/api` at the platform's root.
+
+    async def pipelines_get(self, path: str, **params: Any) -> Any:
+        clean = {k: v for k, v in params.items() if v is not None and v != ""}
+        return (await self.request("GET", PIPELINES_PREFIX + path, root=True, params=clean)).json()
+
+    async def pipelines_text(self, path: str, **params: Any) -> str:
+        clean = {k: v for k, v in params.items() if v is not None and v != ""}
+        return (await self.request("GET", PIPELINES_PREFIX + path, root=True, params=clean)).text
+
+    async def pipelines_post(self, path: str, json: Any = None, **kwargs: Any) -> Any:
+        response = await self.request("POST", PIPELINES_PREFIX + path, root=True, json=json, **kwargs)
+        return response.json() if response.content else None
+
     async def put(self, path: str, json: Any = None) -> Any:
         return (await self.request("PUT", path, json=json)).json()
 
@@ -87,9 +105,9 @@ class Api:
         return (await self.request("DELETE", path)).json()
 
     @asynccontextmanager
-    async def stream_lines(self, path: str, **params: Any) -> AsyncIterator[AsyncIterator[str]]:
+    async def stream_lines(self, path: str, root: bool = False, **params: Any) -> AsyncIterator[AsyncIterator[str]]:
         """An API server-sent event stream, line by line."""
-        url = self.base + path
+        url = (self.root if root else self.base) + path
         try:
             async with self.http.stream(
                 "GET", url, headers=self.headers, params=params, timeout=httpx.Timeout(10, read=None)

@@ -26,7 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -152,27 +152,41 @@ def list_runs(
     status: str | None = Query(None, description="Only runs with this status (comma-separated)."),
     pipeline: str | None = Query(None, description="Only runs of this named pipeline."),
     limit: int | None = Query(None, ge=1, le=10000, description="At most this many (newest first)."),
+    offset: int = Query(0, ge=0, description="Skip this many of the newest first (paging with `limit`)."),
     caller: Caller = Depends(pipeline_caller),
     service: PipelineService = Depends(get_service),
 ) -> dict[str, Any]:
-    query = select(PipelineRun)
+    filters: list[Any] = []
     if status:
         wanted = [s.strip().upper() for s in status.split(",") if s.strip()]
         unknown = [s for s in wanted if s not in Status.__members__]
         if unknown:
             raise InvalidInput(f"unknown status {', '.join(unknown)}; choose from {', '.join(Status)}")
-        query = query.where(PipelineRun.status.in_(wanted))
+        filters.append(PipelineRun.status.in_(wanted))
     if pipeline:
-        query = query.where(PipelineRun.pipeline_name == pipeline)
-    query = query.order_by(PipelineRun.created_at.desc(), PipelineRun.id)
+        filters.append(PipelineRun.pipeline_name == pipeline)
+    query = select(PipelineRun).where(*filters).order_by(PipelineRun.created_at.desc(), PipelineRun.id)
+    if offset:
+        query = query.offset(offset)
     if limit:
-        query = query.limit(limit)
+        query = query.limit(limit + 1)  # one more than asked: whether another page follows
     with service.db.session() as session:
         runs = list(session.scalars(query))
+        more = limit is not None and len(runs) > limit
+        runs = runs[:limit] if limit else runs
         steps = steps_of(session, [run.id for run in runs])
         items = [run_json(run, steps[run.id], kind=False) for run in runs]
-    active = sum(1 for item in items if item["status"] in ACTIVE_RUN)
-    return {"kind": "RunList", "metadata": {"selfLink": RUNS, "active": active}, "items": items}
+        # Active runs among all that match (not only this page): chainr's home count.
+        active = session.scalar(
+            select(func.count())
+            .select_from(PipelineRun)
+            .where(*filters, PipelineRun.status.in_([s.value for s in ACTIVE_RUN]))
+        )
+    return {
+        "kind": "RunList",
+        "metadata": {"selfLink": RUNS, "active": int(active or 0), "offset": offset, "hasMore": more},
+        "items": items,
+    }
 
 
 @router.get(RUNS + "/{uid}")
@@ -322,32 +336,33 @@ async def run_events(
         after = int(request.headers.get("last-event-id") or request.query_params.get("after") or 0)
     except ValueError:
         raise InvalidInput("Last-Event-ID must be an event id (an integer)") from None
+    bell = BELL.count
     events, status = await run_in_threadpool(_events_after, service, uid, after)
 
     async def stream() -> AsyncIterator[str]:
         nonlocal after, events, status
-        seen = BELL.count
-        idle = keepalive = 0.0
+        seen = bell
+        loop = asyncio.get_running_loop()
+        quiet_since = loop.time()
         while True:
             for event in events:
                 after = event["id"]
                 yield f"id: {event['id']}\nevent: {event['scope']}\ndata: {json.dumps(event)}\n\n"
+            if events:
+                quiet_since = loop.time()
             if status not in ACTIVE_RUN:
                 yield "event: end\ndata: {}\n\n"
                 return
-            events = []
-            while not events and status in ACTIVE_RUN:
-                if await request.is_disconnected():
-                    return
-                await asyncio.sleep(0.05)
-                idle += 0.05
-                keepalive += 0.05
-                if keepalive >= KEEPALIVE_SECONDS:
-                    keepalive = 0.0
-                    yield ": keepalive\n\n"
-                if BELL.count != seen or idle >= POLL_SECONDS:
-                    seen, idle = BELL.count, 0.0
-                    events, status = await run_in_threadpool(_events_after, service, uid, after)
+            if await request.is_disconnected():
+                return
+            # Woken the moment this process commits events (the bell), else every POLL_SECONDS for a
+            # scheduler in another process; the bell's count is read before the store, so no ring is lost.
+            await BELL.wait_async(seen, POLL_SECONDS)
+            if loop.time() - quiet_since >= KEEPALIVE_SECONDS:
+                quiet_since = loop.time()
+                yield ": keepalive\n\n"
+            seen = BELL.count
+            events, status = await run_in_threadpool(_events_after, service, uid, after)
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 

@@ -12,6 +12,8 @@ poll the store now and then, for events written by a scheduler in another proces
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -39,21 +41,51 @@ _VERB = {
 
 
 class EventBell:
-    """A counter that goes up whenever events commit in this process; waiters see it move."""
+    """A counter that goes up whenever events commit in this process; waiters see it move, threads
+    with `wait` and event loops (the API's event streams) with `wait_async`, woken at once rather
+    than on their next poll."""
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
         self.count = 0
+        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
 
     def ring(self) -> None:
         with self._condition:
             self.count += 1
             self._condition.notify_all()
+            waiters, self._waiters = self._waiters, set()
+        for loop, future in waiters:
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits any more
+                loop.call_soon_threadsafe(_resolve, future)
 
     def wait(self, seen: int, timeout: float) -> int:
         with self._condition:
             self._condition.wait_for(lambda: self.count != seen, timeout)
             return self.count
+
+    async def wait_async(self, seen: int, timeout: float) -> int:
+        """The count once it is no longer `seen`, or after `timeout` seconds."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        waiter = (loop, future)
+        with self._condition:
+            if self.count != seen:
+                return self.count
+            self._waiters.add(waiter)
+        try:
+            await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            with self._condition:
+                self._waiters.discard(waiter)
+        return self.count
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 BELL = EventBell()

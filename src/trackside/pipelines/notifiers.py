@@ -31,6 +31,8 @@ from typing import Any
 import httpx
 from sqlalchemy import or_, select
 
+from trackside.auth.crypto import SecretBox
+from trackside.errors import InvalidInput
 from trackside.pipelines.events import EventView
 from trackside.pipelines.models import PipelineDelivery, PipelineEvent
 from trackside.pipelines.store import set_where
@@ -73,12 +75,14 @@ class DeliveryWorker:
     def __init__(
         self,
         db: Database,
+        box: SecretBox,
         owner: str,
         plugin_notifiers: Callable[[], dict[str, Any]],
         attempts: int = 6,
         timeout: float = 10.0,
     ) -> None:
         self.db = db
+        self.box = box
         self.owner = owner
         self.plugin_notifiers = plugin_notifiers
         self.max_attempts = max(1, attempts)
@@ -139,7 +143,12 @@ class DeliveryWorker:
                 "User-Agent": "trackside-pipelines",
             }
             if subscription.get("secret"):
-                headers[SIGNATURE_HEADER] = sign(str(subscription["secret"]), body)
+                # Stored encrypted (pipelines.secrets): decrypted only here, to sign.
+                try:
+                    secret = self.box.decrypt(str(subscription["secret"]))
+                except InvalidInput as exc:
+                    return exc.message
+                headers[SIGNATURE_HEADER] = sign(secret, body)
             try:
                 response = await self._client.post(str(subscription["url"]), content=body, headers=headers)
             except httpx.HTTPError as exc:

@@ -1,7 +1,8 @@
 """The pipeline scheduler: an event loop in a thread of the lifecycle process that moves runs forward.
 
 No task waits on another (chainr blocked a goroutine per job on its dependencies' mutexes): when a
-run is submitted or a step ends, the run is reconciled. Its PENDING steps whose dependencies are all
+run is submitted or a step ends, the run is reconciled (a step's end in the same transaction that
+records it, and the steps it unblocks start at once). Its PENDING steps whose dependencies are all
 final are decided by the condition table (`conditions.decide`): SKIPPED at once, or claimed to run,
 within the run's `parallelism` and this scheduler's `pipeline_max_running_steps`. Every transition is
 a conditional UPDATE (`WHERE status = 'PENDING'`...) committed, with its event, before anything acts on
@@ -12,8 +13,9 @@ renewed every third of `pipeline_lease_seconds`. A step whose lease expired, or 
 process of this host (a SIGKILLed platform, seen at once after its restart), is taken over: the new
 owner asks the executor to re-attach (`StepExecutor.attach`) and goes on watching the same container
 or process; a `call` step is sent again with the same `Idempotency-Key`. A SUCCESSFUL step is final:
-nothing ever starts it again. A full pass over active runs every second catches what events missed
-(cancels asked through another process, run deadlines, retries' backoff, taken-over leases).
+nothing ever starts it again. Every second a pass takes over orphaned steps and looks at the runs
+that events may have missed (new or canceled through another process, past their deadline, a retry
+due); every SWEEP_SECONDS it looks at every active run.
 
 Stopping the scheduler (SIGTERM) leaves running steps running, exactly like a crash: the next start
 re-attaches to them.
@@ -38,7 +40,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, defer
 
-from trackside.pipelines.conditions import FINAL, Decision, Status, decide, run_status, skip_reason
+from trackside.pipelines.conditions import FINAL, Condition, Decision, Status, decide, run_status, skip_reason
 from trackside.pipelines.events import BELL, EventView, record_event
 from trackside.pipelines.executors.base import ExecutorUnavailable, Handle, StepExecutor, StepLaunch, StepOutcome
 from trackside.pipelines.executors.call import CallRequest, CallRunner
@@ -48,7 +50,7 @@ from trackside.pipelines.notifiers import log_event
 from trackside.pipelines.outputs import SubstitutionError, capped, parse_output_lines, substitute, substitute_text
 from trackside.pipelines.runs import aware
 from trackside.pipelines.spec import JobSpec, PipelineSpec, Subscription
-from trackside.pipelines.store import set_where
+from trackside.pipelines.store import mirror, set_where
 from trackside.pipelines.validation import ExecutorPolicy, parse_pipeline
 from trackside.store.base import utcnow
 from trackside.store.database import Database
@@ -56,6 +58,7 @@ from trackside.store.database import Database
 log = logging.getLogger(__name__)
 
 FULL_PASS_SECONDS = 1.0
+SWEEP_SECONDS = 10.0
 
 
 class AnyExecutor(ExecutorPolicy):
@@ -165,6 +168,8 @@ class Scheduler:
         self._wake: asyncio.Event | None = None
         self._dirty: set[str] = set()
         self._full_pass = True
+        # Runs with a ready step held back by max_running, oldest first: reconciled as slots free up.
+        self._starved: dict[str, None] = {}
         self._watches: dict[str, Watch] = {}
         self._specs: dict[str, PipelineSpec] = {}
         self._last_renewal = 0.0
@@ -224,16 +229,28 @@ class Scheduler:
         self._started.set()
         background = [asyncio.create_task(factory(self._stopping)) for factory in self._background]
         loop = asyncio.get_running_loop()
-        next_full = 0.0
+        next_full = next_sweep = 0.0
         try:
             while not self._stopping.is_set():
                 now = loop.time()
                 try:
                     if now >= next_full or self._full_pass:
+                        # Every second: orphaned steps, and the runs that need a look without having
+                        # been woken (new or canceled by another process, past a deadline, a retry
+                        # due). Every SWEEP_SECONDS, or when asked: every active run.
+                        sweep = self._full_pass or now >= next_sweep
                         self._full_pass = False
                         next_full = now + FULL_PASS_SECONDS
                         self._adopt_orphans()
-                        self._reconcile(None)
+                        if sweep:
+                            next_sweep = now + SWEEP_SECONDS
+                            self._starved.clear()
+                            self._dirty.clear()
+                            self._reconcile(None)
+                        else:
+                            wanted, self._dirty = self._needing_attention() | self._dirty, set()
+                            if wanted:
+                                self._reconcile(wanted)
                     elif self._dirty:
                         dirty, self._dirty = self._dirty, set()
                         self._reconcile(dirty)
@@ -305,6 +322,30 @@ class Scheduler:
 
     # -- reconciling -------------------------------------------------------------------------------
 
+    def _needing_attention(self) -> set[str]:
+        """Active runs that a pass must look at though nothing here woke it: PENDING ones (submitted
+        by another process), canceled ones, those past their deadline, those with a retry due."""
+        now = utcnow()
+        due = select(PipelineStep.run_id).where(
+            PipelineStep.status == Status.PENDING.value,
+            PipelineStep.next_attempt_at.is_not(None),
+            PipelineStep.next_attempt_at <= now,
+        )
+        with self.db.session() as session:
+            return set(
+                session.scalars(
+                    select(PipelineRun.id).where(
+                        PipelineRun.status.in_([Status.PENDING.value, Status.RUNNING.value]),
+                        or_(
+                            PipelineRun.status == Status.PENDING.value,
+                            PipelineRun.cancel_requested.is_not(None),
+                            PipelineRun.deadline_at <= now,
+                            PipelineRun.id.in_(due),
+                        ),
+                    )
+                )
+            )
+
     def _reconcile(self, run_ids: set[str] | None) -> None:
         to_watch: list[Watch] = []
         self._claimed_in_pass = 0
@@ -320,14 +361,7 @@ class Scheduler:
             runs = list(tx.session.scalars(query.order_by(PipelineRun.created_at)))
             if not runs:
                 return
-            steps = {run.id: [] for run in runs}  # type: dict[str, list[PipelineStep]]
-            for step in tx.session.scalars(
-                select(PipelineStep)
-                .options(defer(PipelineStep.log), defer(PipelineStep.attempts), defer(PipelineStep.handle))
-                .where(PipelineStep.run_id.in_([r.id for r in runs]))
-                .order_by(PipelineStep.position)
-            ):
-                steps[step.run_id].append(step)
+            steps = self._steps_of(tx.session, [run.id for run in runs])
             for run in runs:
                 try:
                     to_watch += self._reconcile_run(tx, run, steps[run.id])
@@ -335,6 +369,22 @@ class Scheduler:
                     log.exception("pipeline scheduler: run %s could not be reconciled", run.id)
         for watch in to_watch:
             self._start_watch(watch)
+
+    @staticmethod
+    def _steps_of(session: Session, run_ids: list[str], attempts: bool = False) -> dict[str, list[PipelineStep]]:
+        """The runs' steps in order, without their logs, handles and (unless asked) attempts."""
+        deferred = [defer(PipelineStep.log), defer(PipelineStep.handle)]
+        if not attempts:
+            deferred.append(defer(PipelineStep.attempts))
+        steps: dict[str, list[PipelineStep]] = {run_id: [] for run_id in run_ids}
+        for step in session.scalars(
+            select(PipelineStep)
+            .options(*deferred)
+            .where(PipelineStep.run_id.in_(run_ids))
+            .order_by(PipelineStep.position)
+        ):
+            steps[step.run_id].append(step)
+        return steps
 
     def _reconcile_run(self, tx: _Transaction, run: PipelineRun, steps: list[PipelineStep]) -> list[Watch]:
         session = tx.session
@@ -349,7 +399,7 @@ class Scheduler:
             )
             if moved.rowcount != 1:  # type: ignore[attr-defined]
                 return []
-            run.status, run.started_at, run.deadline_at = Status.RUNNING.value, now, deadline
+            mirror(run, status=Status.RUNNING.value, started_at=now, deadline_at=deadline)
             self._event(tx, run, Status.RUNNING)
             if deadline is not None:
                 self._wake_at(run.id, deadline)
@@ -361,7 +411,7 @@ class Scheduler:
                 .where(PipelineRun.id == run.id, PipelineRun.cancel_requested.is_(None))
                 .values(cancel_requested=reason)
             )
-            run.cancel_requested = reason
+            mirror(run, cancel_requested=reason)
         if run.cancel_requested is not None:
             return self._reconcile_canceled(tx, run, steps)
 
@@ -391,20 +441,12 @@ class Scheduler:
             if spec.parallelism is not None and running >= spec.parallelism:
                 continue
             if self.max_running and len(self._watches) + self._claimed_in_pass >= self.max_running:
+                self._starved[run.id] = None
                 continue
-            watch = self._claim(tx, run, step, job, now)
+            watch = self._claim_step(tx, run, spec, step, job, steps, now)
             if watch is not None:
-                watch.context = StepContext(
-                    spec,
-                    dict(run.params or {}),
-                    dict(run.owner or {}),
-                    {s.name: dict(s.outputs) for s in steps if s.outputs},
-                    step.executor,
-                    deadline_of(job, now),
-                )
                 statuses[step.name] = Status.RUNNING.value
                 running += 1
-                self._claimed_in_pass += 1
                 started.append(watch)
         if all(status in FINAL for status in statuses.values()):
             self._finish_run(tx, run, steps, statuses)
@@ -417,9 +459,33 @@ class Scheduler:
             .values(status=status.value, reason=reason, finished_at=now, next_attempt_at=None)
         )
         if moved.rowcount == 1:  # type: ignore[attr-defined]
-            step.status = status.value
+            mirror(step, status=status.value)
             return True
         return False
+
+    def _claim_step(
+        self,
+        tx: _Transaction,
+        run: PipelineRun,
+        spec: PipelineSpec,
+        step: PipelineStep,
+        job: JobSpec,
+        steps: list[PipelineStep],
+        now: datetime,
+    ) -> Watch | None:
+        """Claim a step to run, with what running it needs from its run."""
+        watch = self._claim(tx, run, step, job, now)
+        if watch is not None:
+            watch.context = StepContext(
+                spec,
+                dict(run.params or {}),
+                dict(run.owner or {}),
+                {s.name: dict(s.outputs) for s in steps if s.outputs},
+                step.executor,
+                deadline_of(job, now),
+            )
+            self._claimed_in_pass += 1
+        return watch
 
     def _claim(
         self, tx: _Transaction, run: PipelineRun, step: PipelineStep, job: JobSpec, now: datetime
@@ -444,27 +510,64 @@ class Scheduler:
         )
         if moved.rowcount != 1:  # type: ignore[attr-defined]
             return None
-        step.status = Status.RUNNING.value
+        mirror(step, status=Status.RUNNING.value)
         self._event(tx, run, Status.RUNNING, job=step.name, attempt=attempt)
         return Watch(run.id, step.id, step.name, attempt, attach=False, handle=None)
 
     def _reconcile_canceled(self, tx: _Transaction, run: PipelineRun, steps: list[PipelineStep]) -> list[Watch]:
+        """A canceled run: running steps are killed and end CANCELED, pending ones end SKIPPED, except
+        the steps that wait on others only with `always` (the table runs them after SKIPPED and
+        CANCELED too: cleanups, reports): those still run once their dependencies are final, and a
+        cancel does not kill them. A run past its timeout stops everything."""
         reason = run.cancel_requested or "run canceled"
         timed_out = reason.startswith("run timed out")
+        spec = self._spec(run)
         now = utcnow()
+
+        def finally_step(name: str) -> bool:
+            job = spec.jobs.get(name)
+            return (
+                not timed_out
+                and job is not None
+                and bool(job.depends_on)
+                and all(dep.condition == Condition.ALWAYS for dep in job.depends_on)
+            )
+
+        statuses = {step.name: step.status for step in steps}
+        started: list[Watch] = []
+        changed = True
+        while changed:  # a step skipped now may let an `always` step after it decide in this pass
+            changed = False
+            for step in steps:
+                if step.status != Status.PENDING.value:
+                    continue
+                job = spec.jobs.get(step.name)
+                if job is None or not finally_step(step.name):
+                    if self._finish_pending(tx.session, step, Status.SKIPPED, reason, now):
+                        statuses[step.name] = Status.SKIPPED.value
+                        self._event(tx, run, Status.SKIPPED, job=step.name, reason=reason)
+                        changed = True
+                    continue
+                pairs = [(dep.condition, statuses.get(dep.job, Status.SKIPPED.value)) for dep in job.depends_on]
+                if decide(pairs) != Decision.RUN:
+                    continue
+                if self.max_running and len(self._watches) + self._claimed_in_pass >= self.max_running:
+                    self._starved[run.id] = None
+                    continue
+                watch = self._claim_step(tx, run, spec, step, job, steps, now)
+                if watch is not None:
+                    statuses[step.name] = Status.RUNNING.value
+                    started.append(watch)
+                    changed = True
         for step in steps:
-            if step.status == Status.PENDING.value:
-                if self._finish_pending(tx.session, step, Status.SKIPPED, reason, now):
-                    self._event(tx, run, Status.SKIPPED, job=step.name, reason=reason)
-            elif step.status == Status.RUNNING.value:
+            if step.status == Status.RUNNING.value and not finally_step(step.name):
                 watch = self._watches.get(step.id)
                 if watch is not None and watch.cancel_reason is None and watch.task is not None:
                     watch.cancel_reason = reason
                     watch.task.cancel()
-        statuses = {step.name: step.status for step in steps}
         if all(status in FINAL for status in statuses.values()):
             self._finish_run(tx, run, steps, statuses, Status.FAILED if timed_out else Status.CANCELED, reason)
-        return []
+        return started
 
     def _finish_run(
         self,
@@ -487,7 +590,7 @@ class Scheduler:
             .values(status=status.value, finished_at=utcnow(), reason=reason)
         )
         if moved.rowcount == 1:  # type: ignore[attr-defined]
-            run.status = status.value
+            mirror(run, status=status.value)
             self._event(tx, run, status, reason=reason)
             self._specs.pop(run.id, None)
 
@@ -574,6 +677,7 @@ class Scheduler:
     async def _supervise(self, watch: Watch) -> None:
         outcome: StepOutcome
         outputs: dict[str, Any] | None = None
+        settled = False
         try:
             try:
                 context = watch.context or self._context(watch)
@@ -586,15 +690,40 @@ class Scheduler:
                 if watch.cancel_reason is None:
                     return  # the scheduler is stopping: the step goes on, the next start re-attaches
                 outcome = StepOutcome(None, watch.cancel_reason)
-                self._record(watch, watch.cancel_status, outcome, None)
+                settled = self._finish_watch(watch, watch.cancel_status, outcome, None)
                 return
             except Exception as exc:
                 log.exception("pipeline scheduler: step %s of run %s failed to run", watch.name, watch.run_id)
                 outcome = StepOutcome(None, f"internal error: {type(exc).__name__}: {exc}")
-            self._record(watch, None, outcome, outputs)
+            settled = self._finish_watch(watch, None, outcome, outputs)
         finally:
             self._watches.pop(watch.step_id, None)
-            self._mark(watch.run_id)
+            if not settled:
+                self._mark(watch.run_id)  # not recorded with its run reconciled: a pass looks at the run
+            self._release_slots()
+
+    def _release_slots(self) -> None:
+        """A step ended: as many runs held back by max_running as there are free slots get a pass."""
+        free = self.max_running - len(self._watches) if self.max_running else len(self._starved)
+        if free <= 0 or not self._starved:
+            return
+        for run_id in list(self._starved)[:free]:
+            del self._starved[run_id]
+            self._mark(run_id)
+
+    def _finish_watch(
+        self, watch: Watch, forced: Status | None, outcome: StepOutcome, outputs: dict[str, Any] | None
+    ) -> bool:
+        """Record the attempt and, in the same transaction, move its run on: the steps it unblocks are
+        claimed and started now, not on a later pass (one commit and one read of the run per step).
+        False when that did not happen and a pass must look at the run."""
+        self._watches.pop(watch.step_id, None)
+        started = self._record(watch, forced, outcome, outputs)
+        if started is None:
+            return False
+        for successor in started:
+            self._start_watch(successor)
+        return True
 
     @staticmethod
     def _remaining(context: StepContext) -> float | None:
@@ -727,52 +856,78 @@ class Scheduler:
 
     def _record(
         self, watch: Watch, forced: Status | None, outcome: StepOutcome, outputs: dict[str, Any] | None
-    ) -> None:
-        """Write how the attempt ended: final, or back to PENDING for a retry after its backoff."""
+    ) -> list[Watch] | None:
+        """Write how the attempt ended (final, or back to PENDING for a retry after its backoff), then
+        reconcile its run in the same transaction. The steps claimed to start next, or None when the
+        attempt was not recorded (no longer this scheduler's) or its run not reconciled."""
         now = utcnow()
         text = read_log(log_path(self.data_dir, watch.run_id, watch.name, watch.attempt), LOG_KEEP)
         with self._transaction() as tx:
             run = tx.session.get(PipelineRun, watch.run_id, options=[defer(PipelineRun.spec)])
-            step = tx.session.get(PipelineStep, watch.step_id, options=[defer(PipelineStep.log)])
+            # With their attempts: the ending step's gets one more (one query, not one more per step).
+            steps = self._steps_of(tx.session, [watch.run_id], True)[watch.run_id] if run is not None else []
+            step = next((s for s in steps if s.id == watch.step_id), None)
             if run is None or step is None or step.status != Status.RUNNING.value or step.attempt != watch.attempt:
-                return
-            job = self._spec(run).jobs[watch.name]
-            if forced is not None:
-                status = forced
-            elif outcome.succeeded:
-                status = Status.SUCCESSFUL
-            else:
-                status = Status.FAILED
-            record = {
-                "attempt": watch.attempt,
-                "status": status.value,
-                "reason": outcome.reason,
-                "exitCode": outcome.exit_code,
-                "startedAt": (aware(step.started_at) or now).isoformat().replace("+00:00", "Z"),
-                "finishedAt": now.isoformat().replace("+00:00", "Z"),
-            }
-            step.attempts = [*(step.attempts or []), record]
-            step.exit_code = outcome.exit_code
-            step.log = text
-            step.lease_owner = None
-            step.lease_expires = None
-            retryable = (
-                status == Status.FAILED
-                and not outcome.details.get("final")
-                and run.cancel_requested is None
-                and watch.attempt <= job.retry.limit
+                return None
+            self._record_attempt(tx, run, step, watch, forced, outcome, outputs, now, text)
+            if run.status not in (Status.PENDING.value, Status.RUNNING.value):
+                return []
+            self._claimed_in_pass = 0
+            try:
+                return self._reconcile_run(tx, run, steps)
+            except Exception:
+                log.exception("pipeline scheduler: run %s could not be reconciled", run.id)
+                return None
+
+    def _record_attempt(
+        self,
+        tx: _Transaction,
+        run: PipelineRun,
+        step: PipelineStep,
+        watch: Watch,
+        forced: Status | None,
+        outcome: StepOutcome,
+        outputs: dict[str, Any] | None,
+        now: datetime,
+        text: str | None,
+    ) -> None:
+        job = self._spec(run).jobs[watch.name]
+        if forced is not None:
+            status = forced
+        elif outcome.succeeded:
+            status = Status.SUCCESSFUL
+        else:
+            status = Status.FAILED
+        record = {
+            "attempt": watch.attempt,
+            "status": status.value,
+            "reason": outcome.reason,
+            "exitCode": outcome.exit_code,
+            "startedAt": (aware(step.started_at) or now).isoformat().replace("+00:00", "Z"),
+            "finishedAt": now.isoformat().replace("+00:00", "Z"),
+        }
+        step.attempts = [*(step.attempts or []), record]
+        step.exit_code = outcome.exit_code
+        step.log = text
+        step.lease_owner = None
+        step.lease_expires = None
+        retryable = (
+            status == Status.FAILED
+            and not outcome.details.get("final")
+            and run.cancel_requested is None
+            and watch.attempt <= job.retry.limit
+        )
+        if retryable:
+            delay = job.retry.backoff.delay(watch.attempt)
+            step.status = Status.PENDING.value
+            step.next_attempt_at = now + timedelta(seconds=delay)
+            step.reason = (
+                f"attempt {watch.attempt} {outcome.reason or 'failed'}; "
+                f"attempt {watch.attempt + 1} of {job.retry.limit + 1} in {delay:g} s"
             )
-            if retryable:
-                delay = job.retry.backoff.delay(watch.attempt)
-                step.status = Status.PENDING.value
-                step.next_attempt_at = now + timedelta(seconds=delay)
-                step.reason = (
-                    f"attempt {watch.attempt} {outcome.reason or 'failed'}; "
-                    f"attempt {watch.attempt + 1} of {job.retry.limit + 1} in {delay:g} s"
-                )
-                return
-            step.status = status.value
-            step.finished_at = now
-            step.reason = outcome.reason
-            step.outputs = outputs or {}
-            self._event(tx, run, status, job=watch.name, attempt=watch.attempt, reason=outcome.reason)
+            return
+        step.status = status.value
+        step.finished_at = now
+        step.reason = outcome.reason
+        step.outputs = outputs or {}
+        self._event(tx, run, status, job=watch.name, attempt=watch.attempt, reason=outcome.reason)

@@ -8,10 +8,12 @@ their own; without, it only writes runs to the store for a scheduler elsewhere t
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import select
 
+from trackside.auth.crypto import load_secret_box
 from trackside.errors import AlreadyExists, InvalidInput
 from trackside.pipelines.conditions import ACTIVE_RUN, Status
 from trackside.pipelines.cron import CronLoop, check_schedule
@@ -20,8 +22,10 @@ from trackside.pipelines.executors import build_executors
 from trackside.pipelines.executors.call import CallRunner, OwnerTokens
 from trackside.pipelines.models import PipelineRun, PipelineSchedule, PipelineStep
 from trackside.pipelines.notifiers import DeliveryWorker
+from trackside.pipelines.retention import RetentionLoop
 from trackside.pipelines.runs import create_run, get_run
 from trackside.pipelines.scheduler import Scheduler
+from trackside.pipelines.secrets import seal_pipeline, seal_subscription
 from trackside.pipelines.spec import PipelineSpec, Subscription
 from trackside.pipelines.store import set_where
 from trackside.pipelines.validation import apply_params, parse_pipeline, parse_subscriptions
@@ -38,9 +42,12 @@ class PipelineService:
         self.db = db
         self.plugins = plugins
         self.executors, self.policy = build_executors(settings)
-        self.subscriptions: list[Subscription] = list(
-            parse_subscriptions(settings.pipeline_notifications, "settings pipeline_notifications")
-        )
+        self.box = load_secret_box(settings.data_dir, settings.secrets_key or None)
+        # Sealed here: delivery rows copy a subscription, secret included.
+        self.subscriptions: list[Subscription] = [
+            seal_subscription(subscription, self.box)
+            for subscription in parse_subscriptions(settings.pipeline_notifications, "settings pipeline_notifications")
+        ]
         run_scheduler = settings.pipeline_scheduler if run_scheduler is None else run_scheduler
         self.scheduler: Scheduler | None = None
         if run_scheduler:
@@ -58,6 +65,7 @@ class PipelineService:
             )
             deliveries = DeliveryWorker(
                 db,
+                self.box,
                 self.scheduler.identity,
                 self._plugin_notifiers,
                 attempts=settings.pipeline_notification_attempts,
@@ -67,6 +75,8 @@ class PipelineService:
             cron = CronLoop(db, self._start_scheduled, self.cancel_run)
             self.scheduler.add_background(cron.loop)
             self.cron = cron
+            self.retention = RetentionLoop(db, settings.data_dir, settings.pipeline_run_retention_days)
+            self.scheduler.add_background(self.retention.loop)
 
     def _plugin_notifiers(self) -> dict[str, Any]:
         if self.plugins is None:
@@ -111,6 +121,7 @@ class PipelineService:
                 raise InvalidInput("the pipeline must be a JSON object")
             body = apply_params(body, params)
         spec = self.parse(body)
+        spec = replace(spec, raw=seal_pipeline(spec.raw, self.box))
         with self.db.session() as session:
             run = create_run(
                 session,
@@ -167,7 +178,7 @@ class PipelineService:
     def save_definition(self, name: str, body: Any, created_by: str | None) -> tuple[str, int]:
         self.parse(body)
         with self.db.session() as session:
-            definition = save_definition(session, name, body, created_by)
+            definition = save_definition(session, name, seal_pipeline(body, self.box), created_by)
             return definition.name, definition.version
 
     def run_definition(

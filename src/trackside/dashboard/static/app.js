@@ -38,6 +38,8 @@
         pre.scrollTop = pre.scrollHeight;
       });
       source.addEventListener("failed", (e) => { pre.append("\n[" + JSON.parse(e.data).error + "]"); source.close(); });
+      // A stream that ends (a pipeline step's log, once the step is over) must not reconnect and repeat itself.
+      source.addEventListener("end", () => { source.close(); source = null; follow.setAttribute("aria-pressed", "false"); follow.textContent = "Follow live"; });
     });
   }
 

@@ -34,6 +34,7 @@ def all_routes() -> list[tuple[str, str, Handler, bool, bool]]:
         docs,
         graph,
         jobs,
+        pipelines,
         portfolio,
     )
 
