@@ -20,8 +20,8 @@ from sqlalchemy import delete, select
 
 from trackside.pipelines.conditions import FINAL
 from trackside.pipelines.models import PipelineDelivery, PipelineEvent, PipelineRun, PipelineStep
+from trackside.store.base import utcnow
 from trackside.store.database import Database
-from trackside.store.models import utcnow
 
 log = logging.getLogger(__name__)
 
