@@ -115,7 +115,7 @@ class Settings(BaseSettings):
     # Tries of a webhook or plugin notification before it is given up (backoff 1 s, 2 s, 4 s...).
     pipeline_notification_attempts: int = 6
     # Delete finished pipeline runs (steps, events, logs) this many days after they ended; 0: keep them.
-    pipeline_run_retention_days: float = Field(0.0, ge=0)
+    pipeline_run_retention_days: float = Field(default=0.0, ge=0)
     # Where job builds get Python packages: the operator's choice, never a job's (docs/security.md).
     # Passed to the installer (uv, pip) by the platform; options naming indexes in a job's requirements
     # file are refused. Empty index URL: the installer's default (PyPI, or the platform's own uv/pip
