@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 from tests.conftest import fresh_database
-from tests.dashboard.conftest import admin_page
+from tests.dashboard.conftest import SCREENSHOTS, admin_page
 from tests.pipelines.conftest import LOCAL_ENV
 from tests.support.platform import RunningPlatform, start_platform
 
@@ -95,6 +95,7 @@ def test_a_run_started_from_the_form_colours_its_dag_live_and_a_step_shows_its_l
     expect(node(page, "second").locator("rect")).to_have_attribute("fill", GREEN)
     expect(page.get_by_role("button", name="Cancel run")).to_have_count(0)
     expect(page.locator('#steps-table tr[data-job="on-failure"]')).to_contain_text("on failure")
+    page.screenshot(path=str(SCREENSHOTS / "dashboard-pipeline-run.png"), full_page=True)  # docs/pipelines.md
 
     # A step's page: its log, its outputs, its attempts.
     node(page, "first").click()
