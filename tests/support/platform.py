@@ -108,7 +108,7 @@ def start_platform(
     database_url: str,
     port: int | None = None,
     extra_env: dict[str, str] | None = None,
-    timeout: float = 60,
+    timeout: float = 240,
     command_prefix: list[str] | None = None,
 ) -> RunningPlatform:
     """`trackside up`: every component in one process."""
@@ -121,7 +121,7 @@ def start_trackside(
     database_url: str,
     port: int | None = None,
     extra_env: dict[str, str] | None = None,
-    timeout: float = 60,
+    timeout: float = 240,
     health_path: str | None = "/lifecycle/health",
     command_prefix: list[str] | None = None,
 ) -> RunningPlatform:
