@@ -63,7 +63,7 @@ class Seeded:
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     root = tmp_path_factory.mktemp("fuzz")
     with fresh_database(root) as database_url:
-        platform = start_platform(root / "data", database_url)
+        platform = start_platform(root / "data", database_url, timeout=180)  # a loaded machine starts slowly
         try:
             yield Seeded(platform, _seed(platform))
         finally:
