@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.store]  # its platform uses fresh_da
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
     root = tmp_path_factory.mktemp("bounds")
     with fresh_database(root) as database_url:
-        running = start_platform(root / "data", database_url)
+        running = start_platform(root / "data", database_url, timeout=180)  # a loaded machine starts slowly
         try:
             yield running
         finally:

@@ -21,7 +21,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatfo
     """One platform for the module: each test makes its own ESC."""
     root = tmp_path_factory.mktemp("escs")
     with fresh_database(root) as database_url:
-        running = start_platform(root / "data", database_url)
+        running = start_platform(root / "data", database_url, timeout=180)  # a loaded machine starts slowly
         try:
             yield running
         finally:

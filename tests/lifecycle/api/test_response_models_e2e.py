@@ -74,7 +74,7 @@ def openapi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     """The document a running platform serves."""
     root = tmp_path_factory.mktemp("openapi")
     with fresh_database(root) as database_url:
-        platform = start_platform(root / "data", database_url)
+        platform = start_platform(root / "data", database_url, timeout=180)  # a loaded machine starts slowly
         try:
             response = httpx.get(f"{platform.url}/lifecycle/openapi.json", timeout=30)
             assert response.status_code == 200, response.text
