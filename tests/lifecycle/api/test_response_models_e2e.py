@@ -28,6 +28,8 @@ API = "/lifecycle/api/v1"
 # `a.b` is field b of the object in field a.
 CLIENT_READS: list[tuple[str, str, str, list[str]]] = [
     ("client/deploy.py", "post", "/deploy", ["id"]),
+    ("client/run.py", "post", "/build", ["id"]),
+    ("client/run.py", "get", "/deploy/{deployment_id}", ["status", "error", "image_name", "phase"]),
     ("client/deploy.py", "get", "/deploy/{deployment_id}", ["status", "error", "warnings", "phase", "job.pub_url"]),
     ("client/run.py", "get", "/deploy/{deployment_id}", ["status", "error", "image_name", "phase"]),
     (
@@ -64,7 +66,7 @@ CLIENT_READS: list[tuple[str, str, str, list[str]]] = [
     ("plugin/install.py", "get", "/plugin/job_type/versions", ["[]"]),
 ]
 # Routes the client calls that Trackside does not serve, each with why.
-NOT_SERVED = {"/build": "`racetrack run-local` builds an image to run with Docker on the caller's machine"}
+NOT_SERVED: dict[str, str] = {}
 # Answers whose body is not JSON (the client saves or ignores them).
 NOT_JSON = {("get", "/plugin/{name}/{version}/download")}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -37,5 +38,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error in the lifecycle API")
-        return error_response(500, f"internal error: {type(exc).__name__}: {exc}", type(exc).__name__)
+        # The details (which may hold SQL, paths or values) go to the operator's log, never to the caller.
+        reference = uuid.uuid4().hex[:12]
+        log.exception("unexpected error in the lifecycle API (reference %s)", reference)
+        return error_response(500, f"internal error (reference {reference} in the lifecycle's log)", "InternalError")

@@ -73,6 +73,7 @@ class DeploymentDto(BaseModel):
     job_name: str
     job_version: str
     warnings: str | None
+    source_version: str | None = None  # the exact source built: a git commit or sha256:<digest of the upload>
 
 
 class Logs(BaseModel):
