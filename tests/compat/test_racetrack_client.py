@@ -275,3 +275,77 @@ def test_racetrack_logs_follow_streams_over_socketio_with_the_token_checks(
         refused.kill()
     assert refused.returncode != 0, output
     assert "said" not in output
+
+
+@pytest.mark.docker
+def test_racetrack_client_moves_calls_validates_and_keeps_its_session(
+    racetrack_cli: Path, docker_platform: RunningPlatform, tmp_path: Path
+) -> None:
+    """The rest of the client's commands that need no internet (reference: the client's command table):
+    validate, call (and --curl), move, get pub / remote / auth-token, plugin download, logout, login
+    with a username."""
+    from tests.infra.docker.support import unique
+
+    racetrack = Racetrack(racetrack_cli, tmp_path / "home", docker_platform)
+    name = unique("rtclient")
+    workdir = tmp_path / name
+    shutil.copytree(EXAMPLES / "adder", workdir)
+    manifest = workdir / "job.yaml"
+    manifest.write_text(manifest.read_text().replace("name: adder", f"name: {name}"))
+
+    validated = racetrack("validate", str(workdir))
+    assert f"name: {name}" in validated.stdout + validated.stderr
+
+    racetrack("deploy", str(workdir))
+    called = racetrack("call", name, "/api/v1/perform", '{"a": 40, "b": 2}')
+    assert called.stdout.strip().splitlines()[-1] == "42"
+    curl = racetrack("call", name, "/api/v1/perform", '{"a": 1, "b": 2}', "--curl")
+    assert curl.stdout.startswith("curl") and f"/pub/job/{name}/" in curl.stdout
+    assert docker_platform.http.get(f"{docker_platform.api}/job").json()[0]["name"] == name  # --curl only prints
+
+    racetrack("move", name, "--version", "0.0.1", "--infrastructure", "docker")
+    job = docker_platform.http.get(f"{docker_platform.api}/job/{name}/0.0.1").json()
+    assert (job["infrastructure_target"], job["status"]) == ("docker", "running")
+    answer = docker_platform.http.post(
+        f"{docker_platform.url}/pub/job/{name}/latest/api/v1/perform", json={"a": 2, "b": 2}
+    )
+    assert answer.json() == 4
+
+    assert racetrack("get", "pub", "-q").stdout.strip() == f"{docker_platform.url}/pub"
+    assert racetrack("get", "remote", "-q").stdout.strip() == f"{docker_platform.url}/lifecycle"
+    assert racetrack("get", "auth-token").stdout.strip() == docker_platform.admin_token
+
+    racetrack("plugin", "install", str(_adder_plugin_zip(tmp_path)))
+    out_dir = tmp_path / "downloaded"
+    out_dir.mkdir()
+    racetrack("plugin", "download", "trackside-test-plugin", "1.0.0", "--out-dir", str(out_dir))
+    assert [p.name for p in out_dir.iterdir()] == ["trackside-test-plugin-1.0.0.zip"]
+
+    racetrack("logout")
+    refused = racetrack("list", check=False)
+    assert refused.returncode != 0 and name not in refused.stdout
+    password = docker_platform.admin_password
+    login = subprocess.run(
+        [str(racetrack.cli), "login", "--username", "admin"],
+        input=f"{password}\n",
+        capture_output=True,
+        text=True,
+        env=racetrack.env,
+        timeout=180,
+        start_new_session=True,  # no controlling terminal: getpass reads the password from stdin
+    )
+    assert login.returncode == 0, login.stdout + login.stderr
+    assert name in racetrack("list").stdout
+
+    racetrack("delete", name, "--version", "0.0.1")
+
+
+def _adder_plugin_zip(tmp_path: Path) -> Path:
+    """A minimal plugin (a manifest and an empty class), zipped as `racetrack plugin bundle` would."""
+    import zipfile
+
+    path = tmp_path / "trackside-test-plugin-1.0.0.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("plugin-manifest.yaml", "name: trackside-test-plugin\nversion: 1.0.0\n")
+        archive.writestr("plugin.py", "class Plugin:\n    pass\n")
+    return path
