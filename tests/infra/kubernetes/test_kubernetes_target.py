@@ -132,7 +132,7 @@ def test_deploy_waits_for_ready_pods_lists_them_streams_their_logs_and_delete_re
 
         lines: list[str] = []
         streamer.create_session(
-            "s1", {"job_name": name, "job_version": "0.0.1", "tail": "5"}, lambda _, line: lines.append(line)
+            "s1", {"job_name": name, "job_version": "0.0.1", "tail": "0"}, lambda _, line: lines.append(line)
         )
         try:
             eventually(lambda: any("listening" in line for line in lines), what="the pods' output followed")

@@ -163,7 +163,9 @@ class KubernetesJobMonitor(JobMonitor):
             first_delay=FIRST_POLL_DELAY,
             max_delay=MAX_POLL_DELAY,
         )
-        # Pods replaced while it waited have new addresses: the job now routes to the ready ones.
+        # The kubelet's readiness probe agrees too (the supervisor reports from it), then the addresses:
+        # pods replaced while it waited have new ones, and the job routes to the ready pods.
+        self._wait_by_conditions(job, current, fail, None)
         ready = [p.address for p in current() if p.ready and p.ip]
         if ready and set(ready) != set(job.replica_internal_names):
             job.replica_internal_names = ready
