@@ -7,25 +7,17 @@ tests fail on today's code on PostgreSQL (`scripts/test` reruns them there).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from tests.conftest import fresh_database
-from tests.support.platform import RunningPlatform, start_platform
+from tests.support.platform import RunningPlatform
 
 pytestmark = [pytest.mark.slow, pytest.mark.store]  # its platform uses fresh_database()
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
-    root = tmp_path_factory.mktemp("bounds")
-    with fresh_database(root) as database_url:
-        running = start_platform(root / "data", database_url, timeout=180)  # a loaded machine starts slowly
-        try:
-            yield running
-        finally:
-            running.stop()
+def platform(module_platform: RunningPlatform) -> RunningPlatform:
+    return module_platform
 
 
 @pytest.mark.parametrize(

@@ -7,25 +7,16 @@ answer 500 (`OSError`, `OverflowError`); it is a 400 naming the field, and nothi
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
-from tests.conftest import fresh_database
-from tests.support.platform import RunningPlatform, start_platform
+from tests.support.platform import RunningPlatform
 
 pytestmark = [pytest.mark.slow, pytest.mark.store]  # its platform uses fresh_database()
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
-    """One platform for the module: each test makes its own ESC."""
-    root = tmp_path_factory.mktemp("escs")
-    with fresh_database(root) as database_url:
-        running = start_platform(root / "data", database_url, timeout=180)  # a loaded machine starts slowly
-        try:
-            yield running
-        finally:
-            running.stop()
+def platform(module_platform: RunningPlatform) -> RunningPlatform:
+    return module_platform
 
 
 @pytest.mark.parametrize("expiry_time", [10**17, 1e17, 2**70, -(2**70), -1])

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
-from tests.conftest import EXAMPLES, fresh_database
-from tests.support.platform import RunningPlatform, deploy_and_wait, start_platform
+from tests.conftest import EXAMPLES
+from tests.support.platform import RunningPlatform, deploy_and_wait
 
 # Its platform uses fresh_database(). About two minutes on two idle cores: some 2,500 requests, and
 # a deploy to seed; the limit leaves room for a loaded machine.
@@ -62,15 +62,11 @@ class Seeded:
 
 
 @pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
-    root = tmp_path_factory.mktemp("fuzz")
-    with fresh_database(root) as database_url:
-        platform = start_platform(root / "data", database_url, timeout=180)  # a loaded machine starts slowly
-        try:
-            yield Seeded(platform, _seed(platform))
-        finally:
-            platform.secrets.add(PASSWORD)
-            platform.stop()
+def seeded(module_platform: RunningPlatform) -> Iterator[Seeded]:
+    try:
+        yield Seeded(module_platform, _seed(module_platform))
+    finally:
+        module_platform.secrets.add(PASSWORD)
 
 
 def _seed(platform: RunningPlatform) -> dict[str, str]:

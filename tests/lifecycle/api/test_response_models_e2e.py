@@ -9,15 +9,13 @@ drift from the client; and every lifecycle route the client calls is in the list
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import racetrack_client
-from tests.conftest import fresh_database
-from tests.support.platform import start_platform
+from tests.support.platform import RunningPlatform
 
 pytestmark = [pytest.mark.slow, pytest.mark.store]  # its platform uses fresh_database()
 
@@ -72,17 +70,11 @@ NOT_JSON = {("get", "/plugin/{name}/{version}/download")}
 
 
 @pytest.fixture(scope="module")
-def openapi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def openapi(module_platform: RunningPlatform) -> dict[str, Any]:
     """The document a running platform serves."""
-    root = tmp_path_factory.mktemp("openapi")
-    with fresh_database(root) as database_url:
-        platform = start_platform(root / "data", database_url, timeout=180)  # a loaded machine starts slowly
-        try:
-            response = httpx.get(f"{platform.url}/lifecycle/openapi.json", timeout=30)
-            assert response.status_code == 200, response.text
-            yield dict(response.json())
-        finally:
-            platform.stop()
+    response = httpx.get(f"{module_platform.url}/lifecycle/openapi.json", timeout=30)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
 
 
 def _placeholders(route: str) -> str:

@@ -55,23 +55,8 @@ def _deployment_api(context: LifecycleContext, session: Session, deployment: Dep
 def deploy(
     body: DeployBody, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> dict[str, str]:
-    maintenance.refuse_changes(context.db, "deploying")
-    name, version = body.manifest.get("name"), body.manifest.get("version")
-    if isinstance(name, str) and isinstance(version, str):  # otherwise start_deploy says what is wrong
-        with context.db.session() as session:
-            require_deploy(session, caller, name, version)
-    secret_vars = body.secret_vars or SecretVars()
-    deployment_id = context.deployer.start_deploy(
-        DeployRequest(
-            manifest=body.manifest,
-            git_credentials=body.git_credentials.model_dump() if body.git_credentials else None,
-            secret_vars={"build_env": secret_vars.build_env or {}, "runtime_env": secret_vars.runtime_env or {}},
-            build_context=body.build_context,
-            force=body.force,
-            build_flags=body.build_flags,
-        ),
-        username=caller.username,
-    )
+    request = _checked_request(body, caller, context, "deploying", force=body.force)
+    deployment_id = context.deployer.start_deploy(request, username=caller.username)
     return {"id": deployment_id}
 
 
@@ -81,22 +66,8 @@ def build(
 ) -> DeploymentId:
     """Build the job's image without deploying it (`racetrack run-local`): follow `/deploy/{id}` until
     it is done, then `image_name` names the image in the registry. Needs the right to deploy the job."""
-    maintenance.refuse_changes(context.db, "building")
-    name, version = body.manifest.get("name"), body.manifest.get("version")
-    if isinstance(name, str) and isinstance(version, str):  # otherwise start_build says what is wrong
-        with context.db.session() as session:
-            require_deploy(session, caller, name, version)
-    secret_vars = body.secret_vars or SecretVars()
-    deployment_id = context.deployer.start_build(
-        DeployRequest(
-            manifest=body.manifest,
-            git_credentials=body.git_credentials.model_dump() if body.git_credentials else None,
-            secret_vars={"build_env": secret_vars.build_env or {}, "runtime_env": secret_vars.runtime_env or {}},
-            build_context=body.build_context,
-            build_flags=body.build_flags,
-        ),
-        username=caller.username,
-    )
+    request = _checked_request(body, caller, context, "building", force=False)
+    deployment_id = context.deployer.start_build(request, username=caller.username)
     return DeploymentId(id=deployment_id)
 
 
@@ -116,3 +87,24 @@ def deployment(
 ) -> dict[str, Any]:
     with context.db.session() as session:
         return _deployment_api(context, session, get_deployment(session, deployment_id))
+
+
+def _checked_request(
+    body: DeployBody, caller: Caller, context: LifecycleContext, doing: str, force: bool
+) -> DeployRequest:
+    """The deploy body as the deployer takes it, once maintenance mode and the caller's right to deploy
+    the job allow it (a manifest without a name or version is refused by the deployer, saying why)."""
+    maintenance.refuse_changes(context.db, doing)
+    name, version = body.manifest.get("name"), body.manifest.get("version")
+    if isinstance(name, str) and isinstance(version, str):
+        with context.db.session() as session:
+            require_deploy(session, caller, name, version)
+    secret_vars = body.secret_vars or SecretVars()
+    return DeployRequest(
+        manifest=body.manifest,
+        git_credentials=body.git_credentials.model_dump() if body.git_credentials else None,
+        secret_vars={"build_env": secret_vars.build_env or {}, "runtime_env": secret_vars.runtime_env or {}},
+        build_context=body.build_context,
+        force=force,
+        build_flags=body.build_flags,
+    )
