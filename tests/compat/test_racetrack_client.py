@@ -234,6 +234,7 @@ def test_racetrack_logs_follow_streams_over_socketio_with_the_token_checks(
     netrc.write_text(f"machine 127.0.0.1 login racetrack password {platform.admin_token}\n")
     netrc.chmod(0o600)
     lines: list[str] = []
+    followers: list[tuple[subprocess.Popen[str], threading.Thread]] = []
 
     def follow() -> subprocess.Popen[str]:
         process = racetrack.start("logs", "sayer", "-f")
@@ -243,7 +244,9 @@ def test_racetrack_logs_follow_streams_over_socketio_with_the_token_checks(
             for line in process.stdout:
                 lines.append(line)
 
-        threading.Thread(target=read, daemon=True).start()
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        followers.append((process, reader))
         return process
 
     follower = follow()
@@ -263,8 +266,12 @@ def test_racetrack_logs_follow_streams_over_socketio_with_the_token_checks(
             platform.http.post(f"{platform.url}/pub/job/sayer/latest/api/v1/perform", json={"word": word})
             time.sleep(1)
     finally:
-        follower.terminate()
-        follower.wait(timeout=30)
+        for process, reader in followers:
+            process.terminate()
+            process.wait(timeout=30)
+            reader.join(timeout=30)  # it ends at the pipe's end of file
+            if process.stdout is not None:
+                process.stdout.close()
 
     # Without the token the stream is refused.
     netrc.unlink()

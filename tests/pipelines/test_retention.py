@@ -7,7 +7,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select, update
-from tests.pipelines.support import OWNER, wait_for_run_in_store, wait_until
+from tests.pipelines.support import OWNER, wait_for_run_in_store
+from tests.support.polling import wait_until
 
 from trackside.pipelines.models import PipelineEvent, PipelineRun, PipelineStep
 from trackside.pipelines.retention import RetentionLoop

@@ -127,8 +127,9 @@ class DeployService:
             )
         chosen = targets.get("docker") if targets.get("docker") in image_targets else image_targets[0]
         assert chosen is not None
+        job_type = self.resolve_job_type(manifest, chosen)
         return chosen, (
-            f"the manifest names no infrastructure_target and job type {manifest.jobtype} builds only container "
+            f"the manifest names no infrastructure_target and job type {job_type.full_name} builds only container "
             f"images: deploying to the image target {chosen.name} instead of the default {name}"
         )
 

@@ -42,7 +42,8 @@ class KubeCluster:
 
     def answers(self) -> bool:
         try:
-            self.api().request("GET", "/readyz")
+            with self.api() as api:
+                api.request("GET", "/readyz")
         except (KubeError, OSError, ValueError):
             return False
         return True
@@ -88,12 +89,19 @@ def kube_cluster() -> Iterator[KubeCluster]:
 def kube_namespace(kube_cluster: KubeCluster) -> Iterator[str]:
     """A fresh namespace; deleted afterwards (the cluster removes what is left in it)."""
     name = f"ts-test-{uuid.uuid4().hex[:8]}"
-    api = kube_cluster.api()
-    api.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    try:
-        yield name
-    finally:
-        for kind in ("Deployment", "Service", "Secret"):
-            for obj in kube_cluster.api(name).items(kind):
-                kube_cluster.api(name).delete(kind, obj["metadata"]["name"], grace_seconds=0)
-        api.delete("Namespace", name)
+    with kube_cluster.api() as api, kube_cluster.api(name) as namespaced:
+        api.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+        try:
+            yield name
+        finally:
+            for kind in ("Deployment", "Service", "Secret"):
+                for obj in namespaced.items(kind):
+                    namespaced.delete(kind, obj["metadata"]["name"], grace_seconds=0)
+            api.delete("Namespace", name)
+
+
+@pytest.fixture
+def kube_api(kube_cluster: KubeCluster, kube_namespace: str) -> Iterator[KubeApi]:
+    """The API of the test's namespace, its connections closed afterwards."""
+    with kube_cluster.api(kube_namespace) as api:
+        yield api

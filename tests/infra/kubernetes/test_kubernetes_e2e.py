@@ -18,6 +18,7 @@ from tests.infra.docker.support import TEST_NAMESPACE, CallLoop, remove_jobs, re
 from tests.infra.kubernetes.conftest import KubeCluster
 from tests.support.platform import RunningPlatform, deploy_directory, start_platform, wait_for_deployment
 
+from trackside.infra.kubernetes.api import KubeApi
 from trackside.infra.kubernetes.naming import LABEL_BACKUP, LABEL_NAME
 
 pytestmark = [pytest.mark.kubernetes, pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -81,9 +82,9 @@ def job_dir(tmp_path: Path, name: str = "kadder") -> Path:
 
 
 def test_adder_on_kubernetes_answers_through_the_gateway_redeploys_without_dropped_calls_and_deletes_cleanly(
-    kube_platform: RunningPlatform, kube_cluster: KubeCluster, kube_namespace: str, tmp_path: Path
+    kube_platform: RunningPlatform, kube_cluster: KubeCluster, kube_namespace: str, kube_api: KubeApi, tmp_path: Path
 ) -> None:
-    api = kube_cluster.api(kube_namespace)
+    api = kube_api
     # Something of someone else's in the namespace: the target must never touch it.
     bystander = {
         "apiVersion": "v1",
@@ -136,7 +137,7 @@ def test_adder_on_kubernetes_answers_through_the_gateway_redeploys_without_dropp
 
 
 def test_a_crash_looping_job_fails_its_deployment_with_the_reason_and_its_logs(
-    kube_platform: RunningPlatform, kube_cluster: KubeCluster, kube_namespace: str, tmp_path: Path
+    kube_platform: RunningPlatform, kube_cluster: KubeCluster, kube_namespace: str, kube_api: KubeApi, tmp_path: Path
 ) -> None:
     directory = tmp_path / "crasher"
     directory.mkdir()
@@ -150,12 +151,12 @@ def test_a_crash_looping_job_fails_its_deployment_with_the_reason_and_its_logs(
     assert "CrashLoopBackOff" in result["error"], result["error"]
     assert "crash-marker: no config found" in result["error"], result["error"]
     # The failed deployment left nothing running.
-    api = kube_cluster.api(kube_namespace)
+    api = kube_api
     eventually(lambda: api.items("Deployment", f"{LABEL_NAME}=crasher") == [], what="the failed Deployment removed")
 
 
 def test_move_local_to_kubernetes_to_docker_without_a_failed_call_leaves_nothing_on_the_cluster(
-    kube_platform: RunningPlatform, kube_cluster: KubeCluster, kube_namespace: str, tmp_path: Path
+    kube_platform: RunningPlatform, kube_cluster: KubeCluster, kube_namespace: str, kube_api: KubeApi, tmp_path: Path
 ) -> None:
     directory = job_dir(tmp_path, "kmover")
     manifest = (
@@ -166,7 +167,7 @@ def test_move_local_to_kubernetes_to_docker_without_a_failed_call_leaves_nothing
     (directory / "job.yaml").write_text(manifest)
     assert deploy(kube_platform, directory)["status"] == "done"
     http = kube_platform.http
-    api = kube_cluster.api(kube_namespace)
+    api = kube_api
     selector = f"{LABEL_NAME}=kmover"
     with CallLoop(kube_platform, "kmover") as calls:
         moved = http.post(

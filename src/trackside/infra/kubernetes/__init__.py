@@ -100,6 +100,7 @@ def build_kubernetes_target(
     def close() -> None:
         workloads.watcher.stop()
         streamer.close()
+        api.close()
 
     return KubernetesTarget(
         name=name,

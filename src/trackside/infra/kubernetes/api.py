@@ -56,6 +56,8 @@ class KubeApi:
     def __init__(self, config: ClusterConfig) -> None:
         self.config = config
         self._local = threading.local()  # one client per thread: a watch holds its connection for minutes
+        self._clients: list[httpx.Client] = []  # every thread's, so close() ends them all
+        self._clients_lock = threading.Lock()
 
     @property
     def namespace(self) -> str:
@@ -66,6 +68,8 @@ class KubeApi:
         if client is None:
             client = self.new_client()
             self._local.client = client
+            with self._clients_lock:
+                self._clients.append(client)
         return client
 
     def new_client(self) -> httpx.Client:
@@ -79,10 +83,18 @@ class KubeApi:
         )
 
     def close(self) -> None:
-        client: httpx.Client | None = getattr(self._local, "client", None)
-        if client is not None:
+        """Close the connections of every thread that used this API (threads that ended included)."""
+        with self._clients_lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
             client.close()
-            self._local.client = None
+        self._local = threading.local()
+
+    def __enter__(self) -> KubeApi:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # -- paths ------------------------------------------------------------------------------------
 
