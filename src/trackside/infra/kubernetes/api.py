@@ -4,14 +4,20 @@ Objects are plain dicts (what the API server sends and takes). Errors become `Ku
 server's own message (its `Status` object), so callers can tell "not found" or "already exists" from
 a refusal and show the reason as it is. `watch` yields the events of a watch stream until the server
 closes it; the caller re-lists then (a closed watch says nothing about what changed meanwhile).
+
+Another thread ends a stream through its `StreamCut`, never by closing the reader's client: a closed
+socket's descriptor number is reused by the next connection while the reader may still be inside
+`SSL_read` on it, and the reader then eats that connection's TLS records (seen as "bad record mac").
 """
 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
+import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -52,11 +58,54 @@ class KubeError(TracksideError):
         return self.status == 409
 
 
+class StreamCut:
+    """Lets one thread end a stream that another thread reads (a watch, a followed log).
+
+    `cut()` shuts the stream's socket down, which wakes the reader with an end of stream, but leaves
+    closing it to the reader's thread (see the module docstring). A cut before the stream opened ends
+    it as soon as it opens."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self._cut = False
+
+    @property
+    def is_cut(self) -> bool:
+        return self._cut
+
+    def cut(self) -> None:
+        with self._lock:
+            self._cut = True
+            sock = self._socket
+        if sock is not None:
+            _shut_down(sock)
+
+    def attach(self, response: httpx.Response) -> None:
+        stream = response.extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        with self._lock:
+            self._socket = sock
+            cut = self._cut
+        if cut and sock is not None:
+            _shut_down(sock)
+
+    def detach(self) -> None:
+        with self._lock:
+            self._socket = None
+
+
+def _shut_down(sock: socket.socket) -> None:
+    # socket.socket's own shutdown, not SSLSocket's: that one drops the TLS object under the reader.
+    with contextlib.suppress(OSError):  # already closed or never connected: the reader ends either way
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
 class KubeApi:
     def __init__(self, config: ClusterConfig) -> None:
         self.config = config
         self._local = threading.local()  # one client per thread: a watch holds its connection for minutes
-        self._clients: list[httpx.Client] = []  # every thread's, so close() ends them all
+        self._clients: list[tuple[threading.Thread, httpx.Client]] = []  # so close() ends every thread's
         self._clients_lock = threading.Lock()
 
     @property
@@ -66,14 +115,13 @@ class KubeApi:
     def _client(self) -> httpx.Client:
         client: httpx.Client | None = getattr(self._local, "client", None)
         if client is None:
-            client = self.new_client()
+            client = self._new_client()
             self._local.client = client
             with self._clients_lock:
-                self._clients.append(client)
+                self._clients.append((threading.current_thread(), client))
         return client
 
-    def new_client(self) -> httpx.Client:
-        """A client of its own (the caller closes it), e.g. for a log stream another thread may cut."""
+    def _new_client(self) -> httpx.Client:
         headers = {"Accept": "application/json"}
         token = self.config.bearer_token()
         if token:
@@ -83,12 +131,25 @@ class KubeApi:
         )
 
     def close(self) -> None:
-        """Close the connections of every thread that used this API (threads that ended included)."""
+        """Close the connections of this thread and of every thread that used this API and ended.
+
+        A thread still running keeps its client (closing it under its reader is unsafe, see the module
+        docstring): end its streams with their `StreamCut` and join it first."""
+        me = threading.current_thread()
+        self._close_clients(lambda thread: thread is me or not thread.is_alive())
+
+    def release_thread(self) -> None:
+        """Close the calling thread's connections; a thread that streams calls this before it ends."""
+        me = threading.current_thread()
+        self._close_clients(lambda thread: thread is me)
+
+    def _close_clients(self, of: Callable[[threading.Thread], bool]) -> None:
         with self._clients_lock:
-            clients, self._clients = self._clients, []
-        for client in clients:
+            closing = [client for thread, client in self._clients if of(thread)]
+            self._clients = [(thread, client) for thread, client in self._clients if not of(thread)]
+        for client in closing:
             client.close()
-        self._local = threading.local()
+        self._local.client = None
 
     def __enter__(self) -> KubeApi:
         return self
@@ -178,8 +239,11 @@ class KubeApi:
             raise
         return True
 
-    def watch(self, kind: str, selector: str, resource_version: str) -> Iterator[dict[str, Any]]:
-        """Events (`{"type": ADDED|MODIFIED|DELETED|BOOKMARK|ERROR, "object": ...}`) until the stream ends."""
+    def watch(
+        self, kind: str, selector: str, resource_version: str, cut: StreamCut | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Events (`{"type": ADDED|MODIFIED|DELETED|BOOKMARK|ERROR, "object": ...}`) until the stream
+        ends, or until another thread calls `cut.cut()`."""
         params = {
             "watch": "1",
             "labelSelector": selector,
@@ -190,6 +254,8 @@ class KubeApi:
         timeout = httpx.Timeout(REQUEST_TIMEOUT, read=WATCH_TIMEOUT_S + 30)
         try:
             with self._client().stream("GET", self.path(kind), params=params, timeout=timeout) as response:
+                if cut is not None:
+                    cut.attach(response)
                 if response.status_code >= 400:
                     response.read()
                     raise _error(response, "WATCH", self.path(kind))
@@ -197,6 +263,9 @@ class KubeApi:
                     if line.strip():
                         yield json.loads(line)
         except httpx.HTTPError as exc:
+            if cut is not None and cut.is_cut:
+                return
+
             raise KubeError(f"watch of {kind} on {self.config.server} broke: {exc}") from None
 
     def log_lines(
@@ -205,12 +274,11 @@ class KubeApi:
         container: str,
         tail: int,
         follow: bool = False,
-        client: httpx.Client | None = None,
+        cut: StreamCut | None = None,
         previous: bool = False,
     ) -> Iterator[str]:
-        """A pod container's output, line by line (following it while it runs when `follow`).
-
-        With `client` (from `new_client`), closing that client from another thread ends the stream."""
+        """A pod container's output, line by line (following it while it runs when `follow`), until it
+        ends or another thread calls `cut.cut()`."""
         params: dict[str, str] = {"container": container}
         if tail > 0:
             params["tailLines"] = str(tail)
@@ -221,13 +289,20 @@ class KubeApi:
         timeout = httpx.Timeout(REQUEST_TIMEOUT, read=None if follow else REQUEST_TIMEOUT)
         path = f"{self.path('Pod', pod)}/log"
         try:
-            with (client or self._client()).stream("GET", path, params=params, timeout=timeout) as response:
+            with self._client().stream("GET", path, params=params, timeout=timeout) as response:
+                if cut is not None:
+                    cut.attach(response)
                 if response.status_code >= 400:
                     response.read()
                     raise _error(response, "GET", path)
                 yield from response.iter_lines()
         except httpx.HTTPError as exc:
+            if cut is not None and cut.is_cut:
+                return
             raise KubeError(f"logs of pod {pod} on {self.config.server}: {exc}") from None
+        finally:
+            if cut is not None:
+                cut.detach()
 
 
 def _error(response: httpx.Response, method: str, path: str) -> KubeError:

@@ -1,21 +1,18 @@
 """Live log sessions of a `kubernetes` target: one followed log stream per pod, lines passed on as they come.
 
 A session follows every pod of the job version (all replicas, `[replica-i]` prefixes when several), as
-`kubectl logs -f` does, through the API server. Each stream has an HTTP client of its own, so closing
-the session cuts it at once.
+`kubectl logs -f` does, through the API server. Each stream is read by a thread of its own; closing
+the session cuts the streams (`StreamCut`) and waits for those threads.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from collections.abc import Callable
 
-import httpx
-
 from trackside.infra.base import LogsStreamer, session_job
-from trackside.infra.kubernetes.api import KubeError
+from trackside.infra.kubernetes.api import KubeError, StreamCut
 from trackside.infra.kubernetes.naming import CONTAINER
 from trackside.infra.kubernetes.workloads import JobWorkloads
 
@@ -25,7 +22,7 @@ log = logging.getLogger(__name__)
 class KubernetesLogsStreamer(LogsStreamer):
     def __init__(self, workloads: JobWorkloads) -> None:
         self.workloads = workloads
-        self._sessions: dict[str, list[tuple[httpx.Client, threading.Thread]]] = {}
+        self._sessions: dict[str, list[tuple[StreamCut, threading.Thread]]] = {}
         self._lock = threading.Lock()
 
     def create_session(
@@ -37,48 +34,51 @@ class KubernetesLogsStreamer(LogsStreamer):
         name, version, tail = session_job(resource_properties)
         pods = [p for p in self.workloads.pods_now(name, version) if not p.deleting]
         self.close_session(session_id)
-        streams: list[tuple[httpx.Client, threading.Thread]] = []
+        streams: list[tuple[StreamCut, threading.Thread]] = []
         for pod in pods:
-            client = self.workloads.api.new_client()
+            cut = StreamCut()
             prefix = f"[replica-{pod.index}] " if len(pods) > 1 else ""
             pump = threading.Thread(
                 target=self._pump,
-                args=(session_id, client, pod.name, tail, prefix, on_next_line),
+                args=(session_id, cut, pod.name, tail, prefix, on_next_line),
                 name=f"kubernetes-logs-{session_id}",
                 daemon=True,
             )
             pump.start()
-            streams.append((client, pump))
+            streams.append((cut, pump))
         with self._lock:
             self._sessions[session_id] = streams
 
     def _pump(
         self,
         session_id: str,
-        client: httpx.Client,
+        cut: StreamCut,
         pod: str,
         tail: int,
         prefix: str,
         on_next_line: Callable[[str, str], None],
     ) -> None:
+        api = self.workloads.api
         try:
-            for line in self.workloads.api.log_lines(pod, CONTAINER, tail, follow=True, client=client):
-                if client.is_closed:  # the session was closed while the stream waited for this line
+            for line in api.log_lines(pod, CONTAINER, tail, follow=True, cut=cut):
+                if cut.is_cut:  # the session was closed while the stream waited for this line
                     return
                 on_next_line(session_id, prefix + line)
         except KubeError as exc:
-            if not client.is_closed:
+            if not cut.is_cut:
                 log.info("logs session %s: %s", session_id, exc)
         except Exception:
-            if not client.is_closed:
+            if not cut.is_cut:
                 log.exception("logs session %s failed", session_id)
+        finally:
+            api.release_thread()
 
     def close_session(self, session_id: str) -> None:
         with self._lock:
             streams = self._sessions.pop(session_id, [])
-        for client, pump in streams:
-            with contextlib.suppress(Exception):
-                client.close()
+        for cut, _ in streams:
+            cut.cut()
+        for _, pump in streams:
             pump.join(timeout=5)
 
     def close(self) -> None:

@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Any
 
-from trackside.infra.kubernetes.api import KubeApi, KubeError
+from trackside.infra.kubernetes.api import KubeApi, KubeError, StreamCut
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ class PodWatcher:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._stop = threading.Event()
+        self._cut = StreamCut()  # stop() ends the watch stream the thread is reading
         self._thread: threading.Thread | None = None
         self.lists = 0  # how many times it listed (tests check a closed watch re-lists)
 
@@ -41,10 +42,20 @@ class PodWatcher:
             self._thread = threading.Thread(target=self._run, name="kubernetes-pod-watch", daemon=True)
             self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 60.0) -> None:
+        """End the thread and wait for it (a list in flight may take up to the API's request timeout)."""
         self._stop.set()
+        self._cut.cut()
         with self._changed:
             self._changed.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive()
 
     @property
     def synced(self) -> bool:
@@ -64,6 +75,12 @@ class PodWatcher:
             self._changed.wait(timeout)
 
     def _run(self) -> None:
+        try:
+            self._list_and_watch()
+        finally:
+            self.api.release_thread()
+
+    def _list_and_watch(self) -> None:
         while not self._stop.is_set():
             try:
                 listed = self.api.list("Pod", self.selector)
@@ -88,7 +105,7 @@ class PodWatcher:
 
     def _watch(self, version: str) -> None:
         """Apply watch events until the stream ends (then the caller lists again)."""
-        for event in self.api.watch("Pod", self.selector, version):
+        for event in self.api.watch("Pod", self.selector, version, self._cut):
             if self._stop.is_set():
                 return
             kind = event.get("type")
