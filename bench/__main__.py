@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import shlex
 import sys
 import time
@@ -52,6 +53,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench.setup import ensure_all
 
+    writes_report = not args.no_report and not profile.quick
+    if writes_report and importlib.util.find_spec("matplotlib") is None:
+        # Checked before measuring: finding out after the runs would throw their figures away.
+        print(
+            "bench: the report's charts need matplotlib: pip install -e '.[bench]' (or pass --no-report)",
+            file=sys.stderr,
+        )
+        return 2
+
     try:
         ensure_all(
             need_runner=bool({"runtime", "memory"} & set(chosen)),
@@ -93,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
     report.print_summary(results, meta)
     # One short round is a smoke test, not a figure to publish: it must not replace a full run's.
-    if not args.no_report and not profile.quick:
+    if writes_report:
         report.write(results, meta, partial=bool(args.only))
     if failed:
         print(f"bench: {len(failed)} benchmark(s) failed: {', '.join(failed)}", file=sys.stderr)
