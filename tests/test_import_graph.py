@@ -166,3 +166,44 @@ def test_a_lower_part_never_imports_the_part_above_it(lower: str, upper: str) ->
 def test_a_module_imports_on_its_own_in_a_fresh_interpreter(module: str) -> None:
     result = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+ROUTERS = "trackside.lifecycle.api"
+# What a router never imports: queries, sessions and tables belong to the lifecycle's services.
+STORE_LAYER = ("sqlalchemy", "trackside.store")
+
+
+def _imported_names(module: str) -> set[str]:
+    """Every module name `module` imports, inside functions and `TYPE_CHECKING` blocks included."""
+    path = MODULES[module]
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([node.module] if node.module else []))
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_the_name_reader_sees_imports_everywhere_in_a_module() -> None:
+    names = _imported_names("trackside.lifecycle.access")
+    assert "sqlalchemy.select" in names
+    assert "trackside.store.models.Job" in names
+
+
+def test_lifecycle_routers_import_neither_sqlalchemy_nor_the_store() -> None:
+    """Routers parse the request, call a lifecycle service and shape the answer (docs/architecture.md)."""
+    routers = [module for module in MODULES if _inside(module, ROUTERS)]
+    assert len(routers) > 10
+    found = [
+        f"{module} imports {name}"
+        for module in routers
+        for name in sorted(_imported_names(module))
+        if any(_inside(name, layer) for layer in STORE_LAYER)
+    ]
+    assert found == []

@@ -23,6 +23,7 @@ from trackside.auth.scopes import DEPLOYER_SCOPES, Scope
 from trackside.auth.subjects import Caller, subject_of
 from trackside.errors import Forbidden
 from trackside.store.auth_models import User
+from trackside.store.database import Database
 from trackside.store.models import Job, JobFamily
 
 
@@ -76,6 +77,12 @@ def require_deploy(session: Session, caller: Caller, name: str, version: str) ->
     resource = Resource(family.id, job.id if job is not None else "", None)
     if not grants.allows(Scope.DEPLOY_JOB, resource):
         raise Forbidden(f"{caller.display} has no deploy_job permission on job family {name}")
+
+
+def require_deploy_in(db: Database, caller: Caller, name: str, version: str) -> None:
+    """`require_deploy` in a transaction of its own."""
+    with db.session() as session:
+        require_deploy(session, caller, name, version)
 
 
 def require_staff(caller: Caller) -> None:
