@@ -196,10 +196,33 @@ def test_the_name_reader_sees_imports_everywhere_in_a_module() -> None:
     assert "trackside.store.models.Job" in names
 
 
-def test_lifecycle_routers_import_neither_sqlalchemy_nor_the_store() -> None:
-    """Routers parse the request, call a lifecycle service and shape the answer (docs/architecture.md)."""
+def _routers() -> list[str]:
     routers = [module for module in MODULES if _inside(module, ROUTERS)]
     assert len(routers) > 10
+    return routers
+
+
+def _opened_sessions(module: str) -> list[int]:
+    """The lines where `module` calls a `.session()` (a transaction of the store)."""
+    return [
+        node.lineno
+        for node in ast.walk(ast.parse(MODULES[module].read_text()))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "session"
+    ]
+
+
+def test_the_session_reader_finds_a_transaction() -> None:
+    assert _opened_sessions("trackside.lifecycle.maintenance")
+
+
+def test_lifecycle_routers_open_no_transaction() -> None:
+    """Queries, audit records and permission checks run in the lifecycle's services, which open their own."""
+    assert {module: lines for module in _routers() if (lines := _opened_sessions(module))} == {}
+
+
+def test_lifecycle_routers_import_neither_sqlalchemy_nor_the_store() -> None:
+    """Routers parse the request, call a lifecycle service and shape the answer (docs/architecture.md)."""
+    routers = _routers()
     found = [
         f"{module} imports {name}"
         for module in routers

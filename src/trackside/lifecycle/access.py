@@ -6,7 +6,8 @@ Refusals name the caller, the scope and the job, never the token.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -56,6 +57,20 @@ def require_scope(session: Session, caller: Caller, scope: Scope) -> None:
     """A scope-only check: does any row give the caller this scope at all?"""
     if not Grants.of(session, caller).allows(scope, Resource()):
         raise Forbidden(f"{caller.display} has no {scope.value} permission")
+
+
+def require_scope_in(db: Database, caller: Caller, scope: Scope) -> None:
+    """`require_scope` in a transaction of its own."""
+    with session_with_scope(db, caller, scope):
+        pass
+
+
+@contextmanager
+def session_with_scope(db: Database, caller: Caller, scope: Scope) -> Iterator[Session]:
+    """A transaction in which the caller has been found to hold `scope` (403 otherwise)."""
+    with db.session() as session:
+        require_scope(session, caller, scope)
+        yield session
 
 
 def require_job(session: Session, caller: Caller, scope: Scope, job: Job, endpoint: str | None = None) -> None:

@@ -15,11 +15,11 @@ from trackside.auth.permissions import Resource
 from trackside.auth.scopes import Scope
 from trackside.auth.subjects import Caller
 from trackside.lifecycle import audit
-from trackside.lifecycle.access import Grants
+from trackside.lifecycle.access import Grants, require_user
+from trackside.lifecycle.paging import visible_page
 from trackside.store.auth_models import AuditLogEvent
+from trackside.store.database import Database
 from trackside.store.models import Job
-
-_SCAN = 500
 
 
 def _readable_families(session: Session, caller: Caller) -> set[str]:
@@ -32,6 +32,30 @@ def _readable_families(session: Session, caller: Caller) -> set[str]:
 
 
 def page(
+    db: Database,
+    caller: Caller,
+    *,
+    job_name: str | None,
+    job_version: str | None,
+    related_to_me: bool,
+    offset: int,
+    limit: int,
+) -> dict[str, Any]:
+    """One page of the events the caller may see (users only), latest first."""
+    require_user(caller)
+    with db.session() as session:
+        return _page(
+            session,
+            caller,
+            job_name=job_name,
+            job_version=job_version,
+            related_to_me=related_to_me,
+            offset=offset,
+            limit=limit,
+        )
+
+
+def _page(
     session: Session,
     caller: Caller,
     *,
@@ -58,20 +82,5 @@ def page(
             return True
         return event.job_name is not None and event.job_name in families
 
-    found: list[dict[str, Any]] = []
-    skipped = start = 0
-    while len(found) <= limit:
-        batch = list(session.scalars(query.offset(start).limit(_SCAN)))
-        if not batch:
-            break
-        start += len(batch)
-        for event in batch:
-            if not visible(event):
-                continue
-            if skipped < offset:
-                skipped += 1
-                continue
-            found.append(audit.event_to_api(event))
-            if len(found) > limit:
-                break
-    return {"offset": offset, "limit": limit, "has_more": len(found) > limit, "events": found[:limit]}
+    events, more = visible_page(session, query, visible, audit.event_to_api, offset, limit)
+    return {"offset": offset, "limit": limit, "has_more": more, "events": events}

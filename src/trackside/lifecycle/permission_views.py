@@ -19,9 +19,10 @@ from trackside.auth.scopes import Scope, parse_scope
 from trackside.auth.subjects import Caller, subject_of
 from trackside.errors import InvalidInput, NotFound
 from trackside.lifecycle import audit
-from trackside.lifecycle.access import Grants
+from trackside.lifecycle.access import Grants, require_staff
 from trackside.lifecycle.audit import EventType
 from trackside.store.auth_models import AuthResourcePermission, AuthSubject, Esc, User
+from trackside.store.database import Database
 from trackside.store.models import Job, JobFamily
 
 SUBJECT_TYPES = ("user", "esc", "job_family")
@@ -55,7 +56,7 @@ class _Names:
         return "job_family", name, name
 
 
-def list_grants(session: Session) -> list[dict[str, Any]]:
+def _list_grants(session: Session) -> list[dict[str, Any]]:
     names = _Names.load(session)
     subjects = {s.id: s for s in session.scalars(select(AuthSubject))}
     out = []
@@ -100,7 +101,7 @@ def _subject_id(session: Session, subject_type: str, subject: str) -> tuple[str,
     raise InvalidInput(f"subject_type: choose one of {', '.join(SUBJECT_TYPES)}, got {subject_type!r}")
 
 
-def grant(
+def _grant(
     session: Session,
     caller: Caller,
     subject_type: str,
@@ -143,7 +144,7 @@ def grant(
     return {"granted": added, "subject": display, "scope": wanted.value, "job_family": job_family}
 
 
-def revoke(session: Session, caller: Caller, permission_id: int) -> dict[str, Any]:
+def _revoke(session: Session, caller: Caller, permission_id: int) -> dict[str, Any]:
     row = session.get(AuthResourcePermission, permission_id)
     if row is None:
         raise NotFound(f"permission {permission_id} not found")
@@ -166,7 +167,7 @@ def revoke(session: Session, caller: Caller, permission_id: int) -> dict[str, An
     return {"revoked": permission_id}
 
 
-def graph(session: Session, caller: Caller) -> dict[str, Any]:
+def _graph(session: Session, caller: Caller) -> dict[str, Any]:
     """Nodes and edges; a non-staff caller sees only families it may read, and no other user."""
     names = _Names.load(session)
     grants = Grants.of(session, caller)
@@ -221,3 +222,40 @@ def graph(session: Session, caller: Caller) -> dict[str, Any]:
         if narrowed not in edge["scopes"]:
             edge["scopes"].append(narrowed)
     return {"nodes": sorted(nodes.values(), key=lambda n: (n["type"], n["title"])), "edges": list(edges.values())}
+
+
+# -- for the API, each in a transaction of its own; all but the graph are staff's -------------------
+
+
+def list_grants(db: Database, caller: Caller) -> list[dict[str, Any]]:
+    require_staff(caller)
+    with db.session() as session:
+        return _list_grants(session)
+
+
+def grant(
+    db: Database,
+    caller: Caller,
+    subject_type: str,
+    subject: str,
+    scope: str,
+    job_family: str | None,
+    job_version: str | None,
+    endpoint: str | None,
+) -> dict[str, Any]:
+    """Give a user, ESC or job family `scope` (on a family, narrowed to a version and endpoint), audited."""
+    require_staff(caller)
+    with db.session() as session:
+        return _grant(session, caller, subject_type, subject, scope, job_family, job_version, endpoint)
+
+
+def revoke(db: Database, caller: Caller, permission_id: int) -> dict[str, Any]:
+    require_staff(caller)
+    with db.session() as session:
+        return _revoke(session, caller, permission_id)
+
+
+def graph(db: Database, caller: Caller) -> dict[str, Any]:
+    """Nodes and edges; a non-staff caller sees only families it may read, and no other user."""
+    with db.session() as session:
+        return _graph(session, caller)
