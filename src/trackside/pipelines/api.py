@@ -21,7 +21,7 @@ import json
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.routing import APIRoute
@@ -33,6 +33,7 @@ from trackside.auth.scopes import Scope
 from trackside.auth.subjects import Caller
 from trackside.errors import InvalidInput, TracksideError
 from trackside.lifecycle.access import require_scope_in
+from trackside.lifecycle.api.bounds import refuse_nul_characters
 from trackside.lifecycle.api.deps import get_caller, get_context
 from trackside.pipelines import cron, runs
 from trackside.pipelines.conditions import ACTIVE_RUN, FINAL, Status
@@ -78,6 +79,13 @@ class ChainrRoute(APIRoute):
 
 
 router = APIRouter(route_class=ChainrRoute, tags=["pipelines"])
+
+
+def mount(app: FastAPI, service: PipelineService) -> None:
+    """Serve these routes from the lifecycle's app (`create_app`), backed by `service`. The pipelines
+    sit above the lifecycle: they use its auth and its app, and it never imports them."""
+    app.state.pipelines = service
+    app.include_router(router, dependencies=[Depends(refuse_nul_characters)])
 
 
 def get_service(request: Request) -> PipelineService:
