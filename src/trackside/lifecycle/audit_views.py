@@ -44,43 +44,22 @@ def page(
     """One page of the events the caller may see (users only), latest first."""
     require_user(caller)
     with db.session() as session:
-        return _page(
-            session,
-            caller,
-            job_name=job_name,
-            job_version=job_version,
-            related_to_me=related_to_me,
-            offset=offset,
-            limit=limit,
-        )
+        query = select(AuditLogEvent)
+        if job_name:
+            query = query.where(AuditLogEvent.job_name == job_name)
+        if job_version:
+            query = query.where(AuditLogEvent.job_version == job_version)
+        me = caller.name
+        if related_to_me:
+            query = query.where(or_(AuditLogEvent.username_executor == me, AuditLogEvent.username_subject == me))
+        query = query.order_by(AuditLogEvent.timestamp.desc(), AuditLogEvent.id)
+        everything = caller.is_staff
+        families = set() if everything else _readable_families(session, caller)
 
+        def visible(event: AuditLogEvent) -> bool:
+            if everything or me in (event.username_executor, event.username_subject):
+                return True
+            return event.job_name is not None and event.job_name in families
 
-def _page(
-    session: Session,
-    caller: Caller,
-    *,
-    job_name: str | None,
-    job_version: str | None,
-    related_to_me: bool,
-    offset: int,
-    limit: int,
-) -> dict[str, Any]:
-    query = select(AuditLogEvent)
-    if job_name:
-        query = query.where(AuditLogEvent.job_name == job_name)
-    if job_version:
-        query = query.where(AuditLogEvent.job_version == job_version)
-    me = caller.name
-    if related_to_me:
-        query = query.where(or_(AuditLogEvent.username_executor == me, AuditLogEvent.username_subject == me))
-    query = query.order_by(AuditLogEvent.timestamp.desc(), AuditLogEvent.id)
-    everything = caller.is_staff
-    families = set() if everything else _readable_families(session, caller)
-
-    def visible(event: AuditLogEvent) -> bool:
-        if everything or me in (event.username_executor, event.username_subject):
-            return True
-        return event.job_name is not None and event.job_name in families
-
-    events, more = visible_page(session, query, visible, audit.event_to_api, offset, limit)
-    return {"offset": offset, "limit": limit, "has_more": more, "events": events}
+        events, more = visible_page(session, query, visible, audit.event_to_api, offset, limit)
+        return {"offset": offset, "limit": limit, "has_more": more, "events": events}

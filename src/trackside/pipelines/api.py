@@ -166,7 +166,7 @@ def method_not_allowed() -> JSONResponse:
 def cancel_run(
     uid: str, caller: Caller = Depends(pipeline_caller), service: PipelineService = Depends(get_service)
 ) -> JSONResponse:
-    runs.require_manager(service.db, caller, uid)
+    runs.require_run_manager(service.db, caller, uid)
     service.cancel_run(uid, f"canceled by {caller.display}")
     return JSONResponse(runs.run_body(service.db, uid, detail=False), status_code=202)
 
@@ -175,7 +175,7 @@ def cancel_run(
 def retry_run(
     uid: str, caller: Caller = Depends(pipeline_caller), service: PipelineService = Depends(get_service)
 ) -> JSONResponse:
-    runs.require_manager(service.db, caller, uid)
+    runs.require_run_manager(service.db, caller, uid)
     new_uid = service.retry_run(uid, owner_of(caller))
     return JSONResponse(
         runs.run_body(service.db, new_uid, detail=False), status_code=202, headers={"Location": f"{RUNS}/{new_uid}"}

@@ -27,10 +27,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from trackside.auth.subjects import Caller
-from trackside.errors import Forbidden, InvalidInput, NotFound
+from trackside.errors import InvalidInput, NotFound
 from trackside.pipelines.conditions import Status
 from trackside.pipelines.models import PipelineRun, PipelineSchedule
-from trackside.pipelines.runs import aware, may_manage, timestamp
+from trackside.pipelines.runs import aware, require_manager, timestamp
 from trackside.pipelines.store import set_where
 from trackside.store.base import utcnow
 from trackside.store.database import Database
@@ -118,9 +118,7 @@ def delete_schedule(db: Database, caller: Caller, name: str) -> None:
     """Delete a schedule: its owner, staff and holders of `full_access` may."""
     with db.session() as session:
         schedule = _schedule(session, name)
-        owner = schedule.owner or {}
-        if not may_manage(session, caller, owner):
-            raise Forbidden(f"{caller.display} may not delete schedule {name}: it belongs to {owner.get('name')}")
+        require_manager(session, caller, schedule.owner, f"delete schedule {name}")
         session.delete(schedule)
 
 

@@ -56,12 +56,14 @@ def owner_of(caller: Caller) -> dict[str, Any]:
     }
 
 
-def may_manage(session: Session, caller: Caller, owner: dict[str, Any]) -> bool:
-    """Whether the caller may cancel, retry or delete what `owner` made: the owner, staff and holders of
-    `full_access` may."""
+def require_manager(session: Session, caller: Caller, owner: dict[str, Any] | None, action: str) -> None:
+    """403 unless the caller may `action` (cancel, retry, delete) what `owner` made: the owner, staff and
+    holders of `full_access` may."""
+    owner = owner or {}
     if owner.get("type") == caller.subject_type.value and owner.get("name") == caller.name:
-        return True
-    return caller.is_staff or Grants.of(session, caller).allows(Scope.FULL_ACCESS, Resource())
+        return
+    if not (caller.is_staff or Grants.of(session, caller).allows(Scope.FULL_ACCESS, Resource())):
+        raise Forbidden(f"{caller.display} may not {action}: it belongs to {owner.get('name')}")
 
 
 def create_run(
@@ -252,13 +254,11 @@ def graph_json(run: PipelineRun, steps: list[PipelineStep]) -> dict[str, Any]:
 # -- for the API, each in a transaction of its own -------------------------------------------------
 
 
-def require_manager(db: Database, caller: Caller, uid: str) -> None:
+def require_run_manager(db: Database, caller: Caller, uid: str) -> None:
     """403 unless the caller may cancel or retry run `uid` (404 for an unknown run)."""
     with db.session() as session:
         run = get_run(session, uid)
-        owner = run.owner or {}
-        if not may_manage(session, caller, owner):
-            raise Forbidden(f"{caller.display} may not change run {run.id}: it belongs to {owner.get('name')}")
+        require_manager(session, caller, run.owner, f"change run {run.id}")
 
 
 def run_body(db: Database, uid: str, detail: bool = True) -> dict[str, Any]:
