@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -128,26 +128,35 @@ def _runtime_logs(context: LifecycleContext, name: str, version: str, tail: int,
     return target.job_monitor.read_recent_logs(job, tail=tail)
 
 
-@router.get("/job/{name}/{version}/logs", response_model=Logs)
-def runtime_logs(
-    name: str,
-    version: str,
-    tail: Tail = 20,
-    caller: Caller = Depends(get_caller),
-    context: LifecycleContext = Depends(get_context),
-) -> dict[str, str]:
-    return {"logs": _runtime_logs(context, name, version, tail, caller)}
+LogReader = Callable[[LifecycleContext, str, str, int, Caller], str]
 
 
-@router.get("/job/{name}/{version}/logs/plain", response_class=PlainTextResponse)
-def runtime_logs_plain(
-    name: str,
-    version: str,
-    tail: Tail = 20,
-    caller: Caller = Depends(get_caller),
-    context: LifecycleContext = Depends(get_context),
-) -> str:
-    return ANSI_ESCAPES.sub("", _runtime_logs(context, name, version, tail, caller))
+def _serve_logs(path: str, read: LogReader, default_tail: int, route_name: str) -> None:
+    """`path` answers `{"logs": ...}` and `path/plain` the same text without ANSI escapes."""
+
+    def as_json(
+        name: str,
+        version: str,
+        tail: Tail = default_tail,
+        caller: Caller = Depends(get_caller),
+        context: LifecycleContext = Depends(get_context),
+    ) -> dict[str, str]:
+        return {"logs": read(context, name, version, tail, caller)}
+
+    def as_text(
+        name: str,
+        version: str,
+        tail: Tail = default_tail,
+        caller: Caller = Depends(get_caller),
+        context: LifecycleContext = Depends(get_context),
+    ) -> str:
+        return ANSI_ESCAPES.sub("", read(context, name, version, tail, caller))
+
+    router.get(path, response_model=Logs, name=route_name)(as_json)
+    router.get(f"{path}/plain", response_class=PlainTextResponse, name=f"{route_name}_plain")(as_text)
+
+
+_serve_logs("/job/{name}/{version}/logs", _runtime_logs, 20, "runtime_logs")
 
 
 @router.get("/job/{name}/{version}/logs/stream")
@@ -193,23 +202,4 @@ def _build_logs(context: LifecycleContext, name: str, version: str, tail: int, c
     return _tail(jobs.build_logs(context.db, caller, name, version), tail)
 
 
-@router.get("/job/{name}/{version}/build-logs", response_model=Logs)
-def build_logs(
-    name: str,
-    version: str,
-    tail: Tail = 0,
-    caller: Caller = Depends(get_caller),
-    context: LifecycleContext = Depends(get_context),
-) -> dict[str, str]:
-    return {"logs": _build_logs(context, name, version, tail, caller)}
-
-
-@router.get("/job/{name}/{version}/build-logs/plain", response_class=PlainTextResponse)
-def build_logs_plain(
-    name: str,
-    version: str,
-    tail: Tail = 0,
-    caller: Caller = Depends(get_caller),
-    context: LifecycleContext = Depends(get_context),
-) -> str:
-    return ANSI_ESCAPES.sub("", _build_logs(context, name, version, tail, caller))
+_serve_logs("/job/{name}/{version}/build-logs", _build_logs, 0, "build_logs")
