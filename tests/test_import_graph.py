@@ -25,6 +25,8 @@ ONE_WAY = [
     ("trackside.store.base", "trackside.store.models"),
     ("trackside.store.base", "trackside.store.auth_models"),
     ("trackside.lifecycle.pipeline", "trackside.lifecycle.deployer"),
+    # The pipelines use the lifecycle's auth and app; `trackside.platform` mounts them on it.
+    ("trackside.lifecycle", "trackside.pipelines"),
 ]
 
 
@@ -140,6 +142,21 @@ def test_no_module_imports_itself_back_at_import_time() -> None:
     assert _cycles(graph) == []
 
 
+def _part(module: str) -> str:
+    """The part (`trackside.lifecycle`, ...) a module belongs to: the package below the top one."""
+    return ".".join(module.split(".")[:2])
+
+
+def test_no_part_imports_itself_back_at_import_time() -> None:
+    """The same rule a level up: between parts (`trackside.X` packages), counting every module in each."""
+    graph: dict[str, set[str]] = {}
+    for module in MODULES:
+        graph.setdefault(_part(module), set()).update(
+            _part(target) for target in _imports(module, lazy=False) if _part(target) != _part(module)
+        )
+    assert _cycles(graph) == []
+
+
 @pytest.mark.parametrize(("lower", "upper"), ONE_WAY)
 def test_a_lower_part_never_imports_the_part_above_it(lower: str, upper: str) -> None:
     upward = [
@@ -166,3 +183,67 @@ def test_a_lower_part_never_imports_the_part_above_it(lower: str, upper: str) ->
 def test_a_module_imports_on_its_own_in_a_fresh_interpreter(module: str) -> None:
     result = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+ROUTERS = ("trackside.lifecycle.api", "trackside.pipelines.api")
+# What a router never imports: queries, sessions and tables belong to the lifecycle's services.
+STORE_LAYER = ("sqlalchemy", "trackside.store", "trackside.pipelines.models")
+
+
+def _imported_names(module: str) -> set[str]:
+    """Every module name `module` imports, inside functions and `TYPE_CHECKING` blocks included."""
+    path = MODULES[module]
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([node.module] if node.module else []))
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_the_name_reader_sees_imports_everywhere_in_a_module() -> None:
+    names = _imported_names("trackside.lifecycle.access")
+    assert "sqlalchemy.select" in names
+    assert "trackside.store.models.Job" in names
+
+
+def _routers() -> list[str]:
+    routers = [module for module in MODULES if any(_inside(module, part) for part in ROUTERS)]
+    assert len(routers) > 10
+    return routers
+
+
+def _opened_sessions(module: str) -> list[int]:
+    """The lines where `module` calls a `.session()` (a transaction of the store)."""
+    return [
+        node.lineno
+        for node in ast.walk(ast.parse(MODULES[module].read_text()))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "session"
+    ]
+
+
+def test_the_session_reader_finds_a_transaction() -> None:
+    assert _opened_sessions("trackside.lifecycle.maintenance")
+
+
+def test_routers_open_no_transaction() -> None:
+    """Queries, audit records and permission checks run in services, which open their own transactions."""
+    assert {module: lines for module in _routers() if (lines := _opened_sessions(module))} == {}
+
+
+def test_routers_import_neither_sqlalchemy_nor_the_store() -> None:
+    """Routers parse the request, call a service and shape the answer (docs/architecture.md)."""
+    routers = _routers()
+    found = [
+        f"{module} imports {name}"
+        for module in routers
+        for name in sorted(_imported_names(module))
+        if any(_inside(name, layer) for layer in STORE_LAYER)
+    ]
+    assert found == []

@@ -14,12 +14,18 @@ import secrets
 import signal
 import socket
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
 from trackside.config import Settings
 from trackside.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from trackside.lifecycle.wiring import LifecycleContext
+    from trackside.pipelines.service import PipelineService
 
 log = logging.getLogger("trackside")
 
@@ -89,6 +95,17 @@ def advertise_lifecycle_url(settings: Settings, listening: str) -> None:
         settings.lifecycle_url = listening
 
 
+def lifecycle_and_pipelines_app(context: LifecycleContext, pipelines: PipelineService) -> FastAPI:
+    """The lifecycle's app with the pipelines API mounted on it (the pipelines sit above the lifecycle,
+    so the two meet here rather than in either)."""
+    from trackside.lifecycle.api.app import create_app
+    from trackside.pipelines.api import mount
+
+    app = create_app(context)
+    mount(app, pipelines)
+    return app
+
+
 def run_platform(settings: Settings) -> None:
     """`trackside up`: lifecycle API, deploy workers, supervisor, gateway and dashboard in one process."""
     from trackside.dashboard.app import Dashboard, create_dashboard_app, mount_dashboard
@@ -97,7 +114,6 @@ def run_platform(settings: Settings) -> None:
     from trackside.gateway.forwarding import TrustedProxies
     from trackside.gateway.resolver import LifecycleResolver
     from trackside.gateway.server import GatewayServer, RequestLimits
-    from trackside.lifecycle.api.app import create_app
     from trackside.lifecycle.api.log_socket import LogSocket
     from trackside.lifecycle.supervisor import Supervisor
     from trackside.lifecycle.wiring import LifecycleContext
@@ -109,7 +125,7 @@ def run_platform(settings: Settings) -> None:
     pipelines = PipelineService(settings, context.db, context.plugins)
     # Proves to the lifecycle that a request's forwarding headers were written by this gateway.
     gateway_secret = secrets.token_urlsafe(32)
-    lifecycle_app = create_app(context, pipelines)
+    lifecycle_app = lifecycle_and_pipelines_app(context, pipelines)
     lifecycle_app.state.gateway_secret = gateway_secret
     # The dashboard shares the lifecycle's internal server (the gateway forwards non-/pub paths there)
     # and calls its API over loopback like any client; its URL is known once the port is bound.
@@ -212,7 +228,6 @@ def run_component(name: str, settings: Settings) -> None:
             finally:
                 supervisor.release()
             return
-        from trackside.lifecycle.api.app import create_app
         from trackside.lifecycle.api.log_socket import LogSocket
         from trackside.pipelines.service import PipelineService
 
@@ -220,7 +235,7 @@ def run_component(name: str, settings: Settings) -> None:
         pipelines = PipelineService(settings, context.db, context.plugins)
         # uvicorn in a thread, as in `up`: run in the main thread, uvicorn re-raises SIGTERM once it has
         # shut down, which killed the process before `context.close()` stopped the replicas it supervises.
-        app = LogSocket(create_app(context, pipelines), context)
+        app = LogSocket(lifecycle_and_pipelines_app(context, pipelines), context)
         lifecycle = LifecycleServer(app, settings.host, settings.port, settings.log_level)
         lifecycle.start()
         local = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host

@@ -14,10 +14,8 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -25,6 +23,8 @@ import httpx
 import pytest
 from tests.conftest import REPO_ROOT
 from tests.infra.docker.support import BASE_IMAGE, TEST_NAMESPACE
+from tests.support.cli import Cli as Cli
+from tests.support.cli import trackside_cli as trackside_cli
 from tests.support.platform import RunningPlatform, start_platform
 
 from trackside.infra.docker.engine import DockerEngine
@@ -63,8 +63,6 @@ ENV GOPATH=/go PATH=/go/bin:/usr/lib/go/bin:/usr/local/sbin:/usr/local/bin:/usr/
 {{trust}}
 """
 IMAGE_MAP = {"python:*": PYTHON_IMAGE, "golang:*": GOLANG_IMAGE}
-
-Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def require_shared() -> None:
@@ -122,22 +120,6 @@ def start_docker_platform(data_dir: Path, database_url: str) -> RunningPlatform:
             "TRACKSIDE_JOB_READY_TIMEOUT": "180",
         },
     )
-
-
-def trackside_cli(platform: RunningPlatform, config_dir: Path) -> Cli:
-    """Our CLI with its own client config, logged in to the platform as admin."""
-    env = {**os.environ, "TRACKSIDE_CLIENT_CONFIG": str(config_dir), "TRACKSIDE_REMOTE": platform.url}
-
-    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "trackside.cli.main", *args], capture_output=True, text=True, env=env, timeout=180
-        )
-        if check:
-            assert result.returncode == 0, f"trackside {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
-        return result
-
-    run("login", platform.admin_token)
-    return run
 
 
 def racetrack_runner(executable: Path, platform: RunningPlatform, home: Path) -> Cli:

@@ -254,8 +254,8 @@ class RawConnection:
         self.buf += chunk
         return bool(chunk)
 
-    def read_request(self) -> tuple[bytes, dict[str, str], bytes] | None:
-        """(request line, lower-case headers, body) of the next request; None when the peer closed first."""
+    def _read_head(self) -> tuple[bytes, dict[str, str]] | None:
+        """The next request's line and lower-case headers; None when the peer closed first."""
         while b"\r\n\r\n" not in self.buf:
             if not self._fill():
                 return None
@@ -265,29 +265,32 @@ class RawConnection:
         for raw in header_lines:
             name, _, value = raw.decode("latin-1").partition(":")
             headers[name.strip().lower()] = value.strip()
+        return line, headers
+
+    def _record(self, line: bytes, headers: dict[str, str], body: bytes) -> None:
+        with self.job.lock:
+            self.job.requests.append((self.index, line, headers, body))
+
+    def read_request(self) -> tuple[bytes, dict[str, str], bytes] | None:
+        """(request line, lower-case headers, body) of the next request; None when the peer closed first."""
+        read = self._read_head()
+        if read is None:
+            return None
+        line, headers = read
         length = int(headers.get("content-length", "0"))
         while len(self.buf) < length:
             if not self._fill():
                 return None
         body, self.buf = self.buf[:length], self.buf[length:]
-        with self.job.lock:
-            self.job.requests.append((self.index, line, headers, body))
+        self._record(line, headers, body)
         return line, headers, body
 
     def read_head_only(self) -> tuple[bytes, dict[str, str]] | None:
         """The next request's line and headers, leaving any body unread."""
-        while b"\r\n\r\n" not in self.buf:
-            if not self._fill():
-                return None
-        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
-        line, *header_lines = head.split(b"\r\n")
-        headers = {}
-        for raw in header_lines:
-            name, _, value = raw.decode("latin-1").partition(":")
-            headers[name.strip().lower()] = value.strip()
-        with self.job.lock:
-            self.job.requests.append((self.index, line, headers, b""))
-        return line, headers
+        read = self._read_head()
+        if read is not None:
+            self._record(*read, b"")
+        return read
 
     def peer_closed(self) -> bool:
         """Blocks until the peer sends more or closes; True when it closed (EOF or reset)."""

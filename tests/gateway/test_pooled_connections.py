@@ -28,6 +28,21 @@ def serve_fresh(conn: RawConnection) -> None:
         conn.respond(200, b"fresh:" + request[2])
 
 
+def answer_if_reused(conn: RawConnection, poison: bytes = b"") -> None:
+    """The rest of a misbehaving first connection: a gateway that dropped it sends nothing more (right);
+    one that reused it gets `poison` (what the job had left unsaid), then an answer from this connection."""
+    if conn.read_request() is None:
+        return
+    conn.send(poison)
+    conn.respond(200, b"on the reused connection")
+
+
+def assert_next_call_is_fresh(client: httpx.Client, body: bytes = b"payload", path: str = "next") -> None:
+    """The call after the misbehaving one is answered on a fresh connection, naming its body."""
+    after = client.post(f"{JOB_URL}/{path}", content=body)
+    assert (after.status_code, after.content) == (200, b"fresh:" + body)
+
+
 @pytest.fixture
 def scripted(
     start_gateway: Callable[..., RunningGateway],
@@ -63,19 +78,15 @@ def test_a_bodiless_response_that_announces_a_body_is_not_reused(
     def first(conn: RawConnection) -> None:
         conn.read_request()
         conn.send(head)
-        if conn.read_request() is None:
-            return  # the gateway dropped the connection: right
         # Reused: the body the job "forgot" arrives now, ahead of the answer to the new request.
-        conn.send(b'{"ok": false}')
-        conn.respond(200, b"on the reused connection")
+        answer_if_reused(conn, poison=b'{"ok": false}')
 
     gateway, job = scripted(first)
     with httpx.Client(base_url=gateway.url) as client:
         first_response = client.request(method, f"{JOB_URL}/no-body")
         assert first_response.status_code == int(head.split(b" ")[1])
         assert first_response.content == b""
-        after = client.post(f"{JOB_URL}/next", content=b"payload")
-    assert (after.status_code, after.content) == (200, b"fresh:payload")
+        assert_next_call_is_fresh(client)
     assert job.connections == 2
 
 
@@ -86,15 +97,12 @@ def test_bytes_after_a_complete_response_poison_its_connection(
         conn.read_request()
         # One write: the response, then the start of a second one nobody asked for.
         conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nX-Stray: 1\r\n")
-        if conn.read_request() is None:
-            return
-        conn.respond(200, b"on the reused connection")
+        answer_if_reused(conn)
 
     gateway, job = scripted(first)
     with httpx.Client(base_url=gateway.url) as client:
         assert client.get(f"{JOB_URL}/x").content == b"ok"
-        after = client.post(f"{JOB_URL}/next", content=b"payload")
-    assert (after.status_code, after.content) == (200, b"fresh:payload")
+        assert_next_call_is_fresh(client)
 
 
 def test_bytes_arriving_on_an_idle_connection_close_it(
@@ -104,9 +112,7 @@ def test_bytes_arriving_on_an_idle_connection_close_it(
         conn.read_request()
         conn.respond(200, b"ok")
         conn.send(b"HTTP/1.1 200 OK\r\nX-Stray: 1\r\n")  # while the connection idles in the pool
-        if conn.read_request() is None:
-            return
-        conn.respond(200, b"on the reused connection")
+        answer_if_reused(conn)
 
     gateway, job = scripted(first)
     with httpx.Client(base_url=gateway.url) as client:
@@ -115,8 +121,7 @@ def test_bytes_arriving_on_an_idle_connection_close_it(
         while gateway.on_loop(lambda: gateway.server.pool.idle_count(job.address)):
             assert time.monotonic() < deadline, "the gateway kept a connection that sent bytes while idle"
             time.sleep(0.01)
-        after = client.post(f"{JOB_URL}/next", content=b"payload")
-    assert (after.status_code, after.content) == (200, b"fresh:payload")
+        assert_next_call_is_fresh(client)
 
 
 def test_a_connection_that_answered_500_is_not_reused(
@@ -132,8 +137,7 @@ def test_a_connection_that_answered_500_is_not_reused(
     gateway, job = scripted(first)
     with httpx.Client(base_url=gateway.url) as client:
         assert client.get(f"{JOB_URL}/fails").status_code == 500
-        after = client.post(f"{JOB_URL}/deploy", content=b"not idempotent")
-    assert (after.status_code, after.content) == (200, b"fresh:not idempotent")
+        assert_next_call_is_fresh(client, b"not idempotent", path="deploy")
 
 
 def test_a_response_without_a_length_ends_with_its_connection(
@@ -146,8 +150,7 @@ def test_a_response_without_a_length_ends_with_its_connection(
     gateway, job = scripted(first)
     with httpx.Client(base_url=gateway.url) as client:
         assert client.get(f"{JOB_URL}/x").content == b"until the job closes"
-        after = client.post(f"{JOB_URL}/next", content=b"payload")
-    assert (after.status_code, after.content) == (200, b"fresh:payload")
+        assert_next_call_is_fresh(client)
     assert job.connections == 2
 
 

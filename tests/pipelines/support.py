@@ -15,6 +15,17 @@ from trackside.pipelines.conditions import ACTIVE_RUN
 from trackside.pipelines.runs import get_run, run_json, steps_of
 from trackside.store.database import Database
 
+TIMEOUT = 60  # the machine these run on can be slow: never httpx's default 5 s
+
+
+def http_get(url: str, **kwargs: Any) -> httpx.Response:
+    return httpx.get(url, timeout=TIMEOUT, **kwargs)
+
+
+def http_post(url: str, **kwargs: Any) -> httpx.Response:
+    return httpx.post(url, timeout=TIMEOUT, **kwargs)
+
+
 # The pipeline of chainr's README (docs/pipelines.md), byte for byte in meaning.
 README_PIPELINE: dict[str, Any] = {
     "kind": "Pipeline",

@@ -12,13 +12,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from tests.pipelines.support import (
     README_GOLDEN_JOBS,
     README_PIPELINE,
     Receiver,
     chainr_view,
+    http_get,
+    http_post,
     shell_quote,
     wait_for_run,
 )
@@ -28,17 +29,6 @@ from tests.support.polling import wait_until
 from trackside.auth.service import AuthService
 from trackside.config import Settings
 from trackside.store.database import Database
-
-TIMEOUT = 60  # the machine these run on can be slow: never httpx's default 5 s
-
-
-def http_get(url: str, **kwargs: Any) -> httpx.Response:
-    return httpx.get(url, timeout=TIMEOUT, **kwargs)
-
-
-def http_post(url: str, **kwargs: Any) -> httpx.Response:
-    return httpx.post(url, timeout=TIMEOUT, **kwargs)
-
 
 pytestmark = [pytest.mark.slow, pytest.mark.store]
 

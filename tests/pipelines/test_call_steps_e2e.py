@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
 import pytest
 from tests.conftest import EXAMPLES
-from tests.pipelines.support import wait_for_run
+from tests.pipelines.support import http_post, wait_for_run
 from tests.pipelines.test_api_e2e import internal_token
 from tests.support.platform import RunningPlatform, deploy_and_wait
-
-TIMEOUT = 60  # the machine these run on can be slow: never httpx's default 5 s
-
-
-def http_get(url: str, **kwargs: Any) -> httpx.Response:
-    return httpx.get(url, timeout=TIMEOUT, **kwargs)
-
-
-def http_post(url: str, **kwargs: Any) -> httpx.Response:
-    return httpx.post(url, timeout=TIMEOUT, **kwargs)
-
 
 pytestmark = [pytest.mark.slow, pytest.mark.store]
 

@@ -6,37 +6,21 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 from tests.plugins.support import EXAMPLE_PLUGINS, WebhookSink
+from tests.support.cli import Cli, trackside_cli
 from tests.support.platform import RunningPlatform, deploy_and_wait, deploy_directory
 
 pytestmark = pytest.mark.slow
-
-Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture
 def cli(platform: RunningPlatform, tmp_path: Path) -> Cli:
     """`python -m trackside.cli.main ...` with its own client config, logged in to the platform as admin."""
-    env = {**os.environ, "TRACKSIDE_CLIENT_CONFIG": str(tmp_path / "client"), "TRACKSIDE_REMOTE": platform.url}
-
-    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "trackside.cli.main", *args], capture_output=True, text=True, env=env, timeout=180
-        )
-        if check:
-            assert result.returncode == 0, f"trackside {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
-        return result
-
-    run("login", platform.admin_token)
-    return run
+    return trackside_cli(platform, tmp_path / "client")
 
 
 def install_example(cli: Cli, name: str, out: Path) -> None:

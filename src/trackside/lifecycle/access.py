@@ -6,7 +6,8 @@ Refusals name the caller, the scope and the job, never the token.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,6 +24,7 @@ from trackside.auth.scopes import DEPLOYER_SCOPES, Scope
 from trackside.auth.subjects import Caller, subject_of
 from trackside.errors import Forbidden
 from trackside.store.auth_models import User
+from trackside.store.database import Database
 from trackside.store.models import Job, JobFamily
 
 
@@ -57,6 +59,20 @@ def require_scope(session: Session, caller: Caller, scope: Scope) -> None:
         raise Forbidden(f"{caller.display} has no {scope.value} permission")
 
 
+def require_scope_in(db: Database, caller: Caller, scope: Scope) -> None:
+    """`require_scope` in a transaction of its own."""
+    with session_with_scope(db, caller, scope):
+        pass
+
+
+@contextmanager
+def session_with_scope(db: Database, caller: Caller, scope: Scope) -> Iterator[Session]:
+    """A transaction in which the caller has been found to hold `scope` (403 otherwise)."""
+    with db.session() as session:
+        require_scope(session, caller, scope)
+        yield session
+
+
 def require_job(session: Session, caller: Caller, scope: Scope, job: Job, endpoint: str | None = None) -> None:
     if not Grants.of(session, caller).allows_job(scope, job, endpoint):
         where = f" endpoint {endpoint}" if endpoint is not None else ""
@@ -76,6 +92,12 @@ def require_deploy(session: Session, caller: Caller, name: str, version: str) ->
     resource = Resource(family.id, job.id if job is not None else "", None)
     if not grants.allows(Scope.DEPLOY_JOB, resource):
         raise Forbidden(f"{caller.display} has no deploy_job permission on job family {name}")
+
+
+def require_deploy_in(db: Database, caller: Caller, name: str, version: str) -> None:
+    """`require_deploy` in a transaction of its own."""
+    with db.session() as session:
+        require_deploy(session, caller, name, version)
 
 
 def require_staff(caller: Caller) -> None:

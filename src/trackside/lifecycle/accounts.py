@@ -14,8 +14,9 @@ from trackside.auth.passwords import verify_password
 from trackside.auth.permissions import add_grant
 from trackside.auth.ratelimit import LoginThrottle
 from trackside.auth.scopes import Scope
+from trackside.auth.service import AuthService
 from trackside.auth.subjects import Caller, subject_of
-from trackside.errors import InvalidInput
+from trackside.errors import InvalidInput, Unauthorized
 from trackside.lifecycle import audit
 from trackside.lifecycle.access import require_staff, require_user
 from trackside.lifecycle.audit import EventType
@@ -40,6 +41,24 @@ def register(db: Database, username: str, password: str) -> dict[str, Any]:
         user = accounts.create_user(session, username, password, active=False, require_email=True)
         audit.record(session, EventType.USER_REGISTERED, username, subject=username)
         return user_to_api(user)
+
+
+def login(
+    db: Database, auth: AuthService, username: str, password: str, limiter: LoginThrottle, address: str
+) -> dict[str, Any]:
+    """`{username, token, is_staff}` for the right password of an active account; failures are counted
+    per account and per client address, and slowed down once there are too many (`auth.ratelimit`)."""
+    limiter.check(username, address)
+    try:
+        with db.session() as session:
+            user = accounts.authenticate(session, username, password)
+            token = auth.user_token(session, user)
+            answer = {"username": user.username, "token": token, "is_staff": user.is_staff}
+    except Unauthorized:
+        limiter.failed(username, address)
+        raise
+    limiter.succeeded(username)
+    return answer
 
 
 def change_own_password(

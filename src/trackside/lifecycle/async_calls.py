@@ -14,9 +14,13 @@ from typing import Any
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from trackside.auth.scopes import Scope
+from trackside.auth.subjects import Caller
 from trackside.errors import AlreadyExists, InvalidInput, NotFound
+from trackside.lifecycle.access import session_with_scope
 from trackside.lifecycle.job_versions import timestamp
 from trackside.store.async_models import AsyncJobCall
+from trackside.store.database import Database
 
 RETENTION_S = 4 * 3600
 STATUSES = ("ongoing", "completed", "failed")
@@ -105,3 +109,26 @@ def update(session: Session, call_id: str, fields: dict[str, Any]) -> AsyncJobCa
 
 def remove(session: Session, call_id: str) -> None:
     session.delete(get(session, call_id))
+
+
+# -- for the gateways (call_admin_api), each in a transaction of its own -----------------------------
+
+
+def start(db: Database, caller: Caller, fields: dict[str, Any]) -> dict[str, Any]:
+    with session_with_scope(db, caller, Scope.CALL_ADMIN_API) as session:
+        return to_api(create(session, fields))
+
+
+def read(db: Database, caller: Caller, call_id: str) -> dict[str, Any]:
+    with session_with_scope(db, caller, Scope.CALL_ADMIN_API) as session:
+        return to_api(get(session, call_id))
+
+
+def change(db: Database, caller: Caller, call_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    with session_with_scope(db, caller, Scope.CALL_ADMIN_API) as session:
+        return to_api(update(session, call_id, fields))
+
+
+def drop(db: Database, caller: Caller, call_id: str) -> None:
+    with session_with_scope(db, caller, Scope.CALL_ADMIN_API) as session:
+        remove(session, call_id)

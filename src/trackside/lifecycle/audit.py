@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from trackside.auth.subjects import Caller
+from trackside.lifecycle.access import require_user
 from trackside.store.auth_models import AuditLogEvent
 from trackside.store.database import Database
 
@@ -102,6 +104,29 @@ def list_events(
         )
     query = query.order_by(AuditLogEvent.timestamp.desc()).limit(limit)
     return list(session.scalars(query))
+
+
+def events(
+    db: Database,
+    *,
+    job_name: str | None = None,
+    job_version: str | None = None,
+    related_to: str | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """`list_events` in its API shape, in a transaction of its own."""
+    with db.session() as session:
+        found = list_events(session, job_name=job_name, job_version=job_version, related_to=related_to, limit=limit)
+        return [event_to_api(e) for e in found]
+
+
+def events_for_user(
+    db: Database, caller: Caller, *, job_name: str | None, job_version: str | None, related_only: bool, limit: int
+) -> list[dict[str, Any]]:
+    """`events` as a user asks for them (users only); `related_only` keeps those they did or were subject of."""
+    require_user(caller)
+    related_to = caller.name if related_only else None
+    return events(db, job_name=job_name, job_version=job_version, related_to=related_to, limit=limit)
 
 
 def explain(event: AuditLogEvent) -> str:

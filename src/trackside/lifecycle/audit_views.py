@@ -15,11 +15,11 @@ from trackside.auth.permissions import Resource
 from trackside.auth.scopes import Scope
 from trackside.auth.subjects import Caller
 from trackside.lifecycle import audit
-from trackside.lifecycle.access import Grants
+from trackside.lifecycle.access import Grants, require_user
+from trackside.lifecycle.paging import visible_page
 from trackside.store.auth_models import AuditLogEvent
+from trackside.store.database import Database
 from trackside.store.models import Job
-
-_SCAN = 500
 
 
 def _readable_families(session: Session, caller: Caller) -> set[str]:
@@ -32,7 +32,7 @@ def _readable_families(session: Session, caller: Caller) -> set[str]:
 
 
 def page(
-    session: Session,
+    db: Database,
     caller: Caller,
     *,
     job_name: str | None,
@@ -41,37 +41,25 @@ def page(
     offset: int,
     limit: int,
 ) -> dict[str, Any]:
-    query = select(AuditLogEvent)
-    if job_name:
-        query = query.where(AuditLogEvent.job_name == job_name)
-    if job_version:
-        query = query.where(AuditLogEvent.job_version == job_version)
-    me = caller.name
-    if related_to_me:
-        query = query.where(or_(AuditLogEvent.username_executor == me, AuditLogEvent.username_subject == me))
-    query = query.order_by(AuditLogEvent.timestamp.desc(), AuditLogEvent.id)
-    everything = caller.is_staff
-    families = set() if everything else _readable_families(session, caller)
+    """One page of the events the caller may see (users only), latest first."""
+    require_user(caller)
+    with db.session() as session:
+        query = select(AuditLogEvent)
+        if job_name:
+            query = query.where(AuditLogEvent.job_name == job_name)
+        if job_version:
+            query = query.where(AuditLogEvent.job_version == job_version)
+        me = caller.name
+        if related_to_me:
+            query = query.where(or_(AuditLogEvent.username_executor == me, AuditLogEvent.username_subject == me))
+        query = query.order_by(AuditLogEvent.timestamp.desc(), AuditLogEvent.id)
+        everything = caller.is_staff
+        families = set() if everything else _readable_families(session, caller)
 
-    def visible(event: AuditLogEvent) -> bool:
-        if everything or me in (event.username_executor, event.username_subject):
-            return True
-        return event.job_name is not None and event.job_name in families
+        def visible(event: AuditLogEvent) -> bool:
+            if everything or me in (event.username_executor, event.username_subject):
+                return True
+            return event.job_name is not None and event.job_name in families
 
-    found: list[dict[str, Any]] = []
-    skipped = start = 0
-    while len(found) <= limit:
-        batch = list(session.scalars(query.offset(start).limit(_SCAN)))
-        if not batch:
-            break
-        start += len(batch)
-        for event in batch:
-            if not visible(event):
-                continue
-            if skipped < offset:
-                skipped += 1
-                continue
-            found.append(audit.event_to_api(event))
-            if len(found) > limit:
-                break
-    return {"offset": offset, "limit": limit, "has_more": len(found) > limit, "events": found[:limit]}
+        events, more = visible_page(session, query, visible, audit.event_to_api, offset, limit)
+        return {"offset": offset, "limit": limit, "has_more": more, "events": events}

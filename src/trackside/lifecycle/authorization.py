@@ -1,6 +1,6 @@
 """Racetrack's `/auth` questions and grants, for other components and admin clients: may this caller
 do that to a job, one-way grants to an ESC or a job family, an ESC's token, and regenerating tokens.
-Each function checks the caller and audits what it changes; `can-call-job` is in `gateway_auth`.
+Each function checks the caller and audits what it changes; `can-call-job` is in `call_access`.
 """
 
 from __future__ import annotations

@@ -15,9 +15,14 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from trackside.auth.scopes import Scope
+from trackside.auth.subjects import Caller
 from trackside.errors import InvalidInput
 from trackside.gateway.metrics import BUCKETS
+from trackside.lifecycle import job_versions
+from trackside.lifecycle.access import require_job, session_with_scope
 from trackside.store.call_models import JobCallMinute
+from trackside.store.database import Database
 
 RETENTION_S = 25 * 3600
 # window name -> (length in seconds, step in seconds)
@@ -139,3 +144,17 @@ def series(
         "total_errors": sum(errors),
         "points": points,
     }
+
+
+def report(db: Database, caller: Caller, gateway_id: str, minutes: Sequence[MinuteCounts]) -> int:
+    """A gateway's running per-minute totals (its own token, scope call_admin_api); rows written."""
+    with session_with_scope(db, caller, Scope.CALL_ADMIN_API) as session:
+        return record(session, gateway_id, minutes)
+
+
+def job_series(db: Database, caller: Caller, name: str, version: str, window: str) -> dict[str, object]:
+    """`series` of a job the caller may read (a version alias resolved)."""
+    with db.session() as session:
+        job = job_versions.get_job(session, name, version)
+        require_job(session, caller, Scope.READ_JOB, job)
+        return series(session, job.name, job.version, window)

@@ -13,9 +13,9 @@ from trackside.auth.subjects import Caller
 from trackside.errors import NotFound
 from trackside.lifecycle.access import Grants
 from trackside.lifecycle.job_versions import timestamp
+from trackside.lifecycle.paging import visible_page
+from trackside.store.database import Database
 from trackside.store.models import Deployment, Job
-
-_SCAN = 500
 
 
 class _Visibility:
@@ -51,43 +51,29 @@ def summary(deployment: Deployment) -> dict[str, Any]:
     }
 
 
-def list_visible(session: Session, caller: Caller, offset: int, limit: int, mine: bool) -> dict[str, Any]:
+def list_visible(db: Database, caller: Caller, offset: int, limit: int, mine: bool) -> dict[str, Any]:
     """Newest first; `has_more` says whether another page follows."""
-    visibility = _Visibility(session, caller)
-    query = select(Deployment).order_by(Deployment.create_time.desc())
-    if mine:
-        query = query.where(Deployment.deployed_by == caller.username)
-    found: list[dict[str, Any]] = []
-    skipped = 0
-    start = 0
-    while len(found) <= limit:
-        batch = list(session.scalars(query.offset(start).limit(_SCAN)))
-        if not batch:
-            break
-        start += len(batch)
-        for deployment in batch:
-            if not visibility.allows(deployment):
-                continue
-            if skipped < offset:
-                skipped += 1
-                continue
-            found.append(summary(deployment))
-            if len(found) > limit:
-                break
-    return {"offset": offset, "limit": limit, "has_more": len(found) > limit, "items": found[:limit]}
+    with db.session() as session:
+        visibility = _Visibility(session, caller)
+        query = select(Deployment).order_by(Deployment.create_time.desc())
+        if mine:
+            query = query.where(Deployment.deployed_by == caller.username)
+        items, more = visible_page(session, query, visibility.allows, summary, offset, limit)
+        return {"offset": offset, "limit": limit, "has_more": more, "items": items}
 
 
-def get_visible(session: Session, caller: Caller, deployment_id: str, tail: int) -> dict[str, Any]:
-    deployment = session.get(Deployment, deployment_id)
-    if deployment is None or not _Visibility(session, caller).allows(deployment):
-        raise NotFound(f"deployment {deployment_id} not found")
-    logs = deployment.build_logs or ""
-    if tail > 0:
-        logs = "\n".join(logs.splitlines()[-tail:])
-    return {
-        **summary(deployment),
-        "manifest_yaml": deployment.manifest,
-        "image_name": deployment.image_name,
-        "warnings": deployment.warnings or None,
-        "build_logs": logs,
-    }
+def get_visible(db: Database, caller: Caller, deployment_id: str, tail: int) -> dict[str, Any]:
+    with db.session() as session:
+        deployment = session.get(Deployment, deployment_id)
+        if deployment is None or not _Visibility(session, caller).allows(deployment):
+            raise NotFound(f"deployment {deployment_id} not found")
+        logs = deployment.build_logs or ""
+        if tail > 0:
+            logs = "\n".join(logs.splitlines()[-tail:])
+        return {
+            **summary(deployment),
+            "manifest_yaml": deployment.manifest,
+            "image_name": deployment.image_name,
+            "warnings": deployment.warnings or None,
+            "build_logs": logs,
+        }

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from trackside.domain import DeploymentStatus
 from trackside.errors import NotFound
+from trackside.lifecycle import job_versions
 from trackside.lifecycle.job_versions import timestamp
 from trackside.manifest.versions import resolve_job_version
 from trackside.store.base import utcnow
@@ -40,6 +41,28 @@ def deployment_to_api(deployment: Deployment, job: dict[str, Any] | None = None)
         "warnings": deployment.warnings or None,
         "source_version": deployment.source_version,
     }
+
+
+def _with_job(session: Session, deployment: Deployment, pub_url: str) -> dict[str, Any]:
+    """The deployment's API shape; a finished deploy carries the job it made (a build makes none)."""
+    job = None
+    if deployment.status == "done" and deployment.kind != "build":
+        found = job_versions.find_job(session, deployment.job_name, deployment.job_version)
+        if found is not None:
+            job = job_versions.job_to_dto(found, pub_url).to_api()
+    return deployment_to_api(deployment, job)
+
+
+def recent(db: Database, pub_url: str, limit: int = 100) -> list[dict[str, Any]]:
+    """The latest deployments, newest first, in their API shape."""
+    with db.session() as session:
+        return [_with_job(session, d, pub_url) for d in list_deployments(session, limit)]
+
+
+def one(db: Database, deployment_id: str, pub_url: str) -> dict[str, Any]:
+    """A deployment in its API shape (404 for an unknown id)."""
+    with db.session() as session:
+        return _with_job(session, get_deployment(session, deployment_id), pub_url)
 
 
 def get_deployment(session: Session, deployment_id: str) -> Deployment:

@@ -20,8 +20,12 @@ from typing import Any
 from sqlalchemy import String, cast, func, select
 from sqlalchemy.orm import Session
 
+from trackside.auth.permissions import Resource
+from trackside.auth.scopes import Scope
+from trackside.auth.subjects import Caller
 from trackside.errors import InvalidInput
 from trackside.lifecycle import job_versions
+from trackside.lifecycle.access import Grants
 from trackside.lifecycle.purge import purge_verdict
 from trackside.lifecycle.table_filter import Predicate, parse_filter
 from trackside.manifest.versions import SemVer
@@ -134,10 +138,35 @@ def job_index(db: Database) -> JobIndex:
         return index
 
 
-def stamp(session: Session) -> str:
+def stamp(db: Database) -> str:
     """Changes whenever a job is added, removed or updated (not a secret: counts and a time)."""
-    count, latest = session.execute(select(func.count(Job.id), func.max(cast(Job.update_time, String)))).one()
+    with db.session() as session:
+        count, latest = session.execute(select(func.count(Job.id), func.max(cast(Job.update_time, String)))).one()
     return f"{count}:{latest or ''}"
+
+
+def _reads_everything(grants: Grants) -> bool:
+    """Whether a grant lets the caller read every job (new users' default): then no row needs a check."""
+    if grants.caller.is_internal:
+        return grants.allows(Scope.READ_JOB, Resource())
+    return any(
+        g.scope in (Scope.READ_JOB.value, Scope.FULL_ACCESS.value)
+        and g.family_id is None
+        and g.job_id is None
+        and g.endpoint is None
+        for g in grants.grants
+    )
+
+
+def readable_rows(db: Database, caller: Caller) -> list[JobRow]:
+    """The rows of the jobs the caller may read."""
+    with db.session() as session:
+        grants = Grants.of(session, caller)
+        if _reads_everything(grants):
+            return job_index(db).rows(session, lambda _family_id, _job_id: True)
+        return job_index(db).rows(
+            session, lambda family_id, job_id: grants.allows(Scope.READ_JOB, Resource(family_id, job_id))
+        )
 
 
 # -- the jobs table ---------------------------------------------------------------------------------

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from trackside.auth.subjects import Caller
 from trackside.errors import Unavailable
+from trackside.lifecycle import audit
+from trackside.lifecycle.access import require_staff
+from trackside.lifecycle.audit import EventType
 from trackside.store.database import Database
 from trackside.store.models import Setting
 
@@ -31,6 +35,21 @@ def set_mode(session: Session, on: bool) -> bool:
         row.value = {"value": on}
         row.enabled = True
     return before
+
+
+def mode(db: Database) -> bool:
+    """Whether maintenance mode is on (anyone logged in may ask)."""
+    with db.session() as session:
+        return is_on(session)
+
+
+def switch(db: Database, caller: Caller, on: bool) -> None:
+    """Staff switch maintenance mode; a change of state is audited."""
+    require_staff(caller)
+    with db.session() as session:
+        before = set_mode(session, on)
+        if before != on:
+            audit.record(session, EventType.SETTING_CHANGED, caller.username, setting=SETTING_NAME, value=on)
 
 
 def refuse_changes(db: Database, action: str) -> None:

@@ -21,29 +21,27 @@ import json
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from trackside.auth.permissions import Resource
 from trackside.auth.scopes import Scope
 from trackside.auth.subjects import Caller
-from trackside.errors import Forbidden, InvalidInput, NotFound, TracksideError
-from trackside.lifecycle.access import Grants, require_scope
+from trackside.errors import InvalidInput, TracksideError
+from trackside.lifecycle.access import require_scope_in
+from trackside.lifecycle.api.bounds import refuse_nul_characters
 from trackside.lifecycle.api.deps import get_caller, get_context
+from trackside.pipelines import cron, runs
 from trackside.pipelines.conditions import ACTIVE_RUN, FINAL, Status
-from trackside.pipelines.cron import POLICIES, schedule_json
-from trackside.pipelines.definitions import definition_json, get_definition, list_definitions, versions_of
-from trackside.pipelines.events import BELL, EventView
-from trackside.pipelines.logs import log_path as attempt_log_path
+from trackside.pipelines.cron import POLICIES, schedule_body, schedule_list
+from trackside.pipelines.definitions import definition_body, definition_list
+from trackside.pipelines.events import BELL, events_after
 from trackside.pipelines.logs import read_from, read_log
-from trackside.pipelines.models import PipelineEvent, PipelineRun, PipelineSchedule
-from trackside.pipelines.runs import API, RUNS, get_run, get_step, graph_json, job_json, owner_of, run_json, steps_of
+from trackside.pipelines.runs import API, RUNS, owner_of
 from trackside.pipelines.service import PipelineService
 
 ALLOW = "GET, POST"
@@ -83,6 +81,13 @@ class ChainrRoute(APIRoute):
 router = APIRouter(route_class=ChainrRoute, tags=["pipelines"])
 
 
+def mount(app: FastAPI, service: PipelineService) -> None:
+    """Serve these routes from the lifecycle's app (`create_app`), backed by `service`. The pipelines
+    sit above the lifecycle: they use its auth and its app, and it never imports them."""
+    app.state.pipelines = service
+    app.include_router(router, dependencies=[Depends(refuse_nul_characters)])
+
+
 def get_service(request: Request) -> PipelineService:
     service: PipelineService = request.app.state.pipelines
     return service
@@ -91,27 +96,8 @@ def get_service(request: Request) -> PipelineService:
 def pipeline_caller(request: Request) -> Caller:
     """The caller, who must hold `run_pipeline` (or `full_access`)."""
     caller = get_caller(request)
-    with get_context(request).db.session() as session:
-        require_scope(session, caller, Scope.RUN_PIPELINE)
+    require_scope_in(get_context(request).db, caller, Scope.RUN_PIPELINE)
     return caller
-
-
-def _may_manage(service: PipelineService, caller: Caller, run: PipelineRun) -> None:
-    owner = run.owner or {}
-    if owner.get("type") == caller.subject_type.value and owner.get("name") == caller.name:
-        return
-    if caller.is_staff:
-        return
-    with service.db.session() as session:
-        if Grants.of(session, caller).allows(Scope.FULL_ACCESS, Resource()):
-            return
-    raise Forbidden(f"{caller.display} may not change run {run.id}: it belongs to {owner.get('name')}")
-
-
-def _run_body(service: PipelineService, uid: str, detail: bool = True) -> dict[str, Any]:
-    with service.db.session() as session:
-        run = get_run(session, uid)
-        return run_json(run, steps_of(session, [uid])[uid], detail=detail)
 
 
 def _method_not_allowed() -> JSONResponse:
@@ -143,7 +129,7 @@ def create_run(
     if body is None:
         raise InvalidInput('/: the body must be a pipeline: {"kind": "Pipeline", "jobs": {...}}')
     uid = service.submit(body, owner_of(caller))
-    answer = _run_body(service, uid, detail=False)
+    answer = runs.run_body(service.db, uid, detail=False)
     return JSONResponse(answer, status_code=202, headers={"Location": f"{RUNS}/{uid}"})
 
 
@@ -156,44 +142,14 @@ def list_runs(
     caller: Caller = Depends(pipeline_caller),
     service: PipelineService = Depends(get_service),
 ) -> dict[str, Any]:
-    filters: list[Any] = []
-    if status:
-        wanted = [s.strip().upper() for s in status.split(",") if s.strip()]
-        unknown = [s for s in wanted if s not in Status.__members__]
-        if unknown:
-            raise InvalidInput(f"unknown status {', '.join(unknown)}; choose from {', '.join(Status)}")
-        filters.append(PipelineRun.status.in_(wanted))
-    if pipeline:
-        filters.append(PipelineRun.pipeline_name == pipeline)
-    query = select(PipelineRun).where(*filters).order_by(PipelineRun.created_at.desc(), PipelineRun.id)
-    if offset:
-        query = query.offset(offset)
-    if limit:
-        query = query.limit(limit + 1)  # one more than asked: whether another page follows
-    with service.db.session() as session:
-        runs = list(session.scalars(query))
-        more = limit is not None and len(runs) > limit
-        runs = runs[:limit] if limit else runs
-        steps = steps_of(session, [run.id for run in runs])
-        items = [run_json(run, steps[run.id], kind=False) for run in runs]
-        # Active runs among all that match (not only this page): chainr's home count.
-        active = session.scalar(
-            select(func.count())
-            .select_from(PipelineRun)
-            .where(*filters, PipelineRun.status.in_([s.value for s in ACTIVE_RUN]))
-        )
-    return {
-        "kind": "RunList",
-        "metadata": {"selfLink": RUNS, "active": int(active or 0), "offset": offset, "hasMore": more},
-        "items": items,
-    }
+    return runs.run_list(service.db, status, pipeline, limit, offset)
 
 
 @router.get(RUNS + "/{uid}")
 def read_run(
     uid: str, caller: Caller = Depends(pipeline_caller), service: PipelineService = Depends(get_service)
 ) -> dict[str, Any]:
-    return _run_body(service, uid)
+    return runs.run_body(service.db, uid)
 
 
 @router.api_route(API, methods=["POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
@@ -210,23 +166,19 @@ def method_not_allowed() -> JSONResponse:
 def cancel_run(
     uid: str, caller: Caller = Depends(pipeline_caller), service: PipelineService = Depends(get_service)
 ) -> JSONResponse:
-    with service.db.session() as session:
-        run = get_run(session, uid)
-    _may_manage(service, caller, run)
+    runs.require_run_manager(service.db, caller, uid)
     service.cancel_run(uid, f"canceled by {caller.display}")
-    return JSONResponse(_run_body(service, uid, detail=False), status_code=202)
+    return JSONResponse(runs.run_body(service.db, uid, detail=False), status_code=202)
 
 
 @router.post(RUNS + "/{uid}/retry", status_code=202)
 def retry_run(
     uid: str, caller: Caller = Depends(pipeline_caller), service: PipelineService = Depends(get_service)
 ) -> JSONResponse:
-    with service.db.session() as session:
-        run = get_run(session, uid)
-    _may_manage(service, caller, run)
+    runs.require_run_manager(service.db, caller, uid)
     new_uid = service.retry_run(uid, owner_of(caller))
     return JSONResponse(
-        _run_body(service, new_uid, detail=False), status_code=202, headers={"Location": f"{RUNS}/{new_uid}"}
+        runs.run_body(service.db, new_uid, detail=False), status_code=202, headers={"Location": f"{RUNS}/{new_uid}"}
     )
 
 
@@ -234,34 +186,18 @@ def retry_run(
 def run_graph(
     uid: str, caller: Caller = Depends(pipeline_caller), service: PipelineService = Depends(get_service)
 ) -> dict[str, Any]:
-    with service.db.session() as session:
-        run = get_run(session, uid)
-        return graph_json(run, steps_of(session, [uid])[uid])
+    return runs.run_graph(service.db, uid)
 
 
 @router.get(RUNS + "/{uid}/jobs/{job}")
 def read_job(
     uid: str, job: str, caller: Caller = Depends(pipeline_caller), service: PipelineService = Depends(get_service)
 ) -> dict[str, Any]:
-    with service.db.session() as session:
-        run = get_run(session, uid)
-        step = get_step(session, uid, job)
-        body = job_json(run, step, detail=True)
-    body["kind"] = "Job"
-    body["metadata"] = {"selfLink": f"{RUNS}/{uid}/jobs/{job}", "run": uid}
-    return body
+    return runs.step_body(service.db, uid, job)
 
 
 def _log_source(service: PipelineService, uid: str, job: str, attempt: int | None) -> tuple[Any, int, str, str | None]:
-    """(log file, attempt, step status, stored log) of a step's attempt (the latest by default)."""
-    with service.db.session() as session:
-        step = get_step(session, uid, job)
-        wanted = attempt or step.attempt
-        if attempt is not None and not 1 <= attempt <= max(step.attempt, 0):
-            raise NotFound(f"job {job} of run {uid} has no attempt {attempt} (attempts so far: {step.attempt})")
-        stored = step.log if wanted == step.attempt else None
-        path = attempt_log_path(service.settings.data_dir, step.kept_from or uid, job, wanted) if wanted else None
-        return path, wanted, step.status, stored
+    return runs.log_source(service.db, service.settings.data_dir, uid, job, attempt)
 
 
 @router.get(RUNS + "/{uid}/jobs/{job}/logs", response_model=None)
@@ -314,14 +250,7 @@ async def job_logs(
 
 
 def _events_after(service: PipelineService, uid: str, after: int) -> tuple[list[dict[str, Any]], str]:
-    with service.db.session() as session:
-        run = get_run(session, uid)
-        rows = session.scalars(
-            select(PipelineEvent)
-            .where(PipelineEvent.run_id == uid, PipelineEvent.id > after)
-            .order_by(PipelineEvent.id)
-        )
-        return [EventView.of(row).to_json() for row in rows], run.status
+    return events_after(service.db, uid, after)
 
 
 @router.get(RUNS + "/{uid}/events", response_model=None)
@@ -386,9 +315,7 @@ class RunPipeline(BaseModel):
 def list_pipelines(
     caller: Caller = Depends(pipeline_caller), service: PipelineService = Depends(get_service)
 ) -> dict[str, Any]:
-    with service.db.session() as session:
-        items = [definition_json(d) for d in list_definitions(session)]
-    return {"kind": "PipelineList", "metadata": {"selfLink": f"{API}/pipelines"}, "items": items}
+    return definition_list(service.db)
 
 
 @router.post(API + "/pipelines", status_code=201)
@@ -396,17 +323,14 @@ def save_pipeline(
     body: SavePipeline, caller: Caller = Depends(pipeline_caller), service: PipelineService = Depends(get_service)
 ) -> JSONResponse:
     name, version = service.save_definition(body.name, body.pipeline, caller.username)
-    with service.db.session() as session:
-        answer = definition_json(get_definition(session, name, version), versions_of(session, name))
-    return JSONResponse(answer, status_code=201)
+    return JSONResponse(definition_body(service.db, name, version), status_code=201)
 
 
 @router.get(API + "/pipelines/{name}")
 def read_pipeline(
     name: str, caller: Caller = Depends(pipeline_caller), service: PipelineService = Depends(get_service)
 ) -> dict[str, Any]:
-    with service.db.session() as session:
-        return definition_json(get_definition(session, name), versions_of(session, name))
+    return definition_body(service.db, name)
 
 
 @router.get(API + "/pipelines/{name}/versions/{version}")
@@ -416,8 +340,7 @@ def read_pipeline_version(
     caller: Caller = Depends(pipeline_caller),
     service: PipelineService = Depends(get_service),
 ) -> dict[str, Any]:
-    with service.db.session() as session:
-        return definition_json(get_definition(session, name, version), versions_of(session, name))
+    return definition_body(service.db, name, version)
 
 
 @router.post(API + "/pipelines/{name}/runs", status_code=202)
@@ -429,7 +352,9 @@ def run_pipeline(
 ) -> JSONResponse:
     body = body or RunPipeline(version=None)
     uid = service.run_definition(name, body.version, body.params, owner_of(caller))
-    return JSONResponse(_run_body(service, uid, detail=False), status_code=202, headers={"Location": f"{RUNS}/{uid}"})
+    return JSONResponse(
+        runs.run_body(service.db, uid, detail=False), status_code=202, headers={"Location": f"{RUNS}/{uid}"}
+    )
 
 
 # -- schedules -------------------------------------------------------------------------------------
@@ -448,20 +373,11 @@ class CreateSchedule(BaseModel):
     enabled: bool = True
 
 
-def _schedule(session: Any, name: str) -> PipelineSchedule:
-    schedule = session.scalars(select(PipelineSchedule).where(PipelineSchedule.name == name)).first()
-    if schedule is None:
-        raise NotFound(f"schedule {name} was not found")
-    return schedule  # type: ignore[no-any-return]
-
-
 @router.get(API + "/schedules")
 def list_schedules(
     caller: Caller = Depends(pipeline_caller), service: PipelineService = Depends(get_service)
 ) -> dict[str, Any]:
-    with service.db.session() as session:
-        items = [schedule_json(s) for s in session.scalars(select(PipelineSchedule).order_by(PipelineSchedule.name))]
-    return {"kind": "ScheduleList", "metadata": {"selfLink": f"{API}/schedules"}, "items": items}
+    return schedule_list(service.db)
 
 
 @router.post(API + "/schedules", status_code=201)
@@ -469,30 +385,21 @@ def create_schedule(
     body: CreateSchedule, caller: Caller = Depends(pipeline_caller), service: PipelineService = Depends(get_service)
 ) -> JSONResponse:
     service.create_schedule(body.model_dump(), owner_of(caller))
-    with service.db.session() as session:
-        return JSONResponse(schedule_json(_schedule(session, body.name)), status_code=201)
+    return JSONResponse(schedule_body(service.db, body.name), status_code=201)
 
 
 @router.get(API + "/schedules/{name}")
 def read_schedule(
     name: str, caller: Caller = Depends(pipeline_caller), service: PipelineService = Depends(get_service)
 ) -> dict[str, Any]:
-    with service.db.session() as session:
-        return schedule_json(_schedule(session, name))
+    return schedule_body(service.db, name)
 
 
 @router.delete(API + "/schedules/{name}", status_code=204)
 def delete_schedule(
     name: str, caller: Caller = Depends(pipeline_caller), service: PipelineService = Depends(get_service)
 ) -> Response:
-    with service.db.session() as session:
-        schedule = _schedule(session, name)
-        owner = schedule.owner or {}
-        if not (owner.get("type") == caller.subject_type.value and owner.get("name") == caller.name) and not (
-            caller.is_staff or Grants.of(session, caller).allows(Scope.FULL_ACCESS, Resource())
-        ):
-            raise Forbidden(f"{caller.display} may not delete schedule {name}: it belongs to {owner.get('name')}")
-        session.delete(schedule)
+    cron.delete_schedule(service.db, caller, name)
     return Response(status_code=204)
 
 

@@ -24,11 +24,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from trackside.errors import InvalidInput
+from trackside.auth.subjects import Caller
+from trackside.errors import InvalidInput, NotFound
 from trackside.pipelines.conditions import Status
 from trackside.pipelines.models import PipelineRun, PipelineSchedule
-from trackside.pipelines.runs import aware, timestamp
+from trackside.pipelines.runs import aware, require_manager, timestamp
 from trackside.pipelines.store import set_where
 from trackside.store.base import utcnow
 from trackside.store.database import Database
@@ -92,6 +94,32 @@ def schedule_json(schedule: PipelineSchedule) -> dict[str, Any]:
             "nextTickAt": timestamp(next_tick(schedule.cron, schedule.timezone, utcnow())),
         },
     }
+
+
+def _schedule(session: Session, name: str) -> PipelineSchedule:
+    schedule = session.scalars(select(PipelineSchedule).where(PipelineSchedule.name == name)).first()
+    if schedule is None:
+        raise NotFound(f"schedule {name} was not found")
+    return schedule
+
+
+def schedule_list(db: Database) -> dict[str, Any]:
+    with db.session() as session:
+        items = [schedule_json(s) for s in session.scalars(select(PipelineSchedule).order_by(PipelineSchedule.name))]
+    return {"kind": "ScheduleList", "metadata": {"selfLink": "/api/schedules"}, "items": items}
+
+
+def schedule_body(db: Database, name: str) -> dict[str, Any]:
+    with db.session() as session:
+        return schedule_json(_schedule(session, name))
+
+
+def delete_schedule(db: Database, caller: Caller, name: str) -> None:
+    """Delete a schedule: its owner, staff and holders of `full_access` may."""
+    with db.session() as session:
+        schedule = _schedule(session, name)
+        require_manager(session, caller, schedule.owner, f"delete schedule {name}")
+        session.delete(schedule)
 
 
 StartRun = Callable[[PipelineSchedule], str]

@@ -15,6 +15,7 @@ from trackside.errors import InvalidInput, NotFound
 from trackside.pipelines.models import PipelineDefinition
 from trackside.pipelines.runs import timestamp
 from trackside.pipelines.validation import NAME_MAX, NAME_PATTERN
+from trackside.store.database import Database
 
 
 def check_name(name: str, what: str = "pipeline") -> None:
@@ -82,3 +83,16 @@ def definition_json(definition: PipelineDefinition, versions: list[int] | None =
     if versions is not None:
         body["versions"] = versions
     return body
+
+
+def definition_list(db: Database) -> dict[str, Any]:
+    """The latest version of every named pipeline, as a PipelineList."""
+    with db.session() as session:
+        items = [definition_json(d) for d in list_definitions(session)]
+    return {"kind": "PipelineList", "metadata": {"selfLink": "/api/pipelines"}, "items": items}
+
+
+def definition_body(db: Database, name: str, version: int | None = None) -> dict[str, Any]:
+    """A named pipeline (its latest version by default), with the versions it has."""
+    with db.session() as session:
+        return definition_json(get_definition(session, name, version), versions_of(session, name))

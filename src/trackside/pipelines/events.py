@@ -18,11 +18,14 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from trackside.pipelines.conditions import Status
 from trackside.pipelines.models import PipelineDelivery, PipelineEvent
+from trackside.pipelines.runs import get_run
 from trackside.pipelines.spec import Subscription
+from trackside.store.database import Database
 
 EVENT_TYPE = {
     Status.RUNNING: "START",
@@ -180,3 +183,15 @@ def subscription_json(subscription: Subscription) -> dict[str, Any]:
         "notifier": subscription.notifier,
         "config": subscription.config,
     }
+
+
+def events_after(db: Database, uid: str, after: int) -> tuple[list[dict[str, Any]], str]:
+    """A run's events after event id `after`, oldest first, and the run's status."""
+    with db.session() as session:
+        run = get_run(session, uid)
+        rows = session.scalars(
+            select(PipelineEvent)
+            .where(PipelineEvent.run_id == uid, PipelineEvent.id > after)
+            .order_by(PipelineEvent.id)
+        )
+        return [EventView.of(row).to_json() for row in rows], run.status

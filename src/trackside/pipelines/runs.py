@@ -12,17 +12,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from trackside.auth.permissions import Resource
+from trackside.auth.scopes import Scope
 from trackside.auth.subjects import Caller
-from trackside.errors import NotFound
-from trackside.pipelines.conditions import Status
+from trackside.errors import Forbidden, InvalidInput, NotFound
+from trackside.lifecycle.access import Grants
+from trackside.pipelines.conditions import ACTIVE_RUN, Status
+from trackside.pipelines.logs import log_path
 from trackside.pipelines.models import PipelineRun, PipelineStep
 from trackside.pipelines.spec import PipelineSpec
 from trackside.store.base import utcnow
+from trackside.store.database import Database
 
 API = "/api"
 RUNS = "/api/runs"
@@ -48,6 +54,16 @@ def owner_of(caller: Caller) -> dict[str, Any]:
         "subject_id": caller.subject_id,
         "scopes": caller.scopes,
     }
+
+
+def require_manager(session: Session, caller: Caller, owner: dict[str, Any] | None, action: str) -> None:
+    """403 unless the caller may `action` (cancel, retry, delete) what `owner` made: the owner, staff and
+    holders of `full_access` may."""
+    owner = owner or {}
+    if owner.get("type") == caller.subject_type.value and owner.get("name") == caller.name:
+        return
+    if not (caller.is_staff or Grants.of(session, caller).allows(Scope.FULL_ACCESS, Resource())):
+        raise Forbidden(f"{caller.display} may not {action}: it belongs to {owner.get('name')}")
 
 
 def create_run(
@@ -233,3 +249,82 @@ def graph_json(run: PipelineRun, steps: list[PipelineStep]) -> dict[str, Any]:
         "nodes": nodes,
         "edges": edges,
     }
+
+
+# -- for the API, each in a transaction of its own -------------------------------------------------
+
+
+def require_run_manager(db: Database, caller: Caller, uid: str) -> None:
+    """403 unless the caller may cancel or retry run `uid` (404 for an unknown run)."""
+    with db.session() as session:
+        run = get_run(session, uid)
+        require_manager(session, caller, run.owner, f"change run {run.id}")
+
+
+def run_body(db: Database, uid: str, detail: bool = True) -> dict[str, Any]:
+    with db.session() as session:
+        return run_json(get_run(session, uid), steps_of(session, [uid])[uid], detail=detail)
+
+
+def run_list(db: Database, status: str | None, pipeline: str | None, limit: int | None, offset: int) -> dict[str, Any]:
+    """chainr's RunList, newest first: runs with one of the statuses (comma-separated) and of a named
+    pipeline; `limit` after `offset`; with how many of all that match are active."""
+    filters: list[Any] = []
+    if status:
+        wanted = [s.strip().upper() for s in status.split(",") if s.strip()]
+        unknown = [s for s in wanted if s not in Status.__members__]
+        if unknown:
+            raise InvalidInput(f"unknown status {', '.join(unknown)}; choose from {', '.join(Status)}")
+        filters.append(PipelineRun.status.in_(wanted))
+    if pipeline:
+        filters.append(PipelineRun.pipeline_name == pipeline)
+    query = select(PipelineRun).where(*filters).order_by(PipelineRun.created_at.desc(), PipelineRun.id)
+    if offset:
+        query = query.offset(offset)
+    if limit:
+        query = query.limit(limit + 1)  # one more than asked: whether another page follows
+    with db.session() as session:
+        runs = list(session.scalars(query))
+        more = limit is not None and len(runs) > limit
+        runs = runs[:limit] if limit else runs
+        steps = steps_of(session, [run.id for run in runs])
+        items = [run_json(run, steps[run.id], kind=False) for run in runs]
+        # Active runs among all that match (not only this page): chainr's home count.
+        active = session.scalar(
+            select(func.count())
+            .select_from(PipelineRun)
+            .where(*filters, PipelineRun.status.in_([s.value for s in ACTIVE_RUN]))
+        )
+    return {
+        "kind": "RunList",
+        "metadata": {"selfLink": RUNS, "active": int(active or 0), "offset": offset, "hasMore": more},
+        "items": items,
+    }
+
+
+def run_graph(db: Database, uid: str) -> dict[str, Any]:
+    with db.session() as session:
+        return graph_json(get_run(session, uid), steps_of(session, [uid])[uid])
+
+
+def step_body(db: Database, uid: str, job: str) -> dict[str, Any]:
+    """A step of a run in detail, as chainr's Job."""
+    with db.session() as session:
+        body = job_json(get_run(session, uid), get_step(session, uid, job), detail=True)
+    body["kind"] = "Job"
+    body["metadata"] = {"selfLink": f"{RUNS}/{uid}/jobs/{job}", "run": uid}
+    return body
+
+
+def log_source(
+    db: Database, data_dir: Path, uid: str, job: str, attempt: int | None
+) -> tuple[Path | None, int, str, str | None]:
+    """(log file, attempt, step status, stored log) of a step's attempt (the latest by default)."""
+    with db.session() as session:
+        step = get_step(session, uid, job)
+        wanted = attempt or step.attempt
+        if attempt is not None and not 1 <= attempt <= max(step.attempt, 0):
+            raise NotFound(f"job {job} of run {uid} has no attempt {attempt} (attempts so far: {step.attempt})")
+        stored = step.log if wanted == step.attempt else None
+        path = log_path(data_dir, step.kept_from or uid, job, wanted) if wanted else None
+        return path, wanted, step.status, stored

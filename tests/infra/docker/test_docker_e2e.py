@@ -122,19 +122,23 @@ def test_python3_job_on_docker_answers_through_the_gateway_and_calls_it_from_its
     assert http.post(f"{pub}/api/v1/perform", json={"a": 1, "b": 1}).status_code == 404
 
 
-def test_dockerfile_job_type_serves_its_own_program_through_the_gateway(
-    docker_platform: RunningPlatform, tmp_path: Path
-) -> None:
-    job_dir = tmp_path / "shouter"
+def write_shouter(job_dir: Path, name: str, extra: str = "") -> Path:
+    """A `dockerfile` job whose image runs OWN_SERVER (it shouts back the text it is sent)."""
     job_dir.mkdir()
     (job_dir / "server.py").write_text(OWN_SERVER)
     (job_dir / "Dockerfile").write_text(
         'FROM trackside/python3-base:bookworm\nCOPY server.py /app/server.py\nCMD ["python3", "-u", "/app/server.py"]\n'
     )
     (job_dir / "job.yaml").write_text(
-        "name: shouter\nowner_email: t@example.com\nversion: 1.0.0\njobtype: dockerfile:latest\n"
-        "infrastructure_target: docker\n"
+        f"name: {name}\nowner_email: t@example.com\nversion: 1.0.0\njobtype: dockerfile:latest\n{extra}"
     )
+    return job_dir
+
+
+def test_dockerfile_job_type_serves_its_own_program_through_the_gateway(
+    docker_platform: RunningPlatform, tmp_path: Path
+) -> None:
+    job_dir = write_shouter(tmp_path / "shouter", "shouter", "infrastructure_target: docker\n")
     result = deploy_and_wait(docker_platform, job_dir)
     assert result["status"] == "done", result
     response = docker_platform.http.post(
@@ -147,15 +151,7 @@ def test_dockerfile_job_type_serves_its_own_program_through_the_gateway(
 def test_a_job_type_that_builds_only_images_goes_to_docker_when_the_manifest_names_no_target(
     docker_platform: RunningPlatform, tmp_path: Path
 ) -> None:
-    job_dir = tmp_path / "shouter"
-    job_dir.mkdir()
-    (job_dir / "server.py").write_text(OWN_SERVER)
-    (job_dir / "Dockerfile").write_text(
-        'FROM trackside/python3-base:bookworm\nCOPY server.py /app/server.py\nCMD ["python3", "-u", "/app/server.py"]\n'
-    )
-    (job_dir / "job.yaml").write_text(
-        "name: untargeted\nowner_email: t@example.com\nversion: 1.0.0\njobtype: dockerfile:latest\n"
-    )
+    job_dir = write_shouter(tmp_path / "shouter", "untargeted")
     result = deploy_and_wait(docker_platform, job_dir)
     assert result["status"] == "done", result
     assert result["infrastructure_target"] == "docker"

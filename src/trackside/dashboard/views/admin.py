@@ -4,11 +4,12 @@ permissions, job manifests, maintenance mode, plugins, public endpoint requests,
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.responses import Response
 
 from trackside.cli.client import ApiError, ApiUnreachable
@@ -26,6 +27,27 @@ def _q(value: str) -> str:
 
 def _param(page: Page, name: str) -> str:
     return str(page.request.path_params[name])
+
+
+async def _delete(page: Page, path: str, back: str, flash: str) -> Response:
+    """A one-button form (revoke, uninstall): once the form checks out, DELETE `path`, then back to
+    `back` saying what was done."""
+    await page.form()
+    await page.api.delete(path)
+    return page.redirect(f"{BASE}{back}", flash=flash)
+
+
+Refill = Callable[[Page, FormState, int], Awaitable[Response]]
+
+
+async def _put_text(page: Page, path: str, field: str, refill: Refill) -> tuple[FormData, Response | None]:
+    """A one-field edit form (a manifest, a plugin's configuration): PUT the form's `field` to `path`.
+    The form, and the page refilled (400, the refusal beside the field) when the API refused it."""
+    form = await page.form()
+    state = FormState({field: str(form.get(field, ""))})
+    if await page.attempt(page.api.put(path, json={field: state.value(field)}), state, [field]) is None:
+        return form, await refill(page, state, 400)
+    return form, None
 
 
 # -- platform: version, health, maintenance, reconcile ------------------------------------------------
@@ -164,10 +186,10 @@ async def issue_token(page: Page) -> Response:
 
 @post("/admin/escs/{esc_id}/tokens/{token_id}/revoke", staff=True)
 async def revoke_token(page: Page) -> Response:
-    await page.form()
     esc_id, token_id = _param(page, "esc_id"), _param(page, "token_id")
-    await page.api.delete(f"/escs/{_q(esc_id)}/auth_token/{_q(token_id)}")
-    return page.redirect(f"{BASE}/admin/escs/{_q(esc_id)}", flash=f"Token {token_id} revoked.")
+    return await _delete(
+        page, f"/escs/{_q(esc_id)}/auth_token/{_q(token_id)}", f"/admin/escs/{_q(esc_id)}", f"Token {token_id} revoked."
+    )
 
 
 # -- permissions ------------------------------------------------------------------------------------
@@ -206,10 +228,10 @@ async def grant(page: Page) -> Response:
 
 @post("/admin/permissions/{permission_id}/revoke", staff=True)
 async def revoke(page: Page) -> Response:
-    await page.form()
     permission_id = _param(page, "permission_id")
-    await page.api.delete(f"/permissions/{_q(permission_id)}")
-    return page.redirect(f"{BASE}/admin/permissions", flash=f"Permission {permission_id} revoked.")
+    return await _delete(
+        page, f"/permissions/{_q(permission_id)}", "/admin/permissions", f"Permission {permission_id} revoked."
+    )
 
 
 # -- job records: the manifest ------------------------------------------------------------------------
@@ -229,12 +251,10 @@ async def manifest(page: Page) -> Response:
 
 @post("/admin/jobs/{name}/{version}/manifest", staff=True)
 async def save_manifest(page: Page) -> Response:
-    form = await page.form()
     name, version = _param(page, "name"), _param(page, "version")
-    state = FormState({"manifest_yaml": str(form.get("manifest_yaml", ""))})
-    put = page.api.put(f"{job_path(name, version)}/manifest", json={"manifest_yaml": state.value("manifest_yaml")})
-    if await page.attempt(put, state, ["manifest_yaml"]) is None:
-        return await _manifest_page(page, state, 400)
+    form, refused = await _put_text(page, f"{job_path(name, version)}/manifest", "manifest_yaml", _manifest_page)
+    if refused is not None:
+        return refused
     if form.get("redeploy") == "1":
         answer = await page.api.post(f"{job_path(name, version)}/redeploy")
         return page.redirect(
@@ -274,10 +294,10 @@ async def upload_plugin(page: Page) -> Response:
 
 @post("/admin/plugins/{name}/{version}/delete", staff=True)
 async def delete_plugin(page: Page) -> Response:
-    await page.form()
     name, version = _param(page, "name"), _param(page, "version")
-    await page.api.delete(f"/plugin/{_q(name)}/{_q(version)}")
-    return page.redirect(f"{BASE}/admin/plugins", flash=f"Uninstalled plugin {name} {version}.")
+    return await _delete(
+        page, f"/plugin/{_q(name)}/{_q(version)}", "/admin/plugins", f"Uninstalled plugin {name} {version}."
+    )
 
 
 @get("/admin/plugins/{name}/{version}/download", staff=True)
@@ -307,12 +327,10 @@ async def plugin_config(page: Page) -> Response:
 
 @post("/admin/plugins/{name}/{version}/config", staff=True)
 async def save_plugin_config(page: Page) -> Response:
-    form = await page.form()
     name, version = _param(page, "name"), _param(page, "version")
-    state = FormState({"config_data": str(form.get("config_data", ""))})
-    put = page.api.put(f"/plugin/{_q(name)}/{_q(version)}/config", json={"config_data": state.value("config_data")})
-    if await page.attempt(put, state, ["config_data"]) is None:
-        return await _config_page(page, state, 400)
+    _, refused = await _put_text(page, f"/plugin/{_q(name)}/{_q(version)}/config", "config_data", _config_page)
+    if refused is not None:
+        return refused
     return page.redirect(f"{BASE}/admin/plugins", flash=f"Configuration of {name} {version} saved.")
 
 

@@ -19,11 +19,11 @@ from trackside.infra.docker.naming import Replica
 from trackside.infra.generations import by_tag, serving
 from trackside.infra.probes import last_call_timestamp, listed_job, live_error, probe
 from trackside.infra.readiness import ReplicaEndpoint, split_address, wait_until_ready
+from trackside.infra.recent_logs import fail_deploy, recent_logs
 
 if TYPE_CHECKING:
     from trackside.config import Settings
 
-ERROR_LOG_LINES = 20
 FIRST_POLL_DELAY = 0.05
 MAX_POLL_DELAY = 0.5
 MAX_PROBE_THREADS = 16
@@ -137,18 +137,11 @@ class DockerJobMonitor(JobMonitor):
         )
 
     def _fail(self, job: JobDto, reason: str, replica: Replica | None, logs_on_error: bool) -> NoReturn:
-        if not logs_on_error or replica is None:
-            raise DeployFailed(reason)
-        lines = "\n".join(self.containers.logs(replica.container, ERROR_LOG_LINES))
-        raise DeployFailed(f"{reason}; its last lines:\n{lines}" if lines else reason)
+        fail_deploy(reason, replica, self._last_lines if logs_on_error else None)
+
+    def _last_lines(self, replica: Replica, tail: int) -> list[str]:
+        return self.containers.logs(replica.container, tail)
 
     def read_recent_logs(self, job: JobDto, tail: int = 20) -> str:
         """The last `tail` lines of each replica (all when tail=0), prefixed `[replica-i]` when several."""
-        replicas = self.containers.find(job.name, job.version)
-        if job.image_tag and any(r.tag == job.image_tag for r in replicas):
-            replicas = [r for r in replicas if r.tag == job.image_tag]
-        if len(replicas) == 1:
-            return "\n".join(self.containers.logs(replicas[0].container, tail))
-        return "\n".join(
-            f"[replica-{r.index}] {line}" for r in replicas for line in self.containers.logs(r.container, tail)
-        )
+        return recent_logs(self.containers.find(job.name, job.version), job.image_tag, self._last_lines, tail)

@@ -27,11 +27,11 @@ from trackside.infra.kubernetes.pods import PodState
 from trackside.infra.kubernetes.workloads import JobWorkloads
 from trackside.infra.probes import last_call_timestamp, probe
 from trackside.infra.readiness import ReplicaEndpoint, split_address, wait_until_ready
+from trackside.infra.recent_logs import fail_deploy, recent_logs
 
 if TYPE_CHECKING:
     from trackside.config import Settings
 
-ERROR_LOG_LINES = 20
 FIRST_POLL_DELAY = 0.1
 MAX_POLL_DELAY = 0.5
 MAX_PROBE_THREADS = 16
@@ -197,16 +197,11 @@ class KubernetesJobMonitor(JobMonitor):
             delay = min(MAX_POLL_DELAY, delay * 1.5)
 
     def _fail(self, job: JobDto, reason: str, pod: PodState | None, logs_on_error: bool) -> NoReturn:
-        if not logs_on_error or pod is None:
-            raise DeployFailed(reason)
-        lines = "\n".join(self.workloads.logs(pod.name, ERROR_LOG_LINES))
-        raise DeployFailed(f"{reason}; its last lines:\n{lines}" if lines else reason)
+        fail_deploy(reason, pod, self._last_lines if logs_on_error else None)
+
+    def _last_lines(self, pod: PodState, tail: int) -> list[str]:
+        return self.workloads.logs(pod.name, tail)
 
     def read_recent_logs(self, job: JobDto, tail: int = 20) -> str:
         """The last `tail` lines of each pod (all when tail=0), prefixed `[replica-i]` when several."""
-        pods = self.workloads.pods_now(job.name, job.version)
-        if job.image_tag and any(p.tag == job.image_tag for p in pods):
-            pods = [p for p in pods if p.tag == job.image_tag]
-        if len(pods) == 1:
-            return "\n".join(self.workloads.logs(pods[0].name, tail))
-        return "\n".join(f"[replica-{p.index}] {line}" for p in pods for line in self.workloads.logs(p.name, tail))
+        return recent_logs(self.workloads.pods_now(job.name, job.version), job.image_tag, self._last_lines, tail)

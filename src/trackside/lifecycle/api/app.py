@@ -43,8 +43,6 @@ from trackside.lifecycle.api.deps import install_auth
 from trackside.lifecycle.api.errors import install_error_handlers
 from trackside.lifecycle.api.models import ERROR_RESPONSES
 from trackside.lifecycle.wiring import LifecycleContext
-from trackside.pipelines import api as pipelines_api
-from trackside.pipelines.service import PipelineService
 
 API_ROUTERS = (
     deploy.router,
@@ -100,12 +98,12 @@ def _without_422(openapi: Callable[[], dict[str, Any]]) -> Callable[[], dict[str
     return document
 
 
-def create_app(context: LifecycleContext, pipelines: PipelineService | None = None) -> FastAPI:
+def create_app(context: LifecycleContext) -> FastAPI:
     """The app, for a process about to serve it: the job listing starts warming up in the background
     (here rather than in a lifespan handler, which `trackside up` runs without).
 
-    `pipelines` serves `/api/runs...` (chainr's API, at the platform's root); without one given, runs
-    are only written to the store, for a process that runs the scheduler."""
+    The pipelines API (`/api/runs...`, chainr's, at the platform's root) sits above the lifecycle and
+    mounts itself on this app (`trackside.pipelines.api.mount`): the lifecycle never imports it."""
     threading.Thread(target=_warm_up_job_listing, args=(context,), name="job-listing-warm-up", daemon=True).start()
     app = FastAPI(
         title="Trackside lifecycle API",
@@ -122,10 +120,6 @@ def create_app(context: LifecycleContext, pipelines: PipelineService | None = No
             app.include_router(router, prefix=prefix, dependencies=CHECKS, responses=ERROR_RESPONSES)
     for prefix in ("/lifecycle", ""):
         app.include_router(info.probes, prefix=prefix)
-    app.state.pipelines = pipelines or PipelineService(
-        context.settings, context.db, context.plugins, run_scheduler=False
-    )
-    app.include_router(pipelines_api.router, dependencies=CHECKS)
 
     app.mount(SWAGGER_ASSETS_URL, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger-ui")
 

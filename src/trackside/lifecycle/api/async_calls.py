@@ -7,10 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from trackside.auth.scopes import Scope
 from trackside.auth.subjects import Caller
 from trackside.lifecycle import async_calls
-from trackside.lifecycle.access import require_scope
 from trackside.lifecycle.api.deps import get_caller, get_context
 from trackside.lifecycle.wiring import LifecycleContext
 
@@ -62,18 +60,14 @@ def _answer(data: dict[str, Any]) -> AsyncCall:
 def create_async_call(
     body: AsyncCallStart, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> AsyncCall:
-    with context.db.session() as session:
-        require_scope(session, caller, Scope.CALL_ADMIN_API)
-        return _answer(async_calls.to_api(async_calls.create(session, body.model_dump())))
+    return _answer(async_calls.start(context.db, caller, body.model_dump()))
 
 
 @router.get("/job/async/call/{call_id}")
 def get_async_call(
     call_id: str, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> AsyncCall:
-    with context.db.session() as session:
-        require_scope(session, caller, Scope.CALL_ADMIN_API)
-        return _answer(async_calls.to_api(async_calls.get(session, call_id)))
+    return _answer(async_calls.read(context.db, caller, call_id))
 
 
 @router.put("/job/async/call/{call_id}")
@@ -83,17 +77,12 @@ def update_async_call(
     caller: Caller = Depends(get_caller),
     context: LifecycleContext = Depends(get_context),
 ) -> AsyncCall:
-    with context.db.session() as session:
-        require_scope(session, caller, Scope.CALL_ADMIN_API)
-        fields = body.model_dump(exclude_unset=True)
-        return _answer(async_calls.to_api(async_calls.update(session, call_id, fields)))
+    return _answer(async_calls.change(context.db, caller, call_id, body.model_dump(exclude_unset=True)))
 
 
 @router.delete("/job/async/call/{call_id}")
 def delete_async_call(
     call_id: str, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> dict[str, str]:
-    with context.db.session() as session:
-        require_scope(session, caller, Scope.CALL_ADMIN_API)
-        async_calls.remove(session, call_id)
-        return {"id": call_id}
+    async_calls.drop(context.db, caller, call_id)
+    return {"id": call_id}

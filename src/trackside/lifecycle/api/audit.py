@@ -9,7 +9,6 @@ from pydantic import BaseModel, Field
 
 from trackside.auth.subjects import Caller
 from trackside.lifecycle import audit
-from trackside.lifecycle.access import require_user
 from trackside.lifecycle.api.deps import get_caller, get_context
 from trackside.lifecycle.wiring import LifecycleContext
 
@@ -39,11 +38,6 @@ class Activity(BaseModel):
     events: list[AuditEvent]
 
 
-def _events(context: LifecycleContext, **filters: Any) -> list[dict[str, Any]]:
-    with context.db.session() as session:
-        return [audit.event_to_api(e) for e in audit.list_events(session, **filters)]
-
-
 @router.get("/audit/activity", response_model=Activity)
 def activity(
     job_name: str | None = Query(None),
@@ -54,12 +48,12 @@ def activity(
     context: LifecycleContext = Depends(get_context),
 ) -> dict[str, Any]:
     """Events filtered by family (`job_name`), job (`job_name` + `job_version`) and the caller's involvement."""
-    require_user(caller)
-    events = _events(
-        context,
+    events = audit.events_for_user(
+        context.db,
+        caller,
         job_name=job_name or None,
         job_version=job_version or None,
-        related_to=caller.name if related_to_me else None,
+        related_only=related_to_me,
         limit=limit,
     )
     return {
@@ -79,8 +73,9 @@ def user_events(
     caller: Caller = Depends(get_caller),
     context: LifecycleContext = Depends(get_context),
 ) -> list[dict[str, Any]]:
-    require_user(caller)
-    return _events(context, job_name=job_name, job_version=job_version, related_to=caller.name, limit=LIMIT)
+    return audit.events_for_user(
+        context.db, caller, job_name=job_name, job_version=job_version, related_only=True, limit=LIMIT
+    )
 
 
 @router.get("/audit/events", response_model=list[AuditEvent])
@@ -92,4 +87,4 @@ def all_events(
     caller: Caller = Depends(get_caller),
     context: LifecycleContext = Depends(get_context),
 ) -> list[dict[str, Any]]:
-    return _events(context, job_name=job_name, job_version=job_version, limit=LIMIT)
+    return audit.events(context.db, job_name=job_name, job_version=job_version, limit=LIMIT)

@@ -7,7 +7,6 @@ from pydantic import BaseModel
 
 from trackside.auth.subjects import Caller
 from trackside.lifecycle import audit_views
-from trackside.lifecycle.access import require_user
 from trackside.lifecycle.api.audit import AuditEvent
 from trackside.lifecycle.api.bounds import Offset
 from trackside.lifecycle.api.deps import get_caller, get_context
@@ -33,15 +32,13 @@ def audit_page(
     caller: Caller = Depends(get_caller),
     context: LifecycleContext = Depends(get_context),
 ) -> AuditPage:
-    require_user(caller)
-    with context.db.session() as session:
-        data = audit_views.page(
-            session,
-            caller,
-            job_name=job_name or None,
-            job_version=job_version or None,
-            related_to_me=related_to_me,
-            offset=offset,
-            limit=limit,
-        )
+    data = audit_views.page(
+        context.db,
+        caller,
+        job_name=job_name or None,
+        job_version=job_version or None,
+        related_to_me=related_to_me,
+        offset=offset,
+        limit=limit,
+    )
     return AuditPage.model_validate(data)

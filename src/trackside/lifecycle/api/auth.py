@@ -8,7 +8,7 @@ and audit records are `trackside.lifecycle.authorization`'s.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -24,6 +24,10 @@ from trackside.lifecycle.api.users import set_auth_cookie
 from trackside.lifecycle.wiring import LifecycleContext
 
 router = APIRouter()
+
+# A grant on a family, narrowed (both optional) to one of its versions and one endpoint.
+GrantVersion = Annotated[str | None, Query(description="narrow the grant to one job version")]
+GrantEndpoint = Annotated[str | None, Query(description="narrow the grant to one endpoint path")]
 # Racetrack answers a refused `allowed` question with 401 (with the usual error body).
 REFUSED: dict[int | str, dict[str, Any]] = {401: {"model": ApiError, "description": "not allowed"}}
 
@@ -96,8 +100,8 @@ def allow_esc(
     esc_id: str,
     family_name: str,
     scope: str,
-    version: str | None = Query(None, description="narrow the grant to one job version"),
-    endpoint: str | None = Query(None, description="narrow the grant to one endpoint path"),
+    version: GrantVersion = None,
+    endpoint: GrantEndpoint = None,
     caller: Caller = Depends(get_caller),
     context: LifecycleContext = Depends(get_context),
 ) -> dict[str, Any]:
@@ -109,8 +113,8 @@ def allow_family(
     source: str,
     target: str,
     scope: str,
-    version: str | None = Query(None, description="narrow the grant to one job version"),
-    endpoint: str | None = Query(None, description="narrow the grant to one endpoint path"),
+    version: GrantVersion = None,
+    endpoint: GrantEndpoint = None,
     caller: Caller = Depends(get_caller),
     context: LifecycleContext = Depends(get_context),
 ) -> dict[str, Any]:

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from trackside.auth.scopes import Scope
 from trackside.auth.subjects import Caller
-from trackside.lifecycle import call_stats, job_versions
-from trackside.lifecycle.access import require_job, require_scope
+from trackside.lifecycle import call_stats
 from trackside.lifecycle.api.bounds import Count, Seconds, UnixTime
 from trackside.lifecycle.api.deps import get_caller, get_context
 from trackside.lifecycle.wiring import LifecycleContext
@@ -60,10 +56,8 @@ def report_calls(
     body: CallReport, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> CallReportAnswer:
     """A gateway's running per-minute totals (its own token, scope call_admin_api)."""
-    with context.db.session() as session:
-        require_scope(session, caller, Scope.CALL_ADMIN_API)
-        minutes = [call_stats.MinuteCounts(**m.model_dump()) for m in body.minutes]
-        return CallReportAnswer(written=call_stats.record(session, body.gateway_id, minutes))
+    minutes = [call_stats.MinuteCounts(**m.model_dump()) for m in body.minutes]
+    return CallReportAnswer(written=call_stats.report(context.db, caller, body.gateway_id, minutes))
 
 
 @router.get("/job/{name}/{version}/calls")
@@ -74,8 +68,4 @@ def job_calls(
     caller: Caller = Depends(get_caller),
     context: LifecycleContext = Depends(get_context),
 ) -> CallSeries:
-    with context.db.session() as session:
-        job = job_versions.get_job(session, name, version)
-        require_job(session, caller, Scope.READ_JOB, job)
-        data: dict[str, Any] = call_stats.series(session, job.name, job.version, window)
-        return CallSeries.model_validate(data)
+    return CallSeries.model_validate(call_stats.job_series(context.db, caller, name, version, window))

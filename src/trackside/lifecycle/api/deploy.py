@@ -6,17 +6,15 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.orm import Session
 
 from trackside.auth.subjects import Caller
-from trackside.lifecycle import job_versions, maintenance
-from trackside.lifecycle.access import require_deploy
+from trackside.lifecycle import deployments as deployments_service
+from trackside.lifecycle import maintenance
+from trackside.lifecycle.access import require_deploy_in
 from trackside.lifecycle.api.deps import get_caller, get_context
 from trackside.lifecycle.api.models import DeploymentDto, DeploymentId
 from trackside.lifecycle.deployer import DeployRequest
-from trackside.lifecycle.deployments import deployment_to_api, get_deployment, list_deployments
 from trackside.lifecycle.wiring import LifecycleContext
-from trackside.store.models import Deployment
 
 router = APIRouter()
 
@@ -40,15 +38,6 @@ class DeployBody(BaseModel):
     build_context: str | None = None
     force: bool = False
     build_flags: list[str] = Field(default_factory=list)
-
-
-def _deployment_api(context: LifecycleContext, session: Session, deployment: Deployment) -> dict[str, Any]:
-    job = None
-    if deployment.status == "done" and deployment.kind != "build":  # a build deploys no job
-        found = job_versions.find_job(session, deployment.job_name, deployment.job_version)
-        if found is not None:
-            job = job_versions.job_to_dto(found, context.settings.pub_url).to_api()
-    return deployment_to_api(deployment, job)
 
 
 @router.post("/deploy", status_code=201, response_model=DeploymentId)
@@ -77,16 +66,14 @@ def deployments(
     _caller: Caller = Depends(get_caller),
     context: LifecycleContext = Depends(get_context),
 ) -> list[dict[str, Any]]:
-    with context.db.session() as session:
-        return [_deployment_api(context, session, d) for d in list_deployments(session, limit)]
+    return deployments_service.recent(context.db, context.settings.pub_url, limit)
 
 
 @router.get("/deploy/{deployment_id}", response_model=DeploymentDto)
 def deployment(
     deployment_id: str, _caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> dict[str, Any]:
-    with context.db.session() as session:
-        return _deployment_api(context, session, get_deployment(session, deployment_id))
+    return deployments_service.one(context.db, deployment_id, context.settings.pub_url)
 
 
 def _checked_request(
@@ -97,8 +84,7 @@ def _checked_request(
     maintenance.refuse_changes(context.db, doing)
     name, version = body.manifest.get("name"), body.manifest.get("version")
     if isinstance(name, str) and isinstance(version, str):
-        with context.db.session() as session:
-            require_deploy(session, caller, name, version)
+        require_deploy_in(context.db, caller, name, version)
     secret_vars = body.secret_vars or SecretVars()
     return DeployRequest(
         manifest=body.manifest,

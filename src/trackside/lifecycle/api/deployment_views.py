@@ -53,8 +53,7 @@ def deployments(
     caller: Caller = Depends(get_caller),
     context: LifecycleContext = Depends(get_context),
 ) -> DeploymentPage:
-    with context.db.session() as session:
-        return DeploymentPage.model_validate(deployment_views.list_visible(session, caller, offset, limit, mine))
+    return DeploymentPage.model_validate(deployment_views.list_visible(context.db, caller, offset, limit, mine))
 
 
 @router.get("/deployments/{deployment_id}")
@@ -64,5 +63,4 @@ def deployment(
     caller: Caller = Depends(get_caller),
     context: LifecycleContext = Depends(get_context),
 ) -> DeploymentDetail:
-    with context.db.session() as session:
-        return DeploymentDetail.model_validate(deployment_views.get_visible(session, caller, deployment_id, tail))
+    return DeploymentDetail.model_validate(deployment_views.get_visible(context.db, caller, deployment_id, tail))

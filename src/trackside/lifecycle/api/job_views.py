@@ -11,11 +11,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
-from trackside.auth.permissions import Resource
-from trackside.auth.scopes import Scope
 from trackside.auth.subjects import Caller
 from trackside.lifecycle import job_views
-from trackside.lifecycle.access import Grants
 from trackside.lifecycle.api.bounds import Offset
 from trackside.lifecycle.api.deps import get_caller, get_context
 from trackside.lifecycle.wiring import LifecycleContext
@@ -75,29 +72,6 @@ class Stamp(BaseModel):
     stamp: str
 
 
-def _reads_everything(grants: Grants) -> bool:
-    """Whether a grant lets the caller read every job (new users' default): then no row needs a check."""
-    if grants.caller.is_internal:
-        return grants.allows(Scope.READ_JOB, Resource())
-    return any(
-        g.scope in (Scope.READ_JOB.value, Scope.FULL_ACCESS.value)
-        and g.family_id is None
-        and g.job_id is None
-        and g.endpoint is None
-        for g in grants.grants
-    )
-
-
-def _readable_rows(context: LifecycleContext, caller: Caller) -> list[job_views.JobRow]:
-    with context.db.session() as session:
-        grants = Grants.of(session, caller)
-        if _reads_everything(grants):
-            return job_views.job_index(context.db).rows(session, lambda _family_id, _job_id: True)
-        return job_views.job_index(context.db).rows(
-            session, lambda family_id, job_id: grants.allows(Scope.READ_JOB, Resource(family_id, job_id))
-        )
-
-
 @router.get("/jobs/table")
 def jobs_table(
     name: str = "",
@@ -115,7 +89,7 @@ def jobs_table(
     """Readable jobs grouped by family, newest version first; filters are case-insensitive substrings."""
     filters = {"name": name, "version": version, "owner": owner, "job_type": job_type, "target": target}
     filters["status"] = status
-    data = job_views.jobs_table(_readable_rows(context, caller), filters, sort, offset, limit)
+    data = job_views.jobs_table(job_views.readable_rows(context.db, caller), filters, sort, offset, limit)
     return JobsTable.model_validate(data)
 
 
@@ -130,7 +104,7 @@ def portfolio_page(
 ) -> PortfolioPage:
     """The portfolio, one page; `filter_<column>=<expression>` filters a column (see table_filter)."""
     filters = {k[len("filter_") :]: v for k, v in request.query_params.items() if k.startswith("filter_")}
-    items = job_views.cached_portfolio_items(_readable_rows(context, caller))
+    items = job_views.cached_portfolio_items(job_views.readable_rows(context.db, caller))
     return PortfolioPage.model_validate(job_views.portfolio_page(items, filters, sort, offset, limit))
 
 
@@ -139,11 +113,10 @@ def portfolio(
     caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> list[dict[str, Any]]:
     """Racetrack's portfolio: every readable job with purge_score, purge_reasons and ages."""
-    return job_views.portfolio_items(_readable_rows(context, caller))
+    return job_views.portfolio_items(job_views.readable_rows(context.db, caller))
 
 
 @router.get("/jobs/stamp")
 def jobs_stamp(_caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)) -> Stamp:
     """Changes whenever any job changes: clients poll it to refresh their views."""
-    with context.db.session() as session:
-        return Stamp(stamp=job_views.stamp(session))
+    return Stamp(stamp=job_views.stamp(context.db))

@@ -5,28 +5,22 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
-from trackside.auth.permissions import Resource
 from trackside.auth.scopes import Scope
 from trackside.auth.subjects import Caller
 from trackside.domain import JobDto
 from trackside.errors import InvalidInput, NotFound
-from trackside.lifecycle import audit, job_versions, maintenance
-from trackside.lifecycle.access import Grants, require_job
+from trackside.lifecycle import jobs, maintenance
 from trackside.lifecycle.api.bounds import Tail
 from trackside.lifecycle.api.deps import get_caller, get_context
 from trackside.lifecycle.api.models import DeploymentId, Logs
-from trackside.lifecycle.audit import EventType
-from trackside.lifecycle.deployments import deployed_version, latest_deployment
 from trackside.lifecycle.wiring import LifecycleContext
-from trackside.manifest.load import manifest_from_yaml, manifest_to_yaml
-from trackside.manifest.versions import is_version_pattern
 
 router = APIRouter()
 
@@ -48,10 +42,7 @@ ANSI_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 def _job_dto(
     context: LifecycleContext, name: str, version: str, caller: Caller, scope: Scope = Scope.READ_JOB
 ) -> JobDto:
-    with context.db.session() as session:
-        job = job_versions.get_job(session, name, version)
-        require_job(session, caller, scope, job)
-        return job_versions.job_to_dto(job, context.settings.pub_url)
+    return jobs.readable(context.db, caller, name, version, context.settings.pub_url, scope)
 
 
 def _tail(text: str, tail: int) -> str:
@@ -64,12 +55,7 @@ def _tail(text: str, tail: int) -> str:
 @router.get("/job", response_model=list[JobDto])
 def list_jobs(caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)) -> Response:
     """The jobs the caller may read."""
-    with context.db.session() as session:
-        grants = Grants.of(session, caller)
-        body = context.job_listing.json(
-            session, lambda family_id, job_id: grants.allows(Scope.READ_JOB, Resource(family_id, job_id))
-        )
-    return Response(body, media_type="application/json")
+    return Response(jobs.visible_json(context.db, context.job_listing, caller), media_type="application/json")
 
 
 @router.get("/job_family", response_model=list[JobFamily])
@@ -77,9 +63,7 @@ def list_families(
     caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> list[dict[str, str]]:
     """The families of the jobs the caller may read."""
-    with context.db.session() as session:
-        visible = {job.family_id for job in Grants.of(session, caller).readable(job_versions.list_jobs(session))}
-        return [{"name": f.name, "id": f.id} for f in job_versions.list_families(session) if f.id in visible]
+    return jobs.visible_families(context.db, caller)
 
 
 @router.get("/job/{name}/{version}", response_model=JobDto)
@@ -133,17 +117,7 @@ def update_manifest(
     """Edit the stored manifest online; it takes effect on the next redeploy (Racetrack's semantics)."""
     job = _job_dto(context, name, version, caller, Scope.DEPLOY_JOB)
     maintenance.refuse_changes(context.db, "editing manifests")
-    manifest = manifest_from_yaml(body.manifest_yaml, source="manifest_yaml")
-    if (manifest.name, manifest.version) != (job.name, job.version):
-        raise InvalidInput(
-            f"manifest_yaml: name and version are immutable (job {job.name} {job.version}, "
-            f"got {manifest.name} {manifest.version})"
-        )
-    with context.db.session() as session:
-        row = job_versions.get_job(session, job.name, job.version)
-        job_versions.update_job(row, manifest=manifest_to_yaml(manifest))
-        audit.record(session, EventType.MANIFEST_UPDATED, caller.username, job_name=job.name, job_version=job.version)
-        return job_versions.job_to_dto(row, context.settings.pub_url).to_api()
+    return jobs.edit_manifest(context.db, caller, job, body.manifest_yaml, context.settings.pub_url)
 
 
 def _runtime_logs(context: LifecycleContext, name: str, version: str, tail: int, caller: Caller) -> str:
@@ -154,26 +128,35 @@ def _runtime_logs(context: LifecycleContext, name: str, version: str, tail: int,
     return target.job_monitor.read_recent_logs(job, tail=tail)
 
 
-@router.get("/job/{name}/{version}/logs", response_model=Logs)
-def runtime_logs(
-    name: str,
-    version: str,
-    tail: Tail = 20,
-    caller: Caller = Depends(get_caller),
-    context: LifecycleContext = Depends(get_context),
-) -> dict[str, str]:
-    return {"logs": _runtime_logs(context, name, version, tail, caller)}
+LogReader = Callable[[LifecycleContext, str, str, int, Caller], str]
 
 
-@router.get("/job/{name}/{version}/logs/plain", response_class=PlainTextResponse)
-def runtime_logs_plain(
-    name: str,
-    version: str,
-    tail: Tail = 20,
-    caller: Caller = Depends(get_caller),
-    context: LifecycleContext = Depends(get_context),
-) -> str:
-    return ANSI_ESCAPES.sub("", _runtime_logs(context, name, version, tail, caller))
+def _serve_logs(path: str, read: LogReader, default_tail: int, route_name: str) -> None:
+    """`path` answers `{"logs": ...}` and `path/plain` the same text without ANSI escapes."""
+
+    def as_json(
+        name: str,
+        version: str,
+        tail: Tail = default_tail,
+        caller: Caller = Depends(get_caller),
+        context: LifecycleContext = Depends(get_context),
+    ) -> dict[str, str]:
+        return {"logs": read(context, name, version, tail, caller)}
+
+    def as_text(
+        name: str,
+        version: str,
+        tail: Tail = default_tail,
+        caller: Caller = Depends(get_caller),
+        context: LifecycleContext = Depends(get_context),
+    ) -> str:
+        return ANSI_ESCAPES.sub("", read(context, name, version, tail, caller))
+
+    router.get(path, response_model=Logs, name=route_name)(as_json)
+    router.get(f"{path}/plain", response_class=PlainTextResponse, name=f"{route_name}_plain")(as_text)
+
+
+_serve_logs("/job/{name}/{version}/logs", _runtime_logs, 20, "runtime_logs")
 
 
 @router.get("/job/{name}/{version}/logs/stream")
@@ -216,39 +199,7 @@ async def runtime_logs_stream(
 
 
 def _build_logs(context: LifecycleContext, name: str, version: str, tail: int, caller: Caller) -> str:
-    with context.db.session() as session:
-        job = job_versions.find_job(session, name, version)
-        if job is not None:
-            require_job(session, caller, Scope.READ_JOB, job)
-        elif not Grants.of(session, caller).allows(Scope.DEPLOY_NEW_FAMILY, Resource()) and not caller.is_internal:
-            # A failed first deploy leaves no job: its logs are for those who may deploy at all.
-            raise NotFound(f"no deployment of job {name} version {version} found")
-        exact = job.version if job is not None else version
-        if job is None and is_version_pattern(version):  # `racetrack build-logs NAME` after a failed first deploy
-            exact = deployed_version(session, name, version) or version
-        deployment = latest_deployment(session, name, exact)
-        if deployment is None:
-            raise NotFound(f"no deployment of job {name} version {version} found")
-        return _tail(deployment.build_logs or "", tail)
+    return _tail(jobs.build_logs(context.db, caller, name, version), tail)
 
 
-@router.get("/job/{name}/{version}/build-logs", response_model=Logs)
-def build_logs(
-    name: str,
-    version: str,
-    tail: Tail = 0,
-    caller: Caller = Depends(get_caller),
-    context: LifecycleContext = Depends(get_context),
-) -> dict[str, str]:
-    return {"logs": _build_logs(context, name, version, tail, caller)}
-
-
-@router.get("/job/{name}/{version}/build-logs/plain", response_class=PlainTextResponse)
-def build_logs_plain(
-    name: str,
-    version: str,
-    tail: Tail = 0,
-    caller: Caller = Depends(get_caller),
-    context: LifecycleContext = Depends(get_context),
-) -> str:
-    return ANSI_ESCAPES.sub("", _build_logs(context, name, version, tail, caller))
+_serve_logs("/job/{name}/{version}/build-logs", _build_logs, 0, "build_logs")

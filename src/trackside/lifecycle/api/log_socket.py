@@ -24,11 +24,10 @@ from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import unquote
 
-from trackside.auth.scopes import Scope
 from trackside.auth.subjects import Caller
+from trackside.domain import JobDto
 from trackside.errors import TracksideError, Unauthorized
-from trackside.lifecycle import job_versions
-from trackside.lifecycle.access import require_job
+from trackside.lifecycle import jobs
 from trackside.lifecycle.governance import auth_service
 from trackside.lifecycle.wiring import LifecycleContext
 
@@ -153,9 +152,6 @@ class LogSocket:
         app: ASGIApp = socketio.ASGIApp(sio, socketio_path=SOCKETIO_PATH)
         return app
 
-    def _readable_job(self, name: str, version: str, caller: Caller) -> Any:
+    def _readable_job(self, name: str, version: str, caller: Caller) -> JobDto:
         """The job, if `caller` may read it (the SSE stream's check)."""
-        with self.context.db.session() as session:
-            job = job_versions.get_job(session, name, version)
-            require_job(session, caller, Scope.READ_JOB, job)
-            return job_versions.job_to_dto(job, self.context.settings.pub_url)
+        return jobs.readable(self.context.db, caller, name, version, self.context.settings.pub_url)

@@ -13,8 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from trackside.auth.scopes import Scope
 from trackside.auth.subjects import Caller
 from trackside.errors import InvalidInput
-from trackside.lifecycle import job_versions, maintenance
-from trackside.lifecycle.access import require_job
+from trackside.lifecycle import jobs, maintenance
 from trackside.lifecycle.api.deps import get_caller, get_context
 from trackside.lifecycle.api.models import JobDto
 from trackside.lifecycle.wiring import LifecycleContext
@@ -23,8 +22,7 @@ router = APIRouter()
 
 
 def _check(context: LifecycleContext, name: str, version: str, caller: Caller) -> None:
-    with context.db.session() as session:
-        require_job(session, caller, Scope.DEPLOY_JOB, job_versions.get_job(session, name, version))
+    jobs.readable(context.db, caller, name, version, context.settings.pub_url, Scope.DEPLOY_JOB)
 
 
 @router.post("/job/{name}/{version}/move", response_model=JobDto)

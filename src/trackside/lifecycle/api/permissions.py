@@ -10,7 +10,6 @@ from pydantic import BaseModel, Field
 
 from trackside.auth.subjects import Caller
 from trackside.lifecycle import permission_views
-from trackside.lifecycle.access import require_staff
 from trackside.lifecycle.api.bounds import RowId
 from trackside.lifecycle.api.deps import get_caller, get_context
 from trackside.lifecycle.wiring import LifecycleContext
@@ -71,39 +70,32 @@ class Graph(BaseModel):
 def list_permissions(
     caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> list[PermissionModel]:
-    require_staff(caller)
-    with context.db.session() as session:
-        return [PermissionModel.model_validate(p) for p in permission_views.list_grants(session)]
+    return [PermissionModel.model_validate(p) for p in permission_views.list_grants(context.db, caller)]
 
 
 @router.post("/permissions", status_code=201, response_model=PermissionGranted)
 def grant_permission(
     body: NewPermission, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> dict[str, Any]:
-    require_staff(caller)
-    with context.db.session() as session:
-        return permission_views.grant(
-            session,
-            caller,
-            body.subject_type,
-            body.subject,
-            body.scope,
-            body.job_family or None,
-            body.job_version or None,
-            body.endpoint or None,
-        )
+    return permission_views.grant(
+        context.db,
+        caller,
+        body.subject_type,
+        body.subject,
+        body.scope,
+        body.job_family or None,
+        body.job_version or None,
+        body.endpoint or None,
+    )
 
 
 @router.delete("/permissions/{permission_id}", response_model=PermissionRevoked)
 def revoke_permission(
     permission_id: RowId, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> dict[str, Any]:
-    require_staff(caller)
-    with context.db.session() as session:
-        return permission_views.revoke(session, caller, permission_id)
+    return permission_views.revoke(context.db, caller, permission_id)
 
 
 @router.get("/job/graph")
 def permission_graph(caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)) -> Graph:
-    with context.db.session() as session:
-        return Graph.model_validate(permission_views.graph(session, caller))
+    return Graph.model_validate(permission_views.graph(context.db, caller))

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
 from trackside.auth.subjects import Caller
-from trackside.errors import InvalidInput, Unavailable
-from trackside.lifecycle import audit, job_versions
+from trackside.errors import InvalidInput
+from trackside.lifecycle import plugin_admin
 from trackside.lifecycle.access import require_staff
 from trackside.lifecycle.api.deps import get_caller, get_context
-from trackside.lifecycle.audit import EventType
 from trackside.lifecycle.wiring import LifecycleContext
 from trackside.plugins.manifest import PluginManifest
 from trackside.plugins.store import PluginStore
@@ -69,28 +67,13 @@ class PluginsDeleted(BaseModel):
 
 
 def _store(context: LifecycleContext) -> PluginStore:
-    store = context.plugins.store
-    if store is None:
-        raise Unavailable("no plugins directory is configured")
-    return store
+    return plugin_admin.bundles(context.plugins)
 
 
 def _install(
     context: LifecycleContext, caller: Caller, data: bytes, filename: str | None, replace: bool
 ) -> dict[str, Any]:
-    if not data:
-        raise InvalidInput("plugin upload: the body is empty; send the plugin's zip bundle")
-    manifest = _store(context).install(data, filename=filename, replace=replace)
-    context.plugins.reload()
-    audit.record_in(
-        context.db,
-        EventType.PLUGIN_INSTALLED,
-        caller.username,
-        plugin_name=manifest.name,
-        plugin_version=manifest.version,
-        replace=replace,
-    )
-    return manifest.to_api()
+    return plugin_admin.install(context.db, context.plugins, caller.username, data, filename, replace)
 
 
 @router.get("/plugin", response_model=list[PluginManifest])
@@ -133,48 +116,14 @@ def infrastructure_targets(context: LifecycleContext = Depends(get_context)) -> 
 @router.get("/plugin/tree", response_model=list[PluginTreeItem])
 def plugin_tree(context: LifecycleContext = Depends(get_context)) -> list[dict[str, Any]]:
     """Every active plugin (built-ins included) with its job types and targets and their job counts."""
-    by_job_type: dict[str, int] = {}
-    by_target: dict[str, int] = {}
-    with context.db.session() as session:
-        for job in job_versions.list_jobs(session):
-            manifest = yaml.safe_load(job.manifest) if job.manifest else {}
-            jobtype = str((manifest or {}).get("jobtype") or "").split(":", 1)[0]
-            key = f"{jobtype}:{job.job_type_version}"
-            by_job_type[key] = by_job_type.get(key, 0) + 1
-            by_target[job.infrastructure_target or ""] = by_target.get(job.infrastructure_target or "", 0) + 1
-    engine = context.plugins
-    job_types = {p.key: names for p, names in engine.job_types_by_plugin()}
-    targets = {p.key: names for p, names in engine.targets_by_plugin()}
-    tree = []
-    for plugin in engine.plugins:
-        tree.append(
-            {
-                **plugin.manifest.to_api(),
-                "builtin": plugin.builtin,
-                "job_types": [{"name": n, "active_jobs": by_job_type.get(n, 0)} for n in job_types.get(plugin.key, [])],
-                "infrastructure_targets": [
-                    {"name": n, "active_jobs": by_target.get(n, 0)} for n in targets.get(plugin.key, [])
-                ],
-            }
-        )
-    return tree
+    return plugin_admin.tree(context.db, context.plugins)
 
 
 @router.delete("/plugin/all", response_model=PluginsDeleted)
 def delete_all_plugins(
     caller: Caller = Depends(staff_only), context: LifecycleContext = Depends(get_context)
 ) -> dict[str, str]:
-    removed = _store(context).list()
-    _store(context).uninstall_all()
-    context.plugins.reload()
-    for plugin in removed:
-        audit.record_in(
-            context.db,
-            EventType.PLUGIN_UNINSTALLED,
-            caller.username,
-            plugin_name=plugin.manifest.name,
-            plugin_version=plugin.manifest.version,
-        )
+    plugin_admin.uninstall_all(context.db, context.plugins, caller.username)
     return {"status": "deleted"}
 
 
@@ -182,9 +131,7 @@ def delete_all_plugins(
 def delete_plugin(
     name: str, version: str, caller: Caller = Depends(staff_only), context: LifecycleContext = Depends(get_context)
 ) -> dict[str, str]:
-    _store(context).uninstall(name, version)
-    context.plugins.reload()
-    audit.record_in(context.db, EventType.PLUGIN_UNINSTALLED, caller.username, plugin_name=name, plugin_version=version)
+    plugin_admin.uninstall(context.db, context.plugins, caller.username, name, version)
     return {"name": name, "version": version, "status": "deleted"}
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from trackside.auth.scopes import Scope
 from trackside.auth.subjects import Caller
 from trackside.lifecycle import maintenance
-from trackside.lifecycle.access import require_scope
+from trackside.lifecycle.access import require_scope_in
 from trackside.lifecycle.api.deps import get_caller, get_context
 from trackside.lifecycle.reconcile import reconcile as reconcile_lost_jobs
 from trackside.lifecycle.wiring import LifecycleContext
@@ -29,8 +29,7 @@ class Reconciled(BaseModel):
 
 @router.post("/job/all/reconcile", status_code=202)
 def reconcile(caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)) -> Reconciled:
-    with context.db.session() as session:
-        require_scope(session, caller, Scope.CALL_ADMIN_API)
+    require_scope_in(context.db, caller, Scope.CALL_ADMIN_API)
     maintenance.refuse_changes(context.db, "reconciling jobs")
     started, failed = reconcile_lost_jobs(context.deployer, caller.username)
     return Reconciled(started=started, failed=failed)

@@ -8,10 +8,8 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from trackside.auth.subjects import Caller
-from trackside.lifecycle import audit, maintenance
-from trackside.lifecycle.access import require_staff
+from trackside.lifecycle import maintenance
 from trackside.lifecycle.api.deps import get_caller, get_context
-from trackside.lifecycle.audit import EventType
 from trackside.lifecycle.wiring import LifecycleContext
 
 router = APIRouter()
@@ -29,23 +27,12 @@ class MaintenanceMode(BaseModel):
 def get_maintenance(
     _caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> dict[str, Any]:
-    with context.db.session() as session:
-        return {"maintenance_mode": maintenance.is_on(session)}
+    return {"maintenance_mode": maintenance.mode(context.db)}
 
 
 @router.put("/settings/maintenance", response_model=MaintenanceMode)
 def set_maintenance(
     body: MaintenanceSwitch, caller: Caller = Depends(get_caller), context: LifecycleContext = Depends(get_context)
 ) -> dict[str, Any]:
-    require_staff(caller)
-    with context.db.session() as session:
-        before = maintenance.set_mode(session, body.enabled)
-        if before != body.enabled:
-            audit.record(
-                session,
-                EventType.SETTING_CHANGED,
-                caller.username,
-                setting=maintenance.SETTING_NAME,
-                value=body.enabled,
-            )
+    maintenance.switch(context.db, caller, body.enabled)
     return {"maintenance_mode": body.enabled}

@@ -14,11 +14,9 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
-from trackside.auth import users as accounts
 from trackside.auth.ratelimit import LoginThrottle
 from trackside.auth.service import AuthService
 from trackside.auth.subjects import Caller
-from trackside.errors import Unauthorized
 from trackside.gateway.forwarding import TrustedProxies
 from trackside.gateway.forwarding import client_address as forwarded_client_address
 from trackside.lifecycle import accounts as lifecycle_accounts
@@ -117,19 +115,10 @@ def login(
     context: LifecycleContext = Depends(get_context),
     auth: AuthService = Depends(get_auth),
 ) -> dict[str, Any]:
-    limiter = throttle(request)
-    address = client_address(request)
-    limiter.check(body.username, address)
-    try:
-        with context.db.session() as session:
-            user = accounts.authenticate(session, body.username, body.password)
-            token = auth.user_token(session, user)
-            answer = {"username": user.username, "token": token, "is_staff": user.is_staff}
-    except Unauthorized:
-        limiter.failed(body.username, address)
-        raise
-    limiter.succeeded(body.username)
-    set_auth_cookie(response, token)
+    answer = lifecycle_accounts.login(
+        context.db, auth, body.username, body.password, throttle(request), client_address(request)
+    )
+    set_auth_cookie(response, answer["token"])
     return answer
 
 
