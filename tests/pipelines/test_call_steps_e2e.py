@@ -54,6 +54,24 @@ def test_call_steps_chain_through_the_gateway_and_their_answers_become_outputs(w
     assert "/pub/job/adder/0.0.1/api/v1/perform" in log and "HTTP 200" in log and '"a": 3' in log
 
 
+def test_a_call_steps_log_is_kept_with_its_attempt_and_can_be_followed(with_adder: RunningPlatform) -> None:
+    # A call step writes no log file (that was a measured part of its overhead): its log is
+    # recorded with the attempt, and a followed log ends with it too.
+    platform = with_adder
+    response = platform.http.post(f"{platform.url}/api/runs", json=CHAIN)
+    uid = response.json()["metadata"]["uid"]
+    assert wait_for_run(platform.http, platform.url, uid)["status"] == "SUCCESSFUL"
+    assert not (platform.data_dir / "pipelines" / "runs" / uid / "second").exists()
+    url = f"{platform.url}/api/runs/{uid}/jobs/second/logs"
+    with platform.http.stream("GET", url, params={"follow": "1"}) as stream:
+        followed = [line.removeprefix("data: ") for line in stream.iter_lines() if line.startswith("data: ")]
+    assert followed[0].startswith("POST http") and followed[0].endswith("/pub/job/adder/0.0.1/api/v1/perform")
+    assert followed[1] == 'payload: {"a": 3, "b": 10}'
+    assert followed[2].startswith("HTTP 200 in ") and followed[3] == "13"
+    assert followed[-1] == "{}"  # the end event's data
+    assert platform.http.get(url).text.splitlines() == followed[:-1]
+
+
 def test_a_call_step_runs_with_the_owner_s_permissions_only(with_adder: RunningPlatform) -> None:
     platform = with_adder
     token = internal_token(platform, ["run_pipeline"])  # may run pipelines, may not call jobs

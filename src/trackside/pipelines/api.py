@@ -236,14 +236,14 @@ async def job_logs(
                 _, latest, current, _ = await run_in_threadpool(_log_source, service, uid, job, None)
                 if latest != wanted:
                     current = Status.FAILED  # a new attempt started: this one is over
-        if path is not None:
+        rest: str | None
+        if path is not None and path.exists():
             chunk, offset = read_from(path, offset)
             rest = chunk + (read_log(path) or "")[offset:]
-            for line in rest.splitlines():
-                yield f"data: {line}\n\n"
-        elif stored:
-            for line in stored.splitlines():
-                yield f"data: {line}\n\n"
+        else:  # kept only in the step's row: a call step's, or a file on another replica or gone
+            rest = (await run_in_threadpool(_log_source, service, uid, job, wanted))[3]
+        for line in (rest or "").splitlines():
+            yield f"data: {line}\n\n"
         yield "event: end\ndata: {}\n\n"
 
     return StreamingResponse(lines(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

@@ -753,8 +753,7 @@ class Scheduler:
             payload,
             headers,
         )
-        path_log = log_path(self.data_dir, watch.run_id, watch.name, watch.attempt)
-        call = self.calls.call(request, context.owner, path_log)
+        call = self.calls.call(request, context.owner)
         timeout = self._remaining(context)
         try:
             if timeout is not None:
@@ -762,13 +761,14 @@ class Scheduler:
             else:
                 result = await call
         except TimeoutError:
-            return StepOutcome(None, f"timed out after {job.timeout_seconds:g} s"), None
+            reason = f"timed out after {job.timeout_seconds:g} s"
+            return StepOutcome(None, reason, log=f"{self.calls.request_log(request)}no answer: {reason}\n"), None
         if not result.ok:
-            return StepOutcome(1, result.error), None
+            return StepOutcome(1, result.error, log=result.log), None
         try:
-            return StepOutcome(0), capped(result.outputs or {})
+            return StepOutcome(0, log=result.log), capped(result.outputs or {})
         except SubstitutionError as exc:
-            return StepOutcome(None, str(exc), {"final": True}), None
+            return StepOutcome(None, str(exc), {"final": True}, log=result.log), None
 
     async def _run_container(
         self, watch: Watch, context: StepContext, job: JobSpec
@@ -861,7 +861,10 @@ class Scheduler:
         reconcile its run in the same transaction. The steps claimed to start next, or None when the
         attempt was not recorded (no longer this scheduler's) or its run not reconciled."""
         now = utcnow()
-        text = read_log(log_path(self.data_dir, watch.run_id, watch.name, watch.attempt), LOG_KEEP)
+        if outcome.log is not None:
+            text: str | None = outcome.log[-LOG_KEEP:]
+        else:
+            text = read_log(log_path(self.data_dir, watch.run_id, watch.name, watch.attempt), LOG_KEEP)
         with self._transaction() as tx:
             run = tx.session.get(PipelineRun, watch.run_id, options=[defer(PipelineRun.spec)])
             # With their attempts: the ending step's gets one more (one query, not one more per step).

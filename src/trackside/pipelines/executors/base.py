@@ -59,6 +59,7 @@ class StepOutcome:
     exit_code: int | None
     error: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    log: str | None = None  # the attempt's log when it was kept in memory (call steps), not in its log file
 
     @property
     def succeeded(self) -> bool:

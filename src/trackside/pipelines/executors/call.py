@@ -7,6 +7,10 @@ exactly the permissions the owner has: `call_job` on that job and endpoint), an 
 `X-Request-Tracing-Id`. A 2xx JSON answer becomes the step's outputs (an object as it is, any other
 value as `{"result": value}`); anything else fails the attempt with the answer's error.
 
+The step's log (the request and the answer) is kept in memory and recorded with the attempt, not
+written to a file first: creating the attempt's directory and file was a measured part of the
+per-step overhead, and a call's log is complete only when the answer is in anyway.
+
 The owner's token is not stored with the run: the run records who its owner is, and `OwnerTokens`
 gets a live token of that subject when a call needs one (a user's or an ESC's current token, a job
 family's token, or a new internal token with the same scopes). A revoked owner's runs stop calling.
@@ -17,7 +21,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -48,6 +51,7 @@ class CallRequest:
 @dataclass(frozen=True)
 class CallOutcome:
     ok: bool
+    log: str
     outputs: dict[str, Any] | None = None
     error: str | None = None
     status_code: int | None = None
@@ -94,8 +98,18 @@ class CallRunner:
     async def close(self) -> None:
         await self._client.aclose()
 
-    async def call(self, request: CallRequest, owner: dict[str, Any], log_path: Path) -> CallOutcome:
-        url = f"{self.pub_url.rstrip('/')}/job/{request.target_job}/{request.version}{request.path}"
+    def url(self, request: CallRequest) -> str:
+        return f"{self.pub_url.rstrip('/')}/job/{request.target_job}/{request.version}{request.path}"
+
+    def request_log(self, request: CallRequest) -> str:
+        """The log's first lines: what is called, and with what."""
+        text = f"{request.method} {self.url(request)}\n"
+        if request.method != "GET":
+            text += f"payload: {json.dumps(request.payload)[:LOG_BODY_LIMIT]}\n"
+        return text
+
+    async def call(self, request: CallRequest, owner: dict[str, Any]) -> CallOutcome:
+        url = self.url(request)
         token = self.tokens.token(owner)
         headers = {
             **request.headers,
@@ -104,36 +118,30 @@ class CallRunner:
         }
         if token:
             headers["X-Racetrack-Auth"] = token
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "w", encoding="utf-8") as log:
-            log.write(f"{request.method} {url}\n")
-            if request.method != "GET":
-                log.write(f"payload: {json.dumps(request.payload)[:LOG_BODY_LIMIT]}\n")
-            log.flush()
-            started = time.perf_counter()
-            try:
-                response = await self._client.request(
-                    request.method,
-                    url,
-                    json=request.payload if request.method != "GET" else None,
-                    headers=headers,
-                )
-            except httpx.HTTPError as exc:
-                message = f"calling {request.target_job} {request.version} failed: {exc or type(exc).__name__}"
-                log.write(message + "\n")
-                return CallOutcome(False, error=message)
-            elapsed_ms = (time.perf_counter() - started) * 1000
-            log.write(f"HTTP {response.status_code} in {elapsed_ms:.1f} ms\n{response.text[:LOG_BODY_LIMIT]}\n")
+        log = [self.request_log(request)]
+        started = time.perf_counter()
+        try:
+            response = await self._client.request(
+                request.method,
+                url,
+                json=request.payload if request.method != "GET" else None,
+                headers=headers,
+            )
+        except httpx.HTTPError as exc:
+            message = f"calling {request.target_job} {request.version} failed: {exc or type(exc).__name__}"
+            return CallOutcome(False, "".join([*log, message, "\n"]), error=message)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        log.append(f"HTTP {response.status_code} in {elapsed_ms:.1f} ms\n{response.text[:LOG_BODY_LIMIT]}\n")
+        text = "".join(log)
         if not response.is_success:
-            return CallOutcome(False, error=_error_text(response), status_code=response.status_code)
+            return CallOutcome(False, text, error=_error_text(response), status_code=response.status_code)
         try:
             answer = response.json()
         except ValueError:
-            return CallOutcome(
-                False, error=f"HTTP {response.status_code}: the answer is not JSON", status_code=response.status_code
-            )
+            error = f"HTTP {response.status_code}: the answer is not JSON"
+            return CallOutcome(False, text, error=error, status_code=response.status_code)
         outputs = answer if isinstance(answer, dict) else {"result": answer}
-        return CallOutcome(True, outputs=outputs, status_code=response.status_code)
+        return CallOutcome(True, text, outputs=outputs, status_code=response.status_code)
 
 
 def _error_text(response: httpx.Response) -> str:
