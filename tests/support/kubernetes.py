@@ -18,6 +18,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,11 +88,11 @@ def kube_cluster() -> Iterator[KubeCluster]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-@pytest.fixture
-def kube_namespace(kube_cluster: KubeCluster) -> Iterator[str]:
-    """A fresh namespace; deleted afterwards (the cluster removes what is left in it)."""
+@contextmanager
+def fresh_namespace(cluster: KubeCluster) -> Iterator[str]:
+    """A new namespace while the block runs; deleted afterwards (the cluster removes what is left in it)."""
     name = f"ts-test-{uuid.uuid4().hex[:8]}"
-    with kube_cluster.api() as api, kube_cluster.api(name) as namespaced:
+    with cluster.api() as api, cluster.api(name) as namespaced:
         api.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
         try:
             yield name
@@ -102,3 +103,10 @@ def kube_namespace(kube_cluster: KubeCluster) -> Iterator[str]:
                 for obj in namespaced.items(kind):
                     namespaced.delete(kind, obj["metadata"]["name"], grace_seconds=0)
             api.delete("Namespace", name)
+
+
+@pytest.fixture
+def kube_namespace(kube_cluster: KubeCluster) -> Iterator[str]:
+    """A fresh namespace per test; deleted afterwards (the cluster removes what is left in it)."""
+    with fresh_namespace(kube_cluster) as name:
+        yield name
