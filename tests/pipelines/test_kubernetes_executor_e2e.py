@@ -9,7 +9,9 @@ succeeded, and leaves no Job behind (chainr's recycler re-ran everything and orp
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,8 @@ from tests.support.platform import RunningPlatform, start_platform
 from tests.support.polling import wait_until
 
 from trackside.infra.kubernetes.api import KubeApi
+from trackside.pipelines.executors.base import StepLaunch
+from trackside.pipelines.executors.kubernetes import KubernetesExecutor, step_job
 
 pytestmark = [pytest.mark.kubernetes, pytest.mark.docker, pytest.mark.slow, pytest.mark.store]
 
@@ -224,3 +228,37 @@ def test_a_killed_platform_reattaches_to_the_job_that_kept_running(
             wait_until(lambda: jobs_of(api, uid) == [], timeout=120, what="the run's Jobs deleted")
         finally:
             second.stop()
+
+
+def test_attach_finds_an_attempts_job_by_its_labels_and_a_sweep_deletes_finished_leftovers(
+    tmp_path: Path, kube_cluster: KubeCluster, kube_namespace: str
+) -> None:
+    """Without a handle (a crash between creating the Job and recording it) the attempt's Job is found by
+    its labels, never another attempt's; a finished Job nobody recorded is deleted by the sweep, and a
+    running one is not."""
+    platform_id = uuid.uuid4().hex
+    run = str(uuid.uuid4())
+
+    def attempt(job: str, number: int, command: str) -> StepLaunch:
+        return StepLaunch(run, job, number, "busybox", command, {}, tmp_path, tmp_path / "log")
+
+    with kube_cluster.api(kube_namespace) as api:
+        executor = KubernetesExecutor(api, platform_id, orphan_after=0)
+        done, running = attempt("Done_Step", 1, "true"), attempt("running", 1, "sleep 600")
+        # Names other than the attempts' own: only their labels can find them.
+        for launch, name in ((done, "other-done-step"), (running, "other-running")):
+            api.create(step_job(launch, platform_id, "trackside/python3-base:bookworm", name=name))
+
+        found = asyncio.run(executor.attach(done, None))
+        assert found is not None and found["job"] == "other-done-step" and found["namespace"] == kube_namespace
+        assert asyncio.run(executor.attach(attempt("Done_Step", 2, "true"), None)) is None
+        assert asyncio.run(executor.attach(attempt("elsewhere", 1, "true"), None)) is None
+
+        def finished() -> bool:
+            job = api.get("Job", "other-done-step")
+            return bool((job.get("status") or {}).get("succeeded"))
+
+        wait_until(finished, timeout=120, what="the finished step's Job completed")
+        assert asyncio.run(executor.sweep()) == 1
+        wait_until(lambda: api.find("Job", "other-done-step") is None, timeout=120, what="the leftover Job deleted")
+        assert api.find("Job", "other-running") is not None  # still running: not a leftover

@@ -32,6 +32,7 @@ import re
 import threading
 import time
 from collections.abc import Generator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -59,6 +60,11 @@ KILL_GRACE_S = 3  # the pod's terminationGracePeriodSeconds: a killed step gets 
 POLL_S = 0.1  # how often `wait` looks at the watcher's (in-memory) view of the pod
 JOB_CHECK_S = 2.0  # how often `wait` asks the API server about a Job whose pod it does not see
 LOG_DRAIN_S = 30.0  # how long the followed log may take to end after the container did
+# A finished Job this long ago is a leftover (its platform crashed between recording the step and deleting
+# the Job): a running scheduler records a step within seconds of its end, and takes a dead one's steps
+# over within its lease. Looked for at most every SWEEP_EVERY_S, when a step starts.
+ORPHAN_AFTER_S = 3600.0
+SWEEP_EVERY_S = 600.0
 # Waiting reasons that never resolve by themselves: the attempt fails with them.
 STUCK_REASONS = (
     "ErrImageNeverPull",
@@ -138,6 +144,21 @@ def _condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
     return None
 
 
+def _finished_at(job: dict[str, Any]) -> datetime | None:
+    """When the Job completed or failed, or None while it has not."""
+    status = job.get("status") or {}
+    stamp = status.get("completionTime")
+    if not stamp:
+        failed = _condition(job, "Failed")
+        stamp = (failed or {}).get("lastTransitionTime")
+    if not stamp:
+        return None
+    try:
+        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 def _container_state(pod: dict[str, Any]) -> dict[str, Any]:
     for status in (pod.get("status") or {}).get("containerStatuses") or []:
         if status.get("name") == CONTAINER:
@@ -195,6 +216,7 @@ class KubernetesExecutor:
         images: Mapping[str, str] | None = None,
         pull_policy: str = "Never",
         keep_jobs: bool = False,
+        orphan_after: float = ORPHAN_AFTER_S,
     ) -> None:
         if pull_policy not in PULL_POLICIES:
             raise ValueError(f"pull policy must be one of {', '.join(PULL_POLICIES)}, got {pull_policy!r}")
@@ -203,8 +225,12 @@ class KubernetesExecutor:
         self.images = dict(images or {})
         self.pull_policy = pull_policy
         self.keep_jobs = keep_jobs
-        # Every step pod of this platform in the namespace (never a target's pods: they have no run label).
-        self.watcher = PodWatcher(api, selector({LABEL_PLATFORM: label_value(platform)}) + f",{LABEL_RUN}")
+        self.orphan_after = orphan_after
+        # Every step Job and pod of this platform in the namespace (a target's pods have no run label).
+        self.selector = selector({LABEL_PLATFORM: label_value(platform)}) + f",{LABEL_RUN}"
+        self.watcher = PodWatcher(api, self.selector)
+        self._next_sweep = 0.0
+        self._sweeps: set[asyncio.Task[int]] = set()
 
     def image_for(self, image: str) -> str:
         return self.images.get(image, image)
@@ -228,6 +254,11 @@ class KubernetesExecutor:
         image = self.image_for(launch.image)
         obj = step_job(launch, self.platform, image, self.pull_policy)
         self.watcher.start()  # seeing the pod from its creation on
+        if not self.keep_jobs and time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + SWEEP_EVERY_S
+            task = asyncio.get_running_loop().create_task(self.sweep())
+            self._sweeps.add(task)
+            task.add_done_callback(self._sweeps.discard)
         try:
             created = await asyncio.to_thread(self.api.create, obj)
         except KubeError as exc:
@@ -251,7 +282,6 @@ class KubernetesExecutor:
             job = found[0] if found else None
         if job is None:
             return None
-        self.watcher.start()
         return {**(handle or {}), **self._handle(job)}
 
     async def _pod_of(self, name: str) -> dict[str, Any] | None:
@@ -354,6 +384,27 @@ class KubernetesExecutor:
                 "in pipeline_images, or allow pulls with pipeline_kubernetes_image_pull_policy)"
             )
         return f"the step's container cannot start: {reason}: {waiting.get('message') or ''}".rstrip(": ")
+
+    async def sweep(self) -> int:
+        """Delete this platform's step Jobs that finished more than `orphan_after` seconds ago; how many."""
+        try:
+            jobs: list[dict[str, Any]] = await asyncio.to_thread(self.api.items, "Job", self.selector)
+        except KubeError as exc:
+            log.info("pipeline kubernetes executor: cannot look for leftover Jobs: %s", exc)
+            return 0
+        now = datetime.now(UTC)
+        deleted = 0
+        for job in jobs:
+            ended = _finished_at(job)
+            if ended is None or (job.get("metadata") or {}).get("deletionTimestamp"):
+                continue
+            if (now - ended).total_seconds() >= self.orphan_after:
+                name = str(job["metadata"]["name"])
+                log.info("pipeline kubernetes executor: deleting the leftover Job %s", name)
+                with contextlib.suppress(KubeError):
+                    await asyncio.to_thread(self.api.delete, "Job", name, "Foreground")
+                    deleted += 1
+        return deleted
 
     async def kill(self, launch: StepLaunch, handle: Handle) -> None:
         """Delete the Job with foreground propagation: its pod is killed first (SIGTERM, then SIGKILL)."""
