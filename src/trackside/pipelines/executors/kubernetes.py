@@ -32,6 +32,7 @@ import re
 import threading
 import time
 from collections.abc import Generator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -65,6 +66,7 @@ LOG_DRAIN_S = 30.0  # how long the followed log may take to end after the contai
 # over within its lease. Looked for at most every SWEEP_EVERY_S, when a step starts.
 ORPHAN_AFTER_S = 3600.0
 SWEEP_EVERY_S = 600.0
+LOST_AFTER_S = 120.0  # how long `wait` rides out an API server that does not answer
 # Waiting reasons that never resolve by themselves: the attempt fails with them.
 STUCK_REASONS = (
     "ErrImageNeverPull",
@@ -206,6 +208,16 @@ class _LogPump(threading.Thread):
             client.close()
 
 
+@dataclass
+class _Watch:
+    """What `wait` keeps between its looks at one attempt."""
+
+    name: str  # the Job's
+    pump: _LogPump | None = None
+    next_job_check: float = 0.0
+    next_pump: float = 0.0
+
+
 class KubernetesExecutor:
     name = NAME
 
@@ -292,42 +304,55 @@ class KubernetesExecutor:
         return max(mine, key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp") or ""))
 
     async def wait(self, launch: StepLaunch, handle: Handle) -> StepOutcome:
-        name = str(handle["job"])
-        pump: _LogPump | None = None
+        watch = _Watch(str(handle["job"]))
         loop = asyncio.get_running_loop()
-        next_job_check = next_pump = 0.0
+        failing_since: float | None = None
         try:
             while True:
-                pod = await self._pod_of(name)
-                if pod is not None:
-                    pod_name = str(pod["metadata"]["name"])
-                    state = _container_state(pod)
-                    started = "running" in state or "terminated" in state
-                    broken = pump is not None and not pump.is_alive() and "terminated" not in state
-                    if started and (pump is None or (broken and loop.time() >= next_pump)):
-                        pump = _LogPump(self.api, pod_name, launch.log_path)  # (again: the follow broke)
-                        pump.start()
-                        next_pump = loop.time() + 1.0
-                    if "terminated" in state:
-                        assert pump is not None
-                        return await self._ended(launch, name, pod_name, state["terminated"], pump)
-                    reason = str((state.get("waiting") or {}).get("reason") or "")
-                    if reason in STUCK_REASONS:
-                        return StepOutcome(None, self._stuck(handle, reason, state["waiting"]))
-                    if (pod.get("status") or {}).get("phase") == "Failed":  # e.g. evicted before it ran
-                        status = pod.get("status") or {}
-                        return StepOutcome(
-                            None, f"the pod {pod_name} failed: {status.get('reason')}: {status.get('message')}"
-                        )
-                elif loop.time() >= next_job_check:
-                    next_job_check = loop.time() + JOB_CHECK_S
-                    outcome = await self._job_outcome(name)
-                    if outcome is not None:
-                        return outcome
-                await asyncio.sleep(POLL_S)
+                try:
+                    outcome = await self._look(launch, handle, watch)
+                    failing_since = None
+                except ExecutorUnavailable as exc:  # the API server is away (restarting?): try again a while
+                    failing_since = failing_since or loop.time()
+                    if loop.time() - failing_since > LOST_AFTER_S:
+                        return StepOutcome(None, f"lost the Job {watch.name}: {exc}")
+                    await asyncio.sleep(1.0)
+                    continue
+                if outcome is not None:
+                    return outcome
+                await asyncio.sleep(POLL_S if self.watcher.synced else 0.5)
         finally:
-            if pump is not None and pump.is_alive():
-                pump.abandon()  # it ends with the container (or the pod's deletion): nobody cuts it
+            if watch.pump is not None and watch.pump.is_alive():
+                watch.pump.abandon()  # it ends with the container (or the pod's deletion): nobody cuts it
+
+    async def _look(self, launch: StepLaunch, handle: Handle, watch: _Watch) -> StepOutcome | None:
+        """One look at the attempt's pod (or Job): how it ended, or None while it runs."""
+        now = time.monotonic()
+        pod = await self._pod_of(watch.name)
+        if pod is None:
+            if now < watch.next_job_check:
+                return None
+            watch.next_job_check = now + JOB_CHECK_S
+            return await self._job_outcome(watch.name)
+        pod_name = str(pod["metadata"]["name"])
+        state = _container_state(pod)
+        pump = watch.pump
+        started = "running" in state or "terminated" in state
+        broken = pump is not None and not pump.is_alive() and "terminated" not in state
+        if started and (pump is None or (broken and now >= watch.next_pump)):
+            pump = watch.pump = _LogPump(self.api, pod_name, launch.log_path)  # (again: the follow broke)
+            pump.start()
+            watch.next_pump = now + 1.0
+        if "terminated" in state:
+            assert pump is not None
+            return await self._ended(launch, watch.name, pod_name, state["terminated"], pump)
+        reason = str((state.get("waiting") or {}).get("reason") or "")
+        if reason in STUCK_REASONS:
+            return StepOutcome(None, self._stuck(handle, reason, state["waiting"]))
+        status = pod.get("status") or {}
+        if status.get("phase") == "Failed":  # e.g. evicted before its container ran
+            return StepOutcome(None, f"the pod {pod_name} failed: {status.get('reason')}: {status.get('message')}")
+        return None
 
     async def _ended(
         self, launch: StepLaunch, name: str, pod: str, terminated: dict[str, Any], pump: _LogPump
