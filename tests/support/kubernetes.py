@@ -16,11 +16,13 @@ from __future__ import annotations
 import fcntl
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -56,6 +58,19 @@ def _kubeconfig() -> Path:
     return K8S_HOME / "run" / "kubeconfig"
 
 
+def _flock(lock: IO[str], mode: int, seconds: float) -> bool:
+    """Take `lock` in `mode` within `seconds`; False when it stayed refused."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            fcntl.flock(lock, mode | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
+
+
 @pytest.fixture(scope="session")
 def kube_cluster() -> Iterator[KubeCluster]:
     missing_bins = [b for b in BINARIES if not os.access(K8S_HOME / "bin" / b, os.X_OK)]
@@ -68,6 +83,18 @@ def kube_cluster() -> Iterator[KubeCluster]:
     cluster = KubeCluster(_kubeconfig())
     K8S_HOME.mkdir(parents=True, exist_ok=True)
     with open(K8S_HOME / ".trackside-tests.lock", "a+") as lock:
+        if cluster.kubeconfig.is_file() and cluster.answers():
+            # A node runs: use it under a shared lock (so the session that started it, if one did, waits
+            # for this one before stopping it). When even that is refused for 15 s, the lock is held
+            # for good by the node's own processes (started by a script that held it): use the node as
+            # it is; nothing of ours will stop it.
+            shared = _flock(lock, fcntl.LOCK_SH, 15)
+            try:
+                yield cluster
+            finally:
+                if shared:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
+            return
         fcntl.flock(lock, fcntl.LOCK_EX)  # one process at a time decides whether to start it
         started = False
         if not (cluster.kubeconfig.is_file() and cluster.answers()):
