@@ -4,8 +4,8 @@ the pipelines' kubernetes executor), registered as fixtures by the root conftest
 `kube_cluster` (session) uses the node when one already runs (`.ci/run` starts it before the tests),
 else starts it with `start_node.sh` and stops it with `stop_node.sh` at the end of the session. Several
 test processes (xdist) share one node: each holds a shared lock on it while its session lasts, and
-the process that started it waits for the others before stopping it. Without the built binaries the
-tests are skipped with the reason (failed under TRACKSIDE_REQUIRE_SERVICES=1).
+the process that started it waits for the others before stopping it (two lock files, below). Without
+the built binaries the tests are skipped with the reason (failed under TRACKSIDE_REQUIRE_SERVICES=1).
 
 `kube_namespace` is a fresh namespace per test, removed afterwards (its objects with it: Jobs with
 foreground propagation first, so their pods do not hold the namespace's deletion up).
@@ -82,37 +82,52 @@ def kube_cluster() -> Iterator[KubeCluster]:
     require_docker()
     cluster = KubeCluster(_kubeconfig())
     K8S_HOME.mkdir(parents=True, exist_ok=True)
-    with open(K8S_HOME / ".trackside-tests.lock", "a+") as lock:
-        if cluster.kubeconfig.is_file() and cluster.answers():
-            # A node runs: use it under a shared lock (so the session that started it, if one did, waits
-            # for this one before stopping it). When even that is refused for 15 s, the lock is held
-            # for good by the node's own processes (started by a script that held it): use the node as
-            # it is; nothing of ours will stop it.
-            shared = _flock(lock, fcntl.LOCK_SH, 15)
-            try:
-                yield cluster
-            finally:
-                if shared:
-                    fcntl.flock(lock, fcntl.LOCK_UN)
-            return
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one process at a time decides whether to start it
-        started = False
-        if not (cluster.kubeconfig.is_file() and cluster.answers()):
-            result = subprocess.run(
-                ["bash", str(SCRIPTS / "start_node.sh")], capture_output=True, text=True, timeout=300, check=False
-            )
-            if result.returncode != 0 or not cluster.answers():
-                subprocess.run(["bash", str(SCRIPTS / "stop_node.sh")], capture_output=True, timeout=120, check=False)
-                missing("Kubernetes", f"start_node.sh failed: {(result.stdout + result.stderr)[-2000:]}")
-            started = True
-        fcntl.flock(lock, fcntl.LOCK_SH)  # every user holds a shared lock while it runs tests
+    # Two locks: `start` serialises deciding to start the node and stopping it; every session holds
+    # `users` shared while it runs tests, and the one that started the node takes it exclusively at
+    # the end, so it stops the node only when no other session still uses it. A session never waits
+    # for another one's tests to end before its own can start.
+    with (
+        open(K8S_HOME / ".trackside-tests-start.lock", "a+") as start,
+        open(K8S_HOME / ".trackside-tests.lock", "a+") as users,
+    ):
+        with _locked(start):
+            started = False
+            if not (cluster.kubeconfig.is_file() and cluster.answers()):
+                result = subprocess.run(
+                    ["bash", str(SCRIPTS / "start_node.sh")], capture_output=True, text=True, timeout=300, check=False
+                )
+                if result.returncode != 0 or not cluster.answers():
+                    subprocess.run(
+                        ["bash", str(SCRIPTS / "stop_node.sh")], capture_output=True, timeout=120, check=False
+                    )
+                    missing("Kubernetes", f"start_node.sh failed: {(result.stdout + result.stderr)[-2000:]}")
+                started = True
+            # Refused for 15 s only when something outside the tests holds `users` for good (a node
+            # started by a script that held it: its processes inherit the lock): a node not started
+            # by a session, which no session stops, so it is used without the lock.
+            shared = started or _flock(users, fcntl.LOCK_SH, 15)
+            if started:
+                fcntl.flock(users, fcntl.LOCK_SH)
         try:
             yield cluster
         finally:
             if started:
-                fcntl.flock(lock, fcntl.LOCK_EX)  # wait for the other test processes to finish
-                subprocess.run(["bash", str(SCRIPTS / "stop_node.sh")], capture_output=True, timeout=180, check=False)
-            fcntl.flock(lock, fcntl.LOCK_UN)
+                with _locked(start):  # no session starts using the node while it stops
+                    fcntl.flock(users, fcntl.LOCK_EX)  # wait for the other sessions to finish
+                    subprocess.run(
+                        ["bash", str(SCRIPTS / "stop_node.sh")], capture_output=True, timeout=180, check=False
+                    )
+            if shared:
+                fcntl.flock(users, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _locked(lock_file: IO[str]) -> Iterator[None]:
+    fcntl.flock(lock_file, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
 @contextmanager
