@@ -138,3 +138,16 @@ def test_a_kubeconfig_that_does_not_exist_turns_the_executor_off_with_the_reason
     executors, policy = build_executors(settings)
     assert "kubernetes" not in executors
     assert "does not exist" in (policy.check("kubernetes") or "")
+
+
+def test_the_server_can_make_kubernetes_the_default_executor(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(KUBECONFIG)
+    settings = local_settings(tmp_path / "data", kubernetes_config=str(kubeconfig), pipeline_executor="kubernetes")
+    policy = build_executors(settings)[1]
+    body = {
+        "kind": "Pipeline",
+        "jobs": {"a": {"image": "busybox", "run": "true"}, "b": {"image": "x", "run": "true", "executor": "local"}},
+    }
+    jobs = parse_pipeline(body, policy).jobs
+    assert (jobs["a"].executor, jobs["b"].executor) == ("kubernetes", "local")
