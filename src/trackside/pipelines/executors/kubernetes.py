@@ -13,10 +13,10 @@ never creates a second one, and a Job is never left behind by a step the platfor
 
 One pod watcher per executor (list + watch from its resourceVersion, listing again whenever a watch
 ends: `trackside.infra.kubernetes.watch.PodWatcher`) sees every step pod of this platform; `wait` reads
-its pod there. Its log is followed into the attempt's log file by a thread that owns its HTTP client (no
-other thread ever closes it: the stream ends when the container ends or the pod is deleted), and copied
-whole when the follow did not end cleanly. `kill` deletes the Job with foreground propagation (its pod
-first); `release` does the same once the outcome and log are recorded, unless
+its pod there. Its log is followed into the attempt's log file by a thread of its own (which alone
+reads and closes that connection; `wait`, when cancelled, ends the stream through its `StreamCut`),
+and copied whole when the follow did not end cleanly. `kill` deletes the Job with foreground
+propagation (its pod first); `release` does the same once the outcome and log are recorded, unless
 `pipeline_kubernetes_keep_jobs` keeps finished Jobs for the operator (1.20 has no
 `ttlSecondsAfterFinished`).
 """
@@ -31,14 +31,14 @@ import math
 import re
 import threading
 import time
-from collections.abc import Generator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from trackside.files import write_atomic
-from trackside.infra.kubernetes.api import KubeApi, KubeError
+from trackside.infra.kubernetes.api import KubeApi, KubeError, StreamCut
 from trackside.infra.kubernetes.naming import LABEL_MANAGED_BY, LABEL_PLATFORM, MANAGED_BY, label_value, selector
 from trackside.infra.kubernetes.watch import PodWatcher
 from trackside.pipelines.executors.base import (
@@ -169,43 +169,52 @@ def _container_state(pod: dict[str, Any]) -> dict[str, Any]:
 
 
 class _LogPump(threading.Thread):
-    """Follows the pod's log into the attempt's log file, on an HTTP client that this thread alone owns."""
+    """Follows the pod's log into the attempt's log file. Only this thread reads the stream and closes its
+    connection (`release_thread`); others end it through its `StreamCut` (`abandon`)."""
 
-    def __init__(self, api: KubeApi, pod: str, path: Path) -> None:
+    def __init__(self, api: KubeApi, pod: str, path: Path, pumps: set[_LogPump], lock: threading.Lock) -> None:
         super().__init__(name=f"pipeline-kubernetes-log-{pod}", daemon=True)
         self.api = api
         self.pod = pod
         self.path = path
         self.clean = False  # the stream ended by itself, without an error
+        self.cut = StreamCut()
+        self._pumps = pumps  # the executor's live pumps, this one among them while it runs
+        self._pumps_lock = lock
         self._lock = threading.Lock()
         self._abandoned = False
 
+    def start(self) -> None:
+        with self._pumps_lock:
+            self._pumps.add(self)
+        super().start()
+
     def abandon(self) -> None:
-        """Write nothing more (another writer takes the file over); the stream ends with its pod."""
+        """Write nothing more (another writer may take the file over) and end the stream now."""
         with self._lock:
             self._abandoned = True
+        self.cut.cut()
 
     def run(self) -> None:
-        client = self.api.new_client()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "wb") as out:
-                follow = self.api.log_lines(self.pod, CONTAINER, 0, follow=True, client=client)
-                lines = cast("Generator[str, None, None]", follow)
-                with contextlib.closing(lines):
-                    for line in lines:
-                        with self._lock:
-                            if self._abandoned:
-                                return
-                            out.write(line.encode() + b"\n")
-                            out.flush()
-            self.clean = True
+                for line in self.api.log_lines(self.pod, CONTAINER, 0, follow=True, cut=self.cut):
+                    with self._lock:
+                        if self._abandoned:
+                            return
+                        out.write(line.encode() + b"\n")
+                        out.flush()
+            with self._lock:
+                self.clean = not self._abandoned and not self.cut.is_cut
         except (KubeError, OSError) as exc:
             log.debug("pipeline step log of pod %s: %s", self.pod, exc)
         except Exception:
             log.exception("pipeline step log of pod %s failed", self.pod)
         finally:
-            client.close()
+            self.api.release_thread()
+            with self._pumps_lock:
+                self._pumps.discard(self)
 
 
 @dataclass
@@ -243,6 +252,19 @@ class KubernetesExecutor:
         self.watcher = PodWatcher(api, self.selector)
         self._next_sweep = 0.0
         self._sweeps: set[asyncio.Task[int]] = set()
+        self._pumps: set[_LogPump] = set()
+        self._pumps_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Stop watching (steps go on running: the next start re-attaches) and close the connections."""
+        self.watcher.stop()
+        with self._pumps_lock:
+            pumps = list(self._pumps)
+        for pump in pumps:
+            pump.abandon()
+        for pump in pumps:
+            pump.join(10)
+        self.api.close()
 
     def image_for(self, image: str) -> str:
         return self.images.get(image, image)
@@ -323,7 +345,7 @@ class KubernetesExecutor:
                 await asyncio.sleep(POLL_S if self.watcher.synced else 0.5)
         finally:
             if watch.pump is not None and watch.pump.is_alive():
-                watch.pump.abandon()  # it ends with the container (or the pod's deletion): nobody cuts it
+                watch.pump.abandon()  # cancelled (a kill, a stop): the next watch follows the log anew
 
     async def _look(self, launch: StepLaunch, handle: Handle, watch: _Watch) -> StepOutcome | None:
         """One look at the attempt's pod (or Job): how it ended, or None while it runs."""
@@ -340,7 +362,8 @@ class KubernetesExecutor:
         started = "running" in state or "terminated" in state
         broken = pump is not None and not pump.is_alive() and "terminated" not in state
         if started and (pump is None or (broken and now >= watch.next_pump)):
-            pump = watch.pump = _LogPump(self.api, pod_name, launch.log_path)  # (again: the follow broke)
+            pump = _LogPump(self.api, pod_name, launch.log_path, self._pumps, self._pumps_lock)
+            watch.pump = pump  # (again when the follow broke while the container ran)
             pump.start()
             watch.next_pump = now + 1.0
         if "terminated" in state:
