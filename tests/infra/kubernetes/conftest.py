@@ -6,9 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from tests.support.kubernetes import KubeCluster
+from tests.support.kubernetes import BINARIES, K8S_HOME, REPO_ROOT, SCRIPTS, KubeCluster
 
 from trackside.infra.kubernetes.api import KubeApi
+
+# Where they were before the fixtures moved to tests/support/kubernetes.py (tests import them from here).
+__all__ = ["BINARIES", "K8S_HOME", "REPO_ROOT", "SCRIPTS", "KubeCluster", "kube_api"]
 
 
 @pytest.fixture
