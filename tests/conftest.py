@@ -19,6 +19,9 @@ from tests.support.platform import RunningPlatform, start_platform
 from tests.support.services import postgres_admin_url, require_postgres
 from trackside.store.database import Database
 
+# The real Kubernetes node's fixtures (kube_cluster, kube_namespace), for every package's tests.
+pytest_plugins = ["tests.support.kubernetes"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "examples"
 

@@ -118,7 +118,7 @@ class Settings(BaseSettings):
     # More Kubernetes targets by name: {kubeconfig, context, namespace, job_address, pub_url,
     # image_pull_policy, remote_gateway_url, remote_gateway_token}.
     kubernetes_targets: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    # Pipelines (docs/pipelines.md). The executor of container steps that name none: docker | local.
+    # Pipelines (docs/pipelines.md). The executor of container steps that name none: docker | kubernetes | local.
     pipeline_executor: str = "docker"
     # The `local` executor runs steps as processes of this host: off unless the operator trusts its users.
     pipeline_local_executor: bool = False
@@ -129,6 +129,15 @@ class Settings(BaseSettings):
     # Let the docker executor pull an image the engine lacks (off: a missing image fails the step).
     pipeline_docker_pull: bool = False
     pipeline_docker_network: str = "host"
+    # Cluster of the kubernetes executor: "" = the `kubernetes` target's (kubernetes_config, found as
+    # kubectl finds it); a kubeconfig path; "off" = no kubernetes executor.
+    pipeline_kubernetes_config: str = ""
+    # Namespace of the step Jobs: "" = the kubernetes target's (kubernetes_namespace, else the context's).
+    pipeline_kubernetes_namespace: str = ""
+    # imagePullPolicy of step containers: Never (air-gapped: images must be on the nodes) unless allowed.
+    pipeline_kubernetes_image_pull_policy: Literal["Never", "IfNotPresent", "Always"] = "Never"
+    # Keep finished step Jobs (and their pods) for the operator instead of deleting them once recorded.
+    pipeline_kubernetes_keep_jobs: bool = False
     # Run the pipeline scheduler in this lifecycle process (every lifecycle replica may run one).
     pipeline_scheduler: bool = True
     # How long a scheduler's claim on a running step lasts without renewal (then another takes it over).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tests.support.platform import RunningPlatform
 
 from trackside.pipelines.conditions import ACTIVE_RUN
 from trackside.pipelines.runs import get_run, run_json, steps_of
@@ -79,6 +81,20 @@ def wait_for_run(http: httpx.Client, url: str, uid: str, timeout: float = 120) -
             return body
         time.sleep(0.05)
     raise TimeoutError(f"run {uid} still active after {timeout} s")
+
+
+def step_status(platform: RunningPlatform, uid: str, job: str) -> str:
+    run = platform.http.get(f"{platform.url}/api/runs/{uid}").json()
+    return str(next(j["status"] for j in run["jobs"] if j["name"] == job))
+
+
+def kill_hard(platform: RunningPlatform) -> None:
+    """SIGKILL `trackside up`: nothing of it runs its shutdown (the crash the resume tests recover from)."""
+    platform.process.send_signal(signal.SIGKILL)
+    platform.process.wait()
+    if platform._http is not None:
+        platform._http.close()
+        platform._http = None
 
 
 def shell_quote(path: Path) -> str:

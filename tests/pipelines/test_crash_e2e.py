@@ -10,34 +10,20 @@ after them run once. On SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.pipelines.conftest import LOCAL_ENV
-from tests.pipelines.support import shell_quote, wait_for_run
-from tests.support.platform import RunningPlatform, start_platform
+from tests.pipelines.support import kill_hard, shell_quote, step_status, wait_for_run
+from tests.support.platform import start_platform
 from tests.support.polling import wait_until
 from tests.support.services import require_docker
 
 pytestmark = [pytest.mark.slow, pytest.mark.store]
 
 DATABASES = ["database_url", "postgres_url"]
-
-
-def step_status(platform: RunningPlatform, uid: str, job: str) -> str:
-    run = platform.http.get(f"{platform.url}/api/runs/{uid}").json()
-    return str(next(j["status"] for j in run["jobs"] if j["name"] == job))
-
-
-def kill_hard(platform: RunningPlatform) -> None:
-    platform.process.send_signal(signal.SIGKILL)
-    platform.process.wait()
-    if platform._http is not None:
-        platform._http.close()
-        platform._http = None
 
 
 def pid_alive(pid: int) -> bool:

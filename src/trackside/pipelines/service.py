@@ -91,6 +91,10 @@ class PipelineService:
     def stop(self) -> None:
         if self.scheduler is not None:
             self.scheduler.stop()
+        for executor in self.executors.values():  # their watches and connections (steps go on running)
+            close = getattr(executor, "close", None)
+            if close is not None:
+                close()
 
     def set_pub_url(self, url: str) -> None:
         """The gateway's `/pub` URL for call steps, once `trackside up` knows its port."""

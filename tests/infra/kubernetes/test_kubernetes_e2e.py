@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from tests.conftest import EXAMPLES
 from tests.infra.docker.support import TEST_NAMESPACE, CallLoop, remove_jobs, require_engine, require_registry
-from tests.infra.kubernetes.conftest import KubeCluster
+from tests.support.kubernetes import KubeCluster
 from tests.support.platform import RunningPlatform, deploy_directory, start_platform, wait_for_deployment
 
 from trackside.infra.kubernetes.api import KubeApi

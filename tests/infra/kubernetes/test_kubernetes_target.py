@@ -23,7 +23,7 @@ from tests.infra.docker.support import (
     require_registry,
     unique,
 )
-from tests.infra.kubernetes.conftest import KubeCluster
+from tests.support.kubernetes import KubeCluster
 
 from trackside.config import Settings
 from trackside.domain import JobDto, JobFamilyDto, JobSecrets

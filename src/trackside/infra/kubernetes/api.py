@@ -38,6 +38,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "Secret": ("/api/v1", "secrets"),
     "Event": ("/api/v1", "events"),
     "Namespace": ("/api/v1", "namespaces"),
+    "Job": ("/apis/batch/v1", "jobs"),  # the kubernetes pipeline executor's steps
 }
 
 

@@ -1,4 +1,4 @@
-"""Step executors: `local`, `docker` (and `kubernetes` later, through the same `StepExecutor` Protocol).
+"""Step executors: `local`, `docker` and `kubernetes`, through the same `StepExecutor` Protocol.
 
 `build_executors` makes the ones this server offers from its settings, and the `ExecutorPolicy` that
 validation uses to refuse, at submission, a pipeline asking for one that is off or unknown here.
@@ -21,9 +21,7 @@ def build_executors(settings: Any) -> tuple[dict[str, StepExecutor], ExecutorPol
     from trackside.pipelines.executors.local import LocalExecutor
 
     executors: dict[str, StepExecutor] = {}
-    disabled: dict[str, str] = {
-        "kubernetes": "the kubernetes executor is not available on this server yet",
-    }
+    disabled: dict[str, str] = {}
     if settings.pipeline_local_executor:
         executors["local"] = LocalExecutor()
     else:
@@ -41,6 +39,48 @@ def build_executors(settings: Any) -> tuple[dict[str, StepExecutor], ExecutorPol
         )
     else:
         disabled["docker"] = "the docker executor is off: this server has no Docker engine (docker_url)"
+    kubernetes = _kubernetes_executor(settings)
+    if isinstance(kubernetes, str):
+        disabled["kubernetes"] = kubernetes
+    else:
+        executors["kubernetes"] = kubernetes
     default = settings.pipeline_executor
     policy = ExecutorPolicy(default=default, available=frozenset(executors), disabled_reasons=disabled)
     return executors, policy
+
+
+def _kubernetes_executor(settings: Any) -> StepExecutor | str:
+    """The kubernetes executor on the cluster found as the kubernetes target finds its own, or why not."""
+    from pathlib import Path
+
+    from trackside.errors import InvalidInput
+    from trackside.identity import platform_id
+    from trackside.infra.kubernetes.api import KubeApi
+    from trackside.infra.kubernetes.cluster import discover
+    from trackside.pipelines.executors.kubernetes import KubernetesExecutor
+
+    kubeconfig = settings.pipeline_kubernetes_config or settings.kubernetes_config
+    if kubeconfig == "off":
+        return "the kubernetes executor is off on this server (kubernetes_config or pipeline_kubernetes_config: off)"
+    namespace = settings.pipeline_kubernetes_namespace or settings.kubernetes_namespace
+    try:
+        cluster = discover(
+            kubeconfig or None,
+            settings.kubernetes_context or None,
+            namespace or None,
+            Path(settings.data_dir) / "infra" / "kubernetes",
+        )
+    except InvalidInput as exc:
+        return f"the kubernetes executor has no cluster: {exc.message}"
+    if cluster is None:
+        return (
+            "the kubernetes executor is off: this server found no Kubernetes cluster "
+            "(no kubeconfig in kubernetes_config, KUBECONFIG or ~/.kube/config, and not running in a pod)"
+        )
+    return KubernetesExecutor(
+        KubeApi(cluster),
+        platform_id(settings),
+        images=settings.pipeline_images,
+        pull_policy=settings.pipeline_kubernetes_image_pull_policy,
+        keep_jobs=settings.pipeline_kubernetes_keep_jobs,
+    )

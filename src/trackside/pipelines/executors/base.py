@@ -1,12 +1,12 @@
 """The executor interface: how a container step (`image` + `run`) is started, watched, killed and found again.
 
-Built in: `local` (a subprocess) and `docker` (the Docker engine). A `kubernetes` executor (a
-`batch/v1` Job per step) implements the same Protocol: `launch` creates the Job (`backoffLimit: 0`,
-`restartPolicy: Never`, container `main`, labels from `StepLaunch.labels`, `activeDeadlineSeconds`
-from the timeout) and returns `{"job": NAME, "namespace": NS}`; `attach` finds it by those labels
-(so a crash between creating it and recording the handle never creates a second one); `wait` watches
-it with `resourceVersion`, re-listing when the watch ends (a closed watch is never success), and
-copies the pod's log into `log_path` before returning; `kill` and `release` delete it.
+Built in: `local` (a subprocess), `docker` (the Docker engine) and `kubernetes` (a `batch/v1` Job per
+attempt): `launch` creates the Job (`backoffLimit: 0`, `restartPolicy: Never`, container `main`,
+labels from `StepLaunch.labels` and the platform's id, `activeDeadlineSeconds` from the timeout) and
+returns `{"job": NAME, "namespace": NS}`; `attach` finds it by name or by those labels (so a crash
+between creating it and recording the handle never creates a second one); `wait` follows its pod
+through a list + watch that re-lists when a watch ends (a closed watch is never success) and copies
+the pod's log into `log_path` before returning; `kill` and `release` delete it.
 
 The scheduler records the handle `launch` returns in the step's row. After a crash it calls
 `attach(launch, handle)` for every step that was RUNNING: the executor answers the handle of the work
