@@ -49,6 +49,39 @@ README_GOLDEN_JOBS = [
     {"name": "success", "status": "SUCCESSFUL"},
     {"name": "error", "status": "SKIPPED"},
 ]
+# Env in, an output and both output streams out, and a failure that is allowed: one step each.
+ENV_AND_OUTPUTS_PIPELINE: dict[str, Any] = {
+    "kind": "Pipeline",
+    "params": {"n": 20},
+    "jobs": {
+        "count": {
+            "image": "busybox",
+            "run": 'echo "::output twice=$((N * 2))"; echo done >&2',
+            "env": {"N": "${{ params.n }}"},
+        },
+        "fail": {"image": "busybox", "run": "exit 7", "dependsOn": [{"job": "count"}], "allowFailure": True},
+    },
+}
+
+
+def crash_pipeline(executor: str) -> dict[str, Any]:
+    """prepare -> wait (until /tmp/go exists in its container, then an output from prepare's) -> after."""
+    return {
+        "kind": "Pipeline",
+        "executor": executor,
+        "jobs": {
+            "prepare": {"image": "busybox", "run": "echo ::output greeting=hello"},
+            "wait": {
+                "image": "busybox",
+                "run": 'echo started; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo "::output said=$G"',
+                "env": {"G": "${{ jobs.prepare.outputs.greeting }}"},
+                "dependsOn": [{"job": "prepare"}],
+            },
+            "after": {"image": "busybox", "run": "echo after", "dependsOn": [{"job": "wait"}]},
+        },
+    }
+
+
 OWNER = {"type": "internal", "name": "tests", "subject_id": None, "scopes": None}
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from tests.pipelines.conftest import LOCAL_ENV
-from tests.pipelines.support import kill_hard, shell_quote, step_status, wait_for_run
+from tests.pipelines.support import crash_pipeline, kill_hard, shell_quote, step_status, wait_for_run
 from tests.support.platform import start_platform
 from tests.support.polling import wait_until
 from tests.support.services import require_docker
@@ -92,20 +92,7 @@ def test_a_killed_platform_reattaches_to_docker_steps_that_kept_running(
 ) -> None:
     require_docker()
     url: str = request.getfixturevalue(database)
-    pipeline: dict[str, Any] = {
-        "kind": "Pipeline",
-        "executor": "docker",
-        "jobs": {
-            "prepare": {"image": "busybox", "run": "echo ::output greeting=hello"},
-            "wait": {
-                "image": "busybox",
-                "run": 'echo started; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo "::output said=$G"',
-                "env": {"G": "${{ jobs.prepare.outputs.greeting }}"},
-                "dependsOn": [{"job": "prepare"}],
-            },
-            "after": {"image": "busybox", "run": "echo after", "dependsOn": [{"job": "wait"}]},
-        },
-    }
+    pipeline = crash_pipeline("docker")
     first = start_platform(tmp_path / "data", url, extra_env=LOCAL_ENV, timeout=180)
     container = ""
     try:

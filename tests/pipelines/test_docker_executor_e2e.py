@@ -7,7 +7,13 @@ import subprocess
 from typing import Any
 
 import pytest
-from tests.pipelines.support import README_GOLDEN_JOBS, README_PIPELINE, chainr_view, wait_for_run
+from tests.pipelines.support import (
+    ENV_AND_OUTPUTS_PIPELINE,
+    README_GOLDEN_JOBS,
+    README_PIPELINE,
+    chainr_view,
+    wait_for_run,
+)
 from tests.support.platform import RunningPlatform
 from tests.support.polling import wait_until
 from tests.support.services import require_docker
@@ -44,18 +50,7 @@ def _containers_of(uid: str) -> list[str]:
 
 
 def test_a_docker_step_gets_its_env_and_publishes_outputs_and_logs(pipeline_platform: RunningPlatform) -> None:
-    body = {
-        "kind": "Pipeline",
-        "params": {"n": 20},
-        "jobs": {
-            "count": {
-                "image": "busybox",
-                "run": 'echo "::output twice=$((N * 2))"; echo done >&2',
-                "env": {"N": "${{ params.n }}"},
-            },
-            "fail": {"image": "busybox", "run": "exit 7", "dependsOn": [{"job": "count"}], "allowFailure": True},
-        },
-    }
+    body = ENV_AND_OUTPUTS_PIPELINE
     run = run_on_docker(pipeline_platform, body)
     jobs = {job["name"]: job for job in run["jobs"]}
     assert jobs["count"]["outputs"] == {"twice": "40"}

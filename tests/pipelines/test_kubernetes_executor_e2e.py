@@ -21,9 +21,11 @@ import pytest
 from tests.conftest import fresh_database
 from tests.pipelines.conftest import LOCAL_ENV
 from tests.pipelines.support import (
+    ENV_AND_OUTPUTS_PIPELINE,
     README_GOLDEN_JOBS,
     README_PIPELINE,
     chainr_view,
+    crash_pipeline,
     kill_hard,
     step_status,
     wait_for_run,
@@ -111,18 +113,7 @@ def test_the_readme_pipeline_runs_golden_on_kubernetes(kube_pipelines: KubePipel
 
 
 def test_a_kubernetes_step_gets_its_env_and_publishes_outputs_and_logs(kube_pipelines: KubePipelines) -> None:
-    body = {
-        "kind": "Pipeline",
-        "params": {"n": 20},
-        "jobs": {
-            "count": {
-                "image": "busybox",
-                "run": 'echo "::output twice=$((N * 2))"; echo done >&2',
-                "env": {"N": "${{ params.n }}"},
-            },
-            "fail": {"image": "busybox", "run": "exit 7", "dependsOn": [{"job": "count"}], "allowFailure": True},
-        },
-    }
+    body = ENV_AND_OUTPUTS_PIPELINE
     run = run_on_kubernetes(kube_pipelines, body)
     jobs = {job["name"]: job for job in run["jobs"]}
     assert jobs["count"]["outputs"] == {"twice": "40"}
@@ -190,20 +181,7 @@ def test_a_killed_platform_reattaches_to_the_job_that_kept_running(
     while the platform is down; nothing runs twice and no Job is left."""
     url: str = request.getfixturevalue(database)
     env = kube_env(kube_cluster, kube_namespace)
-    pipeline: dict[str, Any] = {
-        "kind": "Pipeline",
-        "executor": "kubernetes",
-        "jobs": {
-            "prepare": {"image": "busybox", "run": "echo ::output greeting=hello"},
-            "wait": {
-                "image": "busybox",
-                "run": 'echo started; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo "::output said=$G"',
-                "env": {"G": "${{ jobs.prepare.outputs.greeting }}"},
-                "dependsOn": [{"job": "prepare"}],
-            },
-            "after": {"image": "busybox", "run": "echo after", "dependsOn": [{"job": "wait"}]},
-        },
-    }
+    pipeline = crash_pipeline("kubernetes")
     with kube_cluster.api(kube_namespace) as api:
 
         def wait_pod_running() -> bool:
