@@ -16,7 +16,8 @@ import pytest
 
 from tests.backup.support import PASSWORD, add, call, populate, settings_args, trackside, until
 from tests.conftest import EXAMPLES, postgres_database
-from tests.support.platform import deploy_and_wait, start_platform
+from tests.support.platform import RunningPlatform, deploy_and_wait, start_platform
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -62,8 +63,13 @@ def test_a_platform_backed_up_with_its_keys_serves_old_tokens_after_a_wipe_and_r
         assert me.status_code == 200, me.text
         login = httpx.post(f"{restored.api}/users/login", json={"username": made.username, "password": PASSWORD})
         assert login.status_code == 200, login.text
-        jobs = httpx.get(f"{restored.api}/job", headers={"X-Racetrack-Auth": made.admin_token}).json()
-        assert sorted((j["name"], j["status"]) for j in jobs) == [("adder", "running"), ("secretjob", "running")]
+        # The replicas started fresh; the supervisor's next pass over them records them running (a
+        # pass that probed a replica still booting recorded an error until then).
+        wait_until(
+            lambda: job_statuses(restored, made.admin_token) == [("adder", "running"), ("secretjob", "running")],
+            timeout=120,
+            what="the restored jobs listed running",
+        )
     finally:
         restored.stop()
 
@@ -153,3 +159,8 @@ def test_restored_without_keys_old_tokens_are_refused_until_the_printed_recovery
         assert add(restored, made.esc_token).status_code == 401
     finally:
         restored.stop()
+
+
+def job_statuses(platform: RunningPlatform, token: str) -> list[tuple[str, str]]:
+    jobs = httpx.get(f"{platform.api}/job", headers={"X-Racetrack-Auth": token}).json()
+    return sorted((j["name"], j["status"]) for j in jobs)
