@@ -1,0 +1,15 @@
+# The Trackside platform image: our own base image (debootstrapped Debian with python3), no registry pulls.
+# Built by scripts/build-platform-image, which puts the wheels beside it: deps/ (every dependency, with
+# requirements.txt pinning them; the same wheels give the same layer, so a rebuild after a code change
+# reuses it) and trackside/ (Trackside's own wheel).
+FROM trackside/python3-base:bookworm
+COPY deps /tmp/deps
+RUN python3 -m venv /opt/trackside \
+ && /opt/trackside/bin/pip install --no-cache-dir --no-index --find-links /tmp/deps -r /tmp/deps/requirements.txt \
+ && rm -rf /tmp/deps \
+ && mkdir -p /var/lib/trackside && chown 10001:10001 /var/lib/trackside
+COPY trackside /tmp/trackside
+RUN /opt/trackside/bin/pip install --no-cache-dir --no-index --no-deps /tmp/trackside/*.whl && rm -rf /tmp/trackside
+ENV PATH=/opt/trackside/bin:$PATH TRACKSIDE_DATA_DIR=/var/lib/trackside TRACKSIDE_HOST=0.0.0.0
+USER 10001:10001
+ENTRYPOINT ["trackside"]
