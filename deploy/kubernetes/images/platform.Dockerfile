@@ -3,6 +3,12 @@
 # requirements.txt pinning them; the same wheels give the same layer, so a rebuild after a code change
 # reuses it) and trackside/ (Trackside's own wheel).
 FROM trackside/python3-base:bookworm
+# The lifecycle builds jobs' images with the docker client (on the engine DOCKER_HOST names) and
+# reads git sources: Debian's packages (apt reads Debian's archive; the build script gives it the
+# host's network).
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends docker.io git ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
 COPY deps /tmp/deps
 RUN python3 -m venv /opt/trackside \
  && /opt/trackside/bin/pip install --no-cache-dir --no-index --find-links /tmp/deps -r /tmp/deps/requirements.txt \
