@@ -701,7 +701,7 @@ class _ClientConnection(asyncio.Protocol):
             parts += _credential_lines(watched, ex.token)
         if route.remote_gateway_url:
             prefix = urlsplit(route.remote_gateway_url).path.rstrip("/").encode()
-            parts[1] = prefix + b"/job/"
+            parts[1] = b" " + prefix + b"/job/"
             if route.remote_gateway_token:
                 parts += (b"X-Racetrack-Gateway-Token: ", route.remote_gateway_token.encode(), b"\r\n")
         parts.append(b"\r\n")

@@ -65,9 +65,16 @@ def kube_cluster() -> Iterator[KubeCluster]:
     cluster = KubeCluster(_kubeconfig())
     K8S_HOME.mkdir(parents=True, exist_ok=True)
     with open(K8S_HOME / ".trackside-tests.lock", "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one process at a time decides whether to start it
         started = False
-        if not (cluster.kubeconfig.is_file() and cluster.answers()):
+        # A node that runs is joined with the shared lock at once: waiting for the exclusive one first
+        # would wait for every other session's end while sessions keep coming (flock favours none).
+        # It is checked again once held, since its starter may have stopped it just before.
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        joined = cluster.kubeconfig.is_file() and cluster.answers()
+        if not joined:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one process at a time decides whether to start it
+        if not joined and not (cluster.kubeconfig.is_file() and cluster.answers()):
             result = subprocess.run(
                 ["bash", str(SCRIPTS / "start_node.sh")], capture_output=True, text=True, timeout=300, check=False
             )

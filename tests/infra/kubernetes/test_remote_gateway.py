@@ -116,10 +116,10 @@ def test_the_remote_gateway_serves_only_calls_with_its_token_and_still_checks_th
     setup = remote_setup
     direct = setup.call(setup.remote_pub, setup.platform.auth)
     assert direct.status_code == 401
-    assert direct.json() == {"error": REMOTE_REFUSED}
+    assert direct.json()["error"] == REMOTE_REFUSED
     wrong = setup.call(setup.remote_pub, {**setup.platform.auth, "X-Racetrack-Gateway-Token": "not-the-token"})
     assert wrong.status_code == 401
-    assert wrong.json() == {"error": REMOTE_REFUSED}
+    assert wrong.json()["error"] == REMOTE_REFUSED
 
     gateway_only = setup.call(setup.remote_pub, {"X-Racetrack-Gateway-Token": setup.token})
     assert gateway_only.status_code == 401, "the gateway token does not stand for a caller"
