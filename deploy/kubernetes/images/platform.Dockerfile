@@ -5,10 +5,13 @@
 FROM trackside/python3-base:bookworm
 # The lifecycle builds jobs' images with the docker client (on the engine DOCKER_HOST names) and
 # reads git sources: Debian's packages (apt reads Debian's archive; the build script gives it the
-# host's network).
+# host's network). Of docker.io only its client (it needs libc alone): the engine, containerd and
+# runc it depends on would add 500 MB that never run here.
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends docker.io git ca-certificates \
- && rm -rf /var/lib/apt/lists/*
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends git ca-certificates \
+ && cd /tmp && apt-get download docker.io && dpkg-deb -x docker.io_*.deb /tmp/docker.io \
+ && install -m 0755 /tmp/docker.io/usr/bin/docker /usr/local/bin/docker \
+ && rm -rf /tmp/docker.io* /var/lib/apt/lists/*
 COPY deps /tmp/deps
 RUN python3 -m venv /opt/trackside \
  && /opt/trackside/bin/pip install --no-cache-dir --no-index --find-links /tmp/deps -r /tmp/deps/requirements.txt \
