@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     gateway_max_url_bytes: int = Field(default=16 * 1024, ge=256)
     gateway_max_head_bytes: int = Field(default=64 * 1024, ge=1024)
     gateway_max_headers: int = Field(default=100, ge=8)
+    # Racetrack's remote gateway mode (docs/kubernetes.md): non-empty makes this gateway the remote one,
+    # beside the jobs of a target whose `remote_gateway_url` names it. It serves only calls the main
+    # gateway forwards, which carry this token as X-Racetrack-Gateway-Token (401 otherwise), and sends
+    # them to the jobs' replicas itself. Empty: a main gateway.
+    gateway_remote_token: str = ""
     # Proxies in front of the platform (IP addresses or networks) whose X-Forwarded-For,
     # X-Forwarded-Proto/Host, X-Real-IP and Forwarded are believed; everyone else's are replaced
     # by what the gateway saw. Empty: nobody's (docs/security.md, "Client addresses and trusted proxies").

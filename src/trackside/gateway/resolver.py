@@ -181,8 +181,12 @@ class LifecycleResolver:
         auth_required: bool = True,
         metrics: GatewayMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
+        remote_mode: bool = False,
     ) -> None:
         self.lifecycle_url = lifecycle_url.rstrip("/")
+        # A remote gateway (remote gateway mode) is where a target's remote_gateway_url leads: it
+        # routes to the replicas itself, never on to a remote gateway.
+        self.remote_mode = remote_mode
         self.clock = clock  # seconds; tests pass their own to step over TTLs without sleeping
         self.internal_token = internal_token
         self.ttl = ttl
@@ -261,6 +265,8 @@ class LifecycleResolver:
                 route = route_from_can_call_job(response.json())
             except (ValueError, KeyError, TypeError) as exc:
                 return self._stale_or_fail(key, f"lifecycle sent a malformed can-call-job answer: {exc!r}")
+            if self.remote_mode:
+                route.remote_gateway_url = route.remote_gateway_token = None
             self._store(key, route, self.ttl if route.status != "starting" else self.transient_ttl, asked)
             return route
         if status in (401, 403, 404, 503):

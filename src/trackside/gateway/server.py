@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import importlib.metadata
 import itertools
 import json
@@ -108,6 +109,10 @@ _NOT_FORWARDED = (
     | _spellings(*_TOKEN_ONLY, b"x-caller-name", b"x-trackside-gateway", b"x-racetrack-gateway-token")
     | {b"host", b"expect", b"x-request-tracing-id", b"cookie", b"authorization"}
 )
+# Remote gateway mode: a job call that did not come from the main gateway.
+REMOTE_REFUSED = (
+    "remote gateway: job calls come through the main gateway only (X-Racetrack-Gateway-Token missing or wrong)"
+)
 # Response headers not copied as they are (Content-Length and Location are, after a look).
 _RESPONSE_SPECIAL = HOP_BY_HOP | {b"x-request-tracing-id", b"content-length", b"location"}
 
@@ -125,6 +130,7 @@ _WATCHED = frozenset(
         b"x-forwarded-host",
         b"x-real-ip",
         b"forwarded",
+        b"x-racetrack-gateway-token",
         *TOKEN_HEADERS,
     }
 )
@@ -534,6 +540,9 @@ class _ClientConnection(asyncio.Protocol):
         ex.job_version = target.version
         ex.job_path = target.path
         watched = ex.watched
+        if server.remote_token is not None and not server.from_main_gateway(watched):
+            self._respond_json(ex, 401, {"error": REMOTE_REFUSED})
+            return
         raw_token = watched.get(b"x-racetrack-auth")
         token = ex.token = raw_token.decode("latin-1").strip() if raw_token else extract_token(watched)
         peek = server._resolve_cached
@@ -686,13 +695,13 @@ class _ClientConnection(asyncio.Protocol):
         caller_line = route.caller_line
         if caller_line:
             parts.append(caller_line)
-        if route.forward_caller_token:
+        if route.forward_caller_token or route.remote_gateway_url:  # the remote gateway asks the lifecycle too
             parts += _credential_lines(watched, None)
         elif b"cookie" in watched or b"authorization" in watched:
             parts += _credential_lines(watched, ex.token)
         if route.remote_gateway_url:
             prefix = urlsplit(route.remote_gateway_url).path.rstrip("/").encode()
-            parts[1] = prefix + b"/job/"
+            parts[1] = b" " + prefix + b"/job/"
             if route.remote_gateway_token:
                 parts += (b"X-Racetrack-Gateway-Token: ", route.remote_gateway_token.encode(), b"\r\n")
         parts.append(b"\r\n")
@@ -1150,10 +1159,14 @@ class GatewayServer:
         limits: RequestLimits | None = None,
         trusted_proxies: TrustedProxies | None = None,
         fallback_secret: str | None = None,
+        remote_token: str | None = None,
     ) -> None:
         """`fallback_secret` is sent to the fallback upstream (the lifecycle in `trackside up`) as
-        `X-Trackside-Gateway`, so it knows the forwarding headers come from the platform's own gateway."""
+        `X-Trackside-Gateway`, so it knows the forwarding headers come from the platform's own gateway.
+        `remote_token` makes it a remote gateway (remote gateway mode): job calls must carry it as
+        `X-Racetrack-Gateway-Token`, as the main gateway sends them."""
         self.resolver = resolver
+        self.remote_token = remote_token.encode() if remote_token else None
         self.limits = limits or RequestLimits()
         self.trusted_proxies = trusted_proxies or TrustedProxies()
         self.fallback_secret = fallback_secret.encode() if fallback_secret is not None else None
@@ -1201,6 +1214,13 @@ class GatewayServer:
                 await self._server.wait_closed()
             self._server = None
 
+    def from_main_gateway(self, watched: dict[bytes, bytes]) -> bool:
+        """Remote gateway mode: whether the call carries this gateway's token, as the main gateway sends it."""
+        sent = watched.get(b"x-racetrack-gateway-token")
+        return (
+            sent is not None and self.remote_token is not None and hmac.compare_digest(sent.strip(), self.remote_token)
+        )
+
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
@@ -1237,9 +1257,15 @@ def run_gateway(settings: Settings) -> None:
     """Serve the gateway on settings.host:settings.port until SIGINT/SIGTERM (`trackside serve gateway`)."""
 
     async def serve() -> None:
-        resolver = LifecycleResolver(settings.lifecycle_url, ttl=settings.gateway_cache_ttl)
+        remote_token = settings.gateway_remote_token or None
+        resolver = LifecycleResolver(
+            settings.lifecycle_url, ttl=settings.gateway_cache_ttl, remote_mode=remote_token is not None
+        )
         server = GatewayServer(
-            resolver, limits=RequestLimits.of(settings), trusted_proxies=TrustedProxies(settings.trusted_proxies)
+            resolver,
+            limits=RequestLimits.of(settings),
+            trusted_proxies=TrustedProxies(settings.trusted_proxies),
+            remote_token=remote_token,
         )
         server.async_calls = AsyncCalls.from_settings(settings, settings.lifecycle_url)
         port = await server.start(settings.host, settings.port)
