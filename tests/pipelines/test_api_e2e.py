@@ -421,6 +421,34 @@ def test_step_logs_can_be_followed_until_the_step_ends(pipeline_platform: Runnin
     assert lines == ["one", "two", "{}"]
 
 
+def test_a_log_followed_before_its_step_started_follows_its_first_attempt(
+    pipeline_platform: RunningPlatform, tmp_path: Path
+) -> None:
+    platform = pipeline_platform
+    gate, go = tmp_path / "gate", tmp_path / "go"
+    body = {
+        "kind": "Pipeline",
+        "jobs": {
+            "wait": {"image": "b", "run": f"while [ ! -e {shell_quote(gate)} ]; do sleep 0.05; done"},
+            "talk": {
+                "image": "b",
+                "run": f"echo one; while [ ! -e {shell_quote(go)} ]; do sleep 0.05; done; echo two",
+                "dependsOn": [{"job": "wait"}],
+            },
+        },
+    }
+    uid = post_run(platform, body)
+    lines: list[str] = []
+    with platform.http.stream("GET", f"{platform.url}/api/runs/{uid}/jobs/talk/logs", params={"follow": "1"}) as stream:
+        gate.write_text("")  # the follow began while `talk` waited for `wait`: it has no attempt yet
+        for line in stream.iter_lines():
+            if line.startswith("data: "):
+                lines.append(line[6:])
+                if line == "data: one":
+                    go.write_text("")
+    assert lines == ["one", "two", "{}"]
+
+
 def test_run_events_stream_as_server_sent_events_and_resume_after_last_event_id(
     pipeline_platform: RunningPlatform,
 ) -> None:

@@ -216,32 +216,36 @@ async def job_logs(
         return PlainTextResponse(text)
 
     async def lines() -> AsyncIterator[str]:
+        log_file, following = path, wanted  # 0: the step has not started; its first attempt is followed
+        began = status != Status.PENDING
         offset = 0
         current = status
         seen = BELL.count
         idle = 0.0
         while True:
-            if path is not None:
-                chunk, offset = read_from(path, offset)
+            if log_file is not None:
+                chunk, offset = read_from(log_file, offset)
                 for line in chunk.splitlines():
                     yield f"data: {line}\n\n"
             if current in FINAL or await request.is_disconnected():
                 break
-            if current == Status.PENDING and wanted and status != Status.PENDING:
+            if current == Status.PENDING and began:
                 break  # this attempt ended and a retry waits: its log is complete
             await asyncio.sleep(0.1)
             idle += 0.1
             if BELL.count != seen or idle >= POLL_SECONDS:
                 seen, idle = BELL.count, 0.0
-                _, latest, current, _ = await run_in_threadpool(_log_source, service, uid, job, None)
-                if latest != wanted:
+                latest_file, latest, current, _ = await run_in_threadpool(_log_source, service, uid, job, None)
+                if not following and latest:  # the step started since the follow began
+                    log_file, following, began = latest_file, latest, True
+                elif latest != following:
                     current = Status.FAILED  # a new attempt started: this one is over
-        rest: str | None
-        if path is not None and path.exists():
-            chunk, offset = read_from(path, offset)
-            rest = chunk + (read_log(path) or "")[offset:]
-        else:  # kept only in the step's row: a call step's, or a file on another replica or gone
-            rest = (await run_in_threadpool(_log_source, service, uid, job, wanted))[3]
+        rest: str | None = None
+        if log_file is not None and log_file.exists():
+            chunk, offset = read_from(log_file, offset)
+            rest = chunk + (read_log(log_file) or "")[offset:]
+        elif following:  # kept only in the step's row: a call step's, or a file on another replica or gone
+            rest = (await run_in_threadpool(_log_source, service, uid, job, following))[3]
         for line in (rest or "").splitlines():
             yield f"data: {line}\n\n"
         yield "event: end\ndata: {}\n\n"
