@@ -5,6 +5,10 @@ pulled (`ErrImagePull`, `ImagePullBackOff`, `InvalidImageName`), a container tha
 (`CrashLoopBackOff`, or restarted after exiting), a container the kubelet can't create
 (`CreateContainerConfigError`, ...) and a pod no node can take (`Unschedulable`, with the scheduler's
 message). A deploy fails at once on them, with the pod's recent logs, instead of at a timeout.
+
+Except where the kubelet itself retries: `CreateContainerConfigError` because its cache of Secrets or
+ConfigMaps has not caught up with one created a moment ago ("failed to sync secret cache") clears on
+its own, so it only shows in `describe()` (a deploy that stays there fails at its ready timeout).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from trackside.infra.kubernetes.naming import (
 
 PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "RegistryUnavailable")
 CREATE_FAILURES = ("CreateContainerConfigError", "CreateContainerError", "RunContainerError")
+CREATE_RETRIED = ("failed to sync secret cache", "failed to sync configmap cache")
 
 
 @dataclass
@@ -65,7 +70,7 @@ class PodState:
         reason = self.waiting_reason
         if reason in PULL_FAILURES:
             return f"pod {self.name}: {reason}: {self.waiting_message or 'the image cannot be pulled'}"
-        if reason in CREATE_FAILURES:
+        if reason in CREATE_FAILURES and not any(retried in self.waiting_message for retried in CREATE_RETRIED):
             return f"pod {self.name}: {reason}: {self.waiting_message}"
         if reason == "CrashLoopBackOff" or (self.restarts and not self.ready and self.exit_code is not None):
             code = f" (exit code {self.exit_code})" if self.exit_code is not None else ""
@@ -83,7 +88,8 @@ class PodState:
         if self.deleting:
             return f"pod {self.name} is terminating"
         if self.waiting_reason:
-            return f"pod {self.name} is waiting: {self.waiting_reason}"
+            detail = f" ({self.waiting_message})" if self.waiting_message else ""
+            return f"pod {self.name} is waiting: {self.waiting_reason}{detail}"
         if not self.ready:
             return f"pod {self.name} is {self.phase.lower()}, not ready"
         return f"pod {self.name} is ready"
