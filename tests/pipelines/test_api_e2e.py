@@ -9,6 +9,7 @@ import hmac
 import json
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -403,22 +404,29 @@ def test_retry_keeps_successful_steps_and_their_outputs_and_reruns_the_rest(
 def test_step_logs_can_be_followed_until_the_step_ends(pipeline_platform: RunningPlatform, tmp_path: Path) -> None:
     platform = pipeline_platform
     go = tmp_path / "go"
-    body = {
-        "kind": "Pipeline",
-        "jobs": {
-            "talk": {"image": "b", "run": f"echo one; while [ ! -e {shell_quote(go)} ]; do sleep 0.05; done; echo two"}
-        },
-    }
+    body = {"kind": "Pipeline", "jobs": {"talk": talk_until(go)}}
     uid = post_run(platform, body)
+    assert follow_talk(platform, uid, go, before=lambda: None) == ["one", "two", "{}"]
+
+
+def talk_until(go: Path) -> dict[str, Any]:
+    """A step that says `one`, waits for `go` to exist, then says `two`."""
+    return {"image": "b", "run": f"echo one; while [ ! -e {shell_quote(go)} ]; do sleep 0.05; done; echo two"}
+
+
+def follow_talk(platform: RunningPlatform, uid: str, go: Path, before: Callable[[], object]) -> list[str]:
+    """The data lines of step `talk`'s followed log; `before()` runs once the stream is open, and `go`
+    is made when `one` arrived."""
     lines: list[str] = []
     with platform.http.stream("GET", f"{platform.url}/api/runs/{uid}/jobs/talk/logs", params={"follow": "1"}) as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
+        before()
         for line in stream.iter_lines():
             if line.startswith("data: "):
                 lines.append(line[6:])
                 if line == "data: one":
                     go.write_text("")
-    assert lines == ["one", "two", "{}"]
+    return lines
 
 
 def test_a_log_followed_before_its_step_started_follows_its_first_attempt(
@@ -430,23 +438,12 @@ def test_a_log_followed_before_its_step_started_follows_its_first_attempt(
         "kind": "Pipeline",
         "jobs": {
             "wait": {"image": "b", "run": f"while [ ! -e {shell_quote(gate)} ]; do sleep 0.05; done"},
-            "talk": {
-                "image": "b",
-                "run": f"echo one; while [ ! -e {shell_quote(go)} ]; do sleep 0.05; done; echo two",
-                "dependsOn": [{"job": "wait"}],
-            },
+            "talk": {**talk_until(go), "dependsOn": [{"job": "wait"}]},
         },
     }
     uid = post_run(platform, body)
-    lines: list[str] = []
-    with platform.http.stream("GET", f"{platform.url}/api/runs/{uid}/jobs/talk/logs", params={"follow": "1"}) as stream:
-        gate.write_text("")  # the follow began while `talk` waited for `wait`: it has no attempt yet
-        for line in stream.iter_lines():
-            if line.startswith("data: "):
-                lines.append(line[6:])
-                if line == "data: one":
-                    go.write_text("")
-    assert lines == ["one", "two", "{}"]
+    # The follow begins while `talk` waits for `wait`: it has no attempt yet.
+    assert follow_talk(platform, uid, go, before=lambda: gate.write_text("")) == ["one", "two", "{}"]
 
 
 def test_run_events_stream_as_server_sent_events_and_resume_after_last_event_id(
