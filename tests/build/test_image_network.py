@@ -12,6 +12,7 @@ import pytest
 from tests.infra.docker.support import BASE_IMAGE, build, docker_settings, dockerfile_manifest, remove_jobs, unique
 
 from trackside.build.images import build_network
+from trackside.config import Settings
 from trackside.errors import BuildFailed
 from trackside.infra.docker.engine import DockerEngine
 
@@ -55,6 +56,23 @@ def package_server() -> Iterator[int]:
         yield server.server_address[1]
     finally:
         server.shutdown()
+        server.server_close()  # the listening socket: left to the GC it is a ResourceWarning, an error here
+
+
+def build_fetching(engine: DockerEngine, settings: Settings, tmp_path: Path, port: int, lines: list[str]) -> None:
+    """Build a job whose Dockerfile fetches from the host's package server on `port`, its log into `lines`."""
+    name = unique("net")
+    try:
+        build(
+            engine,
+            settings,
+            tmp_path / "ws",
+            dockerfile_manifest(name),
+            {"Dockerfile": FETCHING.format(base=BASE_IMAGE, port=port)},
+            log=lines.append,
+        )
+    finally:
+        remove_jobs(engine, name)
 
 
 def _engine_has_bridge(engine: DockerEngine) -> bool:
@@ -70,19 +88,8 @@ def test_by_default_builds_get_the_engines_network_host_where_it_has_no_bridge(
     assert build_network(engine, settings) == expected
     if expected != "host":
         pytest.skip("this engine has a bridge network: builds get it, and the host's loopback is not theirs")
-    name = unique("net")
     lines: list[str] = []
-    try:
-        build(
-            engine,
-            settings,
-            tmp_path / "ws",
-            dockerfile_manifest(name),
-            {"Dockerfile": FETCHING.format(base=BASE_IMAGE, port=package_server)},
-            log=lines.append,
-        )
-    finally:
-        remove_jobs(engine, name)
+    build_fetching(engine, settings, tmp_path, package_server, lines)
     text = "\n".join(lines)
     assert "build network: host (setting docker_build_network: auto)" in text
     assert "fetched pkg-" in text  # the RUN step reached the host's server
@@ -92,20 +99,9 @@ def test_the_operator_can_take_the_network_away_from_builds(
     engine: DockerEngine, tmp_path: Path, package_server: int
 ) -> None:
     settings = docker_settings(tmp_path, docker_build_network="none")
-    name = unique("nonet")
     lines: list[str] = []
-    try:
-        with pytest.raises(BuildFailed, match="image build failed"):
-            build(
-                engine,
-                settings,
-                tmp_path / "ws",
-                dockerfile_manifest(name),
-                {"Dockerfile": FETCHING.format(base=BASE_IMAGE, port=package_server)},
-                log=lines.append,
-            )
-    finally:
-        remove_jobs(engine, name)
+    with pytest.raises(BuildFailed, match="image build failed"):
+        build_fetching(engine, settings, tmp_path, package_server, lines)
     assert "build network: none (setting docker_build_network: none)" in "\n".join(lines)
 
 
