@@ -24,18 +24,11 @@ from rich.text import Text
 from trackside.cli.client import AUTH_HEADER, error_from_response, iter_sse_data, unreachable
 from trackside.cli.common import RemoteOption, open_client, stdout_console, stdout_is_tty
 from trackside.errors import InvalidInput
+from trackside.pipelines.conditions import STATUS_COLOURS
 
 pipeline_app = typer.Typer(name="pipeline", help="Pipeline runs (chainr's format, and ours).", no_args_is_help=True)
 
 EXIT_CODES = {"SUCCESSFUL": 0, "FAILED": 1, "CANCELED": 2}
-COLOURS = {
-    "PENDING": "#c69162",
-    "RUNNING": "#6296c6",
-    "SUCCESSFUL": "#67a567",
-    "FAILED": "#c67462",
-    "SKIPPED": "#d2cdd5",
-    "CANCELED": "#d2cdd5",
-}
 RunArgument = Annotated[str, typer.Argument(help="The run's uid.")]
 
 
@@ -168,7 +161,7 @@ def run(
 def _bar(jobs: list[dict[str, Any]]) -> Text:
     text = Text()
     for job in jobs:
-        text.append("■", style=COLOURS.get(job["status"], "white"))
+        text.append("■", style=STATUS_COLOURS.get(job["status"], "white"))
     return text
 
 
@@ -199,7 +192,7 @@ def list_runs(
         return
     table = Table(*columns, box=None, pad_edge=False)
     for uid, run_status, jobs, created, name in rows:
-        table.add_row(uid, Text(run_status, style=COLOURS.get(run_status, "")), _bar(jobs), created, name)
+        table.add_row(uid, Text(run_status, style=STATUS_COLOURS.get(run_status, "")), _bar(jobs), created, name)
     stdout_console().print(table)
     stdout_console().print(f"{answer['metadata'].get('active', 0)} active run(s)")
 

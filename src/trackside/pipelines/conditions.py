@@ -30,6 +30,15 @@ class Status(StrEnum):
     CANCELED = "CANCELED"
 
 
+# chainr's palette for them (its UI's), which the dashboard and the CLI both show.
+STATUS_COLOURS: dict[str, str] = {
+    Status.PENDING: "#c69162",
+    Status.RUNNING: "#6296c6",
+    Status.SUCCESSFUL: "#67a567",
+    Status.FAILED: "#c67462",
+    Status.SKIPPED: "#d2cdd5",
+    Status.CANCELED: "#d2cdd5",
+}
 FINAL = frozenset({Status.SUCCESSFUL, Status.FAILED, Status.SKIPPED, Status.CANCELED})
 ACTIVE_RUN = frozenset({Status.PENDING, Status.RUNNING})
 

@@ -16,19 +16,11 @@ from starlette.responses import Response
 from trackside.cli.client import ApiError, ApiUnreachable
 from trackside.dashboard.views import get, post
 from trackside.dashboard.web import BASE, FormState, Page, poll_changes, sse_message, sse_response
+from trackside.pipelines.conditions import STATUS_COLOURS
 
 PER_PAGE = 25
 ACTIVE = ("PENDING", "RUNNING")
 STATUSES = ("PENDING", "RUNNING", "SUCCESSFUL", "FAILED", "SKIPPED", "CANCELED")
-# chainr's palette (reference 1.7): pending, running, successful, failed, skipped and canceled.
-COLOURS = {
-    "PENDING": "#c69162",
-    "RUNNING": "#6296c6",
-    "SUCCESSFUL": "#67a567",
-    "FAILED": "#c67462",
-    "SKIPPED": "#d2cdd5",
-    "CANCELED": "#d2cdd5",
-}
 LIVE_INTERVAL_S = 0.5
 LIST_INTERVAL_S = 2.0  # chainr's UI polls its list every 2 s
 EXAMPLE = json.dumps(
@@ -143,7 +135,7 @@ def _status_filter(page: Page) -> str:
 
 def _render_runs(page: Page, data: dict[str, Any], number: int, status: str) -> str:
     return page.dashboard.render(
-        "partials/pipeline_runs.html", page=page, data=data, number=number, status=status, colours=COLOURS
+        "partials/pipeline_runs.html", page=page, data=data, number=number, status=status, colours=STATUS_COLOURS
     )
 
 
@@ -204,7 +196,7 @@ async def _run(page: Page) -> dict[str, Any]:
 
 def _render_run(page: Page, run: dict[str, Any]) -> str:
     return page.dashboard.render(
-        "partials/pipeline_run.html", page=page, run=run, dag=dag_of(run), colours=COLOURS, active=ACTIVE
+        "partials/pipeline_run.html", page=page, run=run, dag=dag_of(run), colours=STATUS_COLOURS, active=ACTIVE
     )
 
 
@@ -267,7 +259,7 @@ async def step_page(page: Page) -> Response:
         logs=logs,
         outputs=json.dumps(step.get("outputs") or {}, indent=2, sort_keys=True),
         active=ACTIVE,
-        colours=COLOURS,
+        colours=STATUS_COLOURS,
     )
 
 
