@@ -16,16 +16,29 @@ import asyncio
 import contextlib
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Row, Table, bindparam, insert, select
 
+from trackside.errors import NotFound
 from trackside.pipelines.conditions import Status
-from trackside.pipelines.models import PipelineDelivery, PipelineEvent
-from trackside.pipelines.runs import get_run
+from trackside.pipelines.models import PipelineDelivery, PipelineEvent, PipelineRun
+from trackside.pipelines.runs import timestamp
 from trackside.pipelines.spec import Subscription
+from trackside.store.base import utcnow
 from trackside.store.database import Database
+
+_EVENTS: Table = PipelineEvent.__table__  # type: ignore[assignment]
+_DELIVERIES: Table = PipelineDelivery.__table__  # type: ignore[assignment]
+# Built once: values come as execution parameters (see pipelines/state.py for why).
+_INSERT_EVENT = insert(_EVENTS).returning(_EVENTS.c.id)
+_EVENTS_AFTER = (
+    select(_EVENTS)
+    .where(_EVENTS.c.run_id == bindparam("run_id"), _EVENTS.c.id > bindparam("after"))
+    .order_by(_EVENTS.c.id)
+)
+_RUN_STATUS = select(PipelineRun.__table__.c.status).where(PipelineRun.__table__.c.id == bindparam("run_id"))
 
 EVENT_TYPE = {
     Status.RUNNING: "START",
@@ -86,6 +99,10 @@ class EventBell:
         return self.count
 
 
+def _iso(value: datetime) -> str:
+    return timestamp(value) or ""
+
+
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -126,7 +143,7 @@ class EventView:
         }
 
     @classmethod
-    def of(cls, row: PipelineEvent) -> EventView:
+    def of(cls, row: PipelineEvent | Row[Any]) -> EventView:
         return cls(
             id=row.id,
             type=row.type,
@@ -136,43 +153,65 @@ class EventView:
             status=row.status,
             attempt=row.attempt,
             reason=row.reason,
-            timestamp=row.created_at.isoformat().replace("+00:00", "Z"),
+            timestamp=_iso(row.created_at),
             title=row.title,
             message=row.message,
         )
 
 
 def record_event(
-    session: Session,
+    conn: Connection,
     run_id: str,
     status: Status,
     subscriptions: list[Subscription],
     job: str | None = None,
     attempt: int | None = None,
     reason: str | None = None,
-) -> PipelineEvent:
-    """Write one event and a delivery row for each webhook or plugin subscription that wants it."""
+) -> EventView:
+    """Write one event and a delivery row for each webhook or plugin subscription that wants it.
+
+    Core statements: this is written once per step transition, on the scheduler's hot path."""
     scope = "job" if job else "run"
     subject = f"Job {job} of run {run_id}" if job else f"Run {run_id}"
     title = f"{'Job ' + job if job else 'Run'} {_VERB[status]}"
     message = f"{subject} {_VERB[status]}" + (f": {reason}" if reason else ".")
-    event = PipelineEvent(
-        run_id=run_id,
-        type=EVENT_TYPE[status],
-        scope=scope,
-        job=job,
-        status=status.value,
-        attempt=attempt,
-        reason=reason,
-        title=title,
-        message=message,
+    event_type = EVENT_TYPE[status]
+    created_at = utcnow()
+    event_id = conn.execute(
+        _INSERT_EVENT,
+        {
+            "run_id": run_id,
+            "type": event_type,
+            "scope": scope,
+            "job": job,
+            "status": status.value,
+            "attempt": attempt,
+            "reason": reason,
+            "title": title,
+            "message": message,
+            "created_at": created_at,
+        },
+    ).scalar_one()
+    deliveries = [
+        {"event_id": event_id, "subscription": subscription_json(s), "status": "pending", "attempts": 0}
+        for s in subscriptions
+        if s.kind != "log" and s.wants(event_type, scope)
+    ]
+    if deliveries:
+        conn.execute(insert(_DELIVERIES), [{**d, "next_attempt_at": created_at} for d in deliveries])
+    return EventView(
+        event_id,
+        event_type,
+        scope,
+        run_id,
+        job,
+        status.value,
+        attempt,
+        reason,
+        _iso(created_at),
+        title,
+        message,
     )
-    session.add(event)
-    session.flush()
-    for subscription in subscriptions:
-        if subscription.kind != "log" and subscription.wants(event.type, scope):
-            session.add(PipelineDelivery(event_id=event.id, subscription=subscription_json(subscription)))
-    return event
 
 
 def subscription_json(subscription: Subscription) -> dict[str, Any]:
@@ -186,12 +225,13 @@ def subscription_json(subscription: Subscription) -> dict[str, Any]:
 
 
 def events_after(db: Database, uid: str, after: int) -> tuple[list[dict[str, Any]], str]:
-    """A run's events after event id `after`, oldest first, and the run's status."""
-    with db.session() as session:
-        run = get_run(session, uid)
-        rows = session.scalars(
-            select(PipelineEvent)
-            .where(PipelineEvent.run_id == uid, PipelineEvent.id > after)
-            .order_by(PipelineEvent.id)
-        )
-        return [EventView.of(row).to_json() for row in rows], run.status
+    """A run's events after event id `after`, oldest first, and the run's status.
+
+    Read after every commit with events while a run is followed, so in Core with statements built
+    once, like the scheduler's writes."""
+    with db.engine.connect() as conn:
+        status = conn.execute(_RUN_STATUS, {"run_id": uid}).scalar()
+        if status is None:
+            raise NotFound(f"run {uid} was not found")
+        rows = conn.execute(_EVENTS_AFTER, {"run_id": uid, "after": after})
+        return [EventView.of(row).to_json() for row in rows], str(status)

@@ -37,8 +37,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session, defer
+from sqlalchemy import Connection, or_, select
 
 from trackside.pipelines.conditions import FINAL, Condition, Decision, Status, decide, run_status, skip_reason
 from trackside.pipelines.events import BELL, EventView, record_event
@@ -50,7 +49,22 @@ from trackside.pipelines.notifiers import log_event
 from trackside.pipelines.outputs import SubstitutionError, capped, parse_output_lines, substitute, substitute_text
 from trackside.pipelines.runs import aware
 from trackside.pipelines.spec import JobSpec, PipelineSpec, Subscription
-from trackside.pipelines.store import mirror, set_where
+from trackside.pipelines.state import (
+    RUN_IF_ACTIVE,
+    RUN_IF_NOT_CANCELED,
+    RUN_IF_PENDING,
+    STEP_IF_PENDING,
+    STEP_IF_RUNNING_ATTEMPT,
+    STEPS,
+    RunState,
+    StepState,
+    active_runs,
+    run_spec,
+    run_state,
+    steps_of,
+    update_where,
+)
+from trackside.pipelines.store import set_where
 from trackside.pipelines.validation import ExecutorPolicy, parse_pipeline
 from trackside.store.base import utcnow
 from trackside.store.database import Database
@@ -131,7 +145,7 @@ class StepContext:
 
 @dataclass
 class _Transaction:
-    session: Session
+    conn: Connection
     events: list[EventView] = field(default_factory=list)
     deliveries: int = 0
 
@@ -283,11 +297,9 @@ class Scheduler:
 
     @contextlib.contextmanager
     def _transaction(self) -> Any:
-        events: list[EventView] = []
-        with self.db.session() as session:
-            tx = _Transaction(session, events)
+        with self.db.engine.begin() as conn:
+            tx = _Transaction(conn)
             yield tx
-            session.flush()
         if tx.events:
             self._after_commit(tx.events, tx.deliveries)
 
@@ -302,22 +314,23 @@ class Scheduler:
     def _event(
         self,
         tx: _Transaction,
-        run: PipelineRun,
+        run: RunState,
         status: Status,
         job: str | None = None,
         attempt: int | None = None,
         reason: str | None = None,
     ) -> None:
-        spec = self._spec(run)
+        spec = self._spec(tx.conn, run.id)
         subscriptions = [*self.global_subscriptions(), *spec.notifications]
-        row = record_event(tx.session, run.id, status, subscriptions, job=job, attempt=attempt, reason=reason)
-        tx.events.append(EventView.of(row))
-        tx.deliveries += sum(1 for s in subscriptions if s.kind != "log" and s.wants(row.type, row.scope))
+        event = record_event(tx.conn, run.id, status, subscriptions, job=job, attempt=attempt, reason=reason)
+        tx.events.append(event)
+        tx.deliveries += sum(1 for s in subscriptions if s.kind != "log" and s.wants(event.type, event.scope))
 
-    def _spec(self, run: PipelineRun) -> PipelineSpec:
-        spec = self._specs.get(run.id)
+    def _spec(self, conn: Connection, run_id: str) -> PipelineSpec:
+        """The run's parsed spec: read and parsed once per run by this scheduler."""
+        spec = self._specs.get(run_id)
         if spec is None:
-            spec = self._specs[run.id] = parse_pipeline(run.spec, STORED)
+            spec = self._specs[run_id] = parse_pipeline(run_spec(conn, run_id), STORED)
         return spec
 
     # -- reconciling -------------------------------------------------------------------------------
@@ -351,17 +364,10 @@ class Scheduler:
         self._claimed_in_pass = 0
         with self._transaction() as tx:
             # The spec is read only when this scheduler has not parsed it yet; step logs not at all.
-            query = (
-                select(PipelineRun)
-                .options(defer(PipelineRun.spec))
-                .where(PipelineRun.status.in_([Status.PENDING.value, Status.RUNNING.value]))
-            )
-            if run_ids is not None:
-                query = query.where(PipelineRun.id.in_(list(run_ids)))
-            runs = list(tx.session.scalars(query.order_by(PipelineRun.created_at)))
+            runs = active_runs(tx.conn, run_ids)
             if not runs:
                 return
-            steps = self._steps_of(tx.session, [run.id for run in runs])
+            steps = steps_of(tx.conn, [run.id for run in runs])
             for run in runs:
                 try:
                     to_watch += self._reconcile_run(tx, run, steps[run.id])
@@ -370,48 +376,28 @@ class Scheduler:
         for watch in to_watch:
             self._start_watch(watch)
 
-    @staticmethod
-    def _steps_of(session: Session, run_ids: list[str], attempts: bool = False) -> dict[str, list[PipelineStep]]:
-        """The runs' steps in order, without their logs, handles and (unless asked) attempts."""
-        deferred = [defer(PipelineStep.log), defer(PipelineStep.handle)]
-        if not attempts:
-            deferred.append(defer(PipelineStep.attempts))
-        steps: dict[str, list[PipelineStep]] = {run_id: [] for run_id in run_ids}
-        for step in session.scalars(
-            select(PipelineStep)
-            .options(*deferred)
-            .where(PipelineStep.run_id.in_(run_ids))
-            .order_by(PipelineStep.position)
-        ):
-            steps[step.run_id].append(step)
-        return steps
-
-    def _reconcile_run(self, tx: _Transaction, run: PipelineRun, steps: list[PipelineStep]) -> list[Watch]:
-        session = tx.session
+    def _reconcile_run(self, tx: _Transaction, run: RunState, steps: list[StepState]) -> list[Watch]:
         now = utcnow()
-        spec = self._spec(run)
+        spec = self._spec(tx.conn, run.id)
         if run.status == Status.PENDING.value:
             deadline = now + timedelta(seconds=spec.timeout_seconds) if spec.timeout_seconds else None
-            moved = session.execute(
-                set_where(PipelineRun)
-                .where(PipelineRun.id == run.id, PipelineRun.status == Status.PENDING.value)
-                .values(status=Status.RUNNING.value, started_at=now, deadline_at=deadline)
-            )
-            if moved.rowcount != 1:  # type: ignore[attr-defined]
+            if not update_where(
+                tx.conn,
+                RUN_IF_PENDING,
+                run.id,
+                status=Status.RUNNING.value,
+                started_at=now,
+                deadline_at=deadline,
+            ):
                 return []
-            mirror(run, status=Status.RUNNING.value, started_at=now, deadline_at=deadline)
+            run.status, run.deadline_at = Status.RUNNING.value, deadline
             self._event(tx, run, Status.RUNNING)
             if deadline is not None:
                 self._wake_at(run.id, deadline)
-        deadline_at = aware(run.deadline_at)
-        if run.cancel_requested is None and deadline_at is not None and now >= deadline_at:
+        if run.cancel_requested is None and run.deadline_at is not None and now >= run.deadline_at:
             reason = f"run timed out after {spec.timeout_seconds:g} s"
-            session.execute(
-                set_where(PipelineRun)
-                .where(PipelineRun.id == run.id, PipelineRun.cancel_requested.is_(None))
-                .values(cancel_requested=reason)
-            )
-            mirror(run, cancel_requested=reason)
+            update_where(tx.conn, RUN_IF_NOT_CANCELED, run.id, cancel_requested=reason)
+            run.cancel_requested = reason
         if run.cancel_requested is not None:
             return self._reconcile_canceled(tx, run, steps)
 
@@ -424,7 +410,7 @@ class Scheduler:
             job = spec.jobs.get(step.name)
             if job is None:
                 continue
-            next_at = aware(step.next_attempt_at)
+            next_at = step.next_attempt_at
             if next_at is not None and now < next_at:
                 self._wake_at(run.id, next_at)
                 continue
@@ -434,7 +420,7 @@ class Scheduler:
                 continue
             if decision == Decision.SKIP:
                 reason = skip_reason((dep.job, dep.condition, statuses[dep.job]) for dep in job.depends_on)
-                if self._finish_pending(session, step, Status.SKIPPED, reason, now):
+                if self._finish_pending(tx, step, Status.SKIPPED, reason, now):
                     statuses[step.name] = Status.SKIPPED.value
                     self._event(tx, run, Status.SKIPPED, job=step.name, reason=reason)
                 continue
@@ -452,25 +438,28 @@ class Scheduler:
             self._finish_run(tx, run, steps, statuses)
         return started
 
-    def _finish_pending(self, session: Session, step: PipelineStep, status: Status, reason: str, now: datetime) -> bool:
-        moved = session.execute(
-            set_where(PipelineStep)
-            .where(PipelineStep.id == step.id, PipelineStep.status == Status.PENDING.value)
-            .values(status=status.value, reason=reason, finished_at=now, next_attempt_at=None)
-        )
-        if moved.rowcount == 1:  # type: ignore[attr-defined]
-            mirror(step, status=status.value)
+    def _finish_pending(self, tx: _Transaction, step: StepState, status: Status, reason: str, now: datetime) -> bool:
+        if update_where(
+            tx.conn,
+            STEP_IF_PENDING,
+            step.id,
+            status=status.value,
+            reason=reason,
+            finished_at=now,
+            next_attempt_at=None,
+        ):
+            step.status = status.value
             return True
         return False
 
     def _claim_step(
         self,
         tx: _Transaction,
-        run: PipelineRun,
+        run: RunState,
         spec: PipelineSpec,
-        step: PipelineStep,
+        step: StepState,
         job: JobSpec,
-        steps: list[PipelineStep],
+        steps: list[StepState],
         now: datetime,
     ) -> Watch | None:
         """Claim a step to run, with what running it needs from its run."""
@@ -478,8 +467,8 @@ class Scheduler:
         if watch is not None:
             watch.context = StepContext(
                 spec,
-                dict(run.params or {}),
-                dict(run.owner or {}),
+                run.params,
+                run.owner,
                 {s.name: dict(s.outputs) for s in steps if s.outputs},
                 step.executor,
                 deadline_of(job, now),
@@ -487,41 +476,36 @@ class Scheduler:
             self._claimed_in_pass += 1
         return watch
 
-    def _claim(
-        self, tx: _Transaction, run: PipelineRun, step: PipelineStep, job: JobSpec, now: datetime
-    ) -> Watch | None:
+    def _claim(self, tx: _Transaction, run: RunState, step: StepState, job: JobSpec, now: datetime) -> Watch | None:
         attempt = step.attempt + 1
-        deadline = deadline_of(job, now)
-        moved = tx.session.execute(
-            set_where(PipelineStep)
-            .where(PipelineStep.id == step.id, PipelineStep.status == Status.PENDING.value)
-            .values(
-                status=Status.RUNNING.value,
-                attempt=attempt,
-                started_at=now,
-                finished_at=None,
-                deadline_at=deadline,
-                next_attempt_at=None,
-                reason=None,
-                handle=None,
-                lease_owner=self.identity,
-                lease_expires=now + timedelta(seconds=self.lease_seconds),
-            )
-        )
-        if moved.rowcount != 1:  # type: ignore[attr-defined]
+        if not update_where(
+            tx.conn,
+            STEP_IF_PENDING,
+            step.id,
+            status=Status.RUNNING.value,
+            attempt=attempt,
+            started_at=now,
+            finished_at=None,
+            deadline_at=deadline_of(job, now),
+            next_attempt_at=None,
+            reason=None,
+            handle=None,
+            lease_owner=self.identity,
+            lease_expires=now + timedelta(seconds=self.lease_seconds),
+        ):
             return None
-        mirror(step, status=Status.RUNNING.value)
+        step.status, step.attempt, step.started_at = Status.RUNNING.value, attempt, now
         self._event(tx, run, Status.RUNNING, job=step.name, attempt=attempt)
         return Watch(run.id, step.id, step.name, attempt, attach=False, handle=None)
 
-    def _reconcile_canceled(self, tx: _Transaction, run: PipelineRun, steps: list[PipelineStep]) -> list[Watch]:
+    def _reconcile_canceled(self, tx: _Transaction, run: RunState, steps: list[StepState]) -> list[Watch]:
         """A canceled run: running steps are killed and end CANCELED, pending ones end SKIPPED, except
         the steps that wait on others only with `always` (the table runs them after SKIPPED and
         CANCELED too: cleanups, reports): those still run once their dependencies are final, and a
         cancel does not kill them. A run past its timeout stops everything."""
         reason = run.cancel_requested or "run canceled"
         timed_out = reason.startswith("run timed out")
-        spec = self._spec(run)
+        spec = self._spec(tx.conn, run.id)
         now = utcnow()
 
         def finally_step(name: str) -> bool:
@@ -543,7 +527,7 @@ class Scheduler:
                     continue
                 job = spec.jobs.get(step.name)
                 if job is None or not finally_step(step.name):
-                    if self._finish_pending(tx.session, step, Status.SKIPPED, reason, now):
+                    if self._finish_pending(tx, step, Status.SKIPPED, reason, now):
                         statuses[step.name] = Status.SKIPPED.value
                         self._event(tx, run, Status.SKIPPED, job=step.name, reason=reason)
                         changed = True
@@ -572,25 +556,20 @@ class Scheduler:
     def _finish_run(
         self,
         tx: _Transaction,
-        run: PipelineRun,
-        steps: list[PipelineStep],
+        run: RunState,
+        steps: list[StepState],
         statuses: dict[str, str],
         status: Status | None = None,
         reason: str | None = None,
     ) -> None:
-        spec = self._spec(run)
+        spec = self._spec(tx.conn, run.id)
         if status is None:
             allow = {name: job.allow_failure for name, job in spec.jobs.items()}
             status = run_status({name: (s, allow.get(name, False)) for name, s in statuses.items()})
             failed = [n for n, s in statuses.items() if s == Status.FAILED.value and not allow.get(n, False)]
             reason = f"job(s) failed: {', '.join(failed)}" if failed else None
-        moved = tx.session.execute(
-            set_where(PipelineRun)
-            .where(PipelineRun.id == run.id, PipelineRun.status.in_([Status.PENDING.value, Status.RUNNING.value]))
-            .values(status=status.value, finished_at=utcnow(), reason=reason)
-        )
-        if moved.rowcount == 1:  # type: ignore[attr-defined]
-            mirror(run, status=status.value)
+        if update_where(tx.conn, RUN_IF_ACTIVE, run.id, status=status.value, finished_at=utcnow(), reason=reason):
+            run.status = status.value
             self._event(tx, run, status, reason=reason)
             self._specs.pop(run.id, None)
 
@@ -655,23 +634,21 @@ class Scheduler:
         watch.task = asyncio.get_running_loop().create_task(self._supervise(watch))
 
     def _context(self, watch: Watch) -> StepContext:
-        with self.db.session() as session:
-            run = session.get(PipelineRun, watch.run_id)
-            step = session.get(PipelineStep, watch.step_id)
+        """What an adopted step needs from its run (a claimed one got it at claim time)."""
+        with self.db.engine.connect() as conn:
+            run = run_state(conn, watch.run_id)
+            steps = steps_of(conn, [watch.run_id])[watch.run_id]
+            step = next((s for s in steps if s.id == watch.step_id), None)
             if run is None or step is None:
                 raise LookupError(f"step {watch.name} of run {watch.run_id} is gone")
-            outputs = {
-                s.name: dict(s.outputs or {})
-                for s in session.scalars(select(PipelineStep).where(PipelineStep.run_id == watch.run_id))
-                if s.outputs
-            }
+            deadline = conn.execute(select(STEPS.c.deadline_at).where(STEPS.c.id == step.id)).scalar_one()
             return StepContext(
-                self._spec(run),
-                dict(run.params or {}),
-                dict(run.owner or {}),
-                outputs,
+                self._spec(conn, run.id),
+                run.params,
+                run.owner,
+                {s.name: dict(s.outputs) for s in steps if s.outputs},
                 step.executor,
-                aware(step.deadline_at),
+                aware(deadline),
             )
 
     async def _supervise(self, watch: Watch) -> None:
@@ -866,13 +843,14 @@ class Scheduler:
         else:
             text = read_log(log_path(self.data_dir, watch.run_id, watch.name, watch.attempt), LOG_KEEP)
         with self._transaction() as tx:
-            run = tx.session.get(PipelineRun, watch.run_id, options=[defer(PipelineRun.spec)])
+            run = run_state(tx.conn, watch.run_id)
             # With their attempts: the ending step's gets one more (one query, not one more per step).
-            steps = self._steps_of(tx.session, [watch.run_id], True)[watch.run_id] if run is not None else []
+            steps = steps_of(tx.conn, [watch.run_id], True)[watch.run_id] if run is not None else []
             step = next((s for s in steps if s.id == watch.step_id), None)
             if run is None or step is None or step.status != Status.RUNNING.value or step.attempt != watch.attempt:
                 return None
-            self._record_attempt(tx, run, step, watch, forced, outcome, outputs, now, text)
+            if not self._record_attempt(tx, run, step, watch, forced, outcome, outputs, now, text):
+                return None
             if run.status not in (Status.PENDING.value, Status.RUNNING.value):
                 return []
             self._claimed_in_pass = 0
@@ -885,16 +863,17 @@ class Scheduler:
     def _record_attempt(
         self,
         tx: _Transaction,
-        run: PipelineRun,
-        step: PipelineStep,
+        run: RunState,
+        step: StepState,
         watch: Watch,
         forced: Status | None,
         outcome: StepOutcome,
         outputs: dict[str, Any] | None,
         now: datetime,
         text: str | None,
-    ) -> None:
-        job = self._spec(run).jobs[watch.name]
+    ) -> bool:
+        """Write the attempt's end; False when the step was no longer this attempt's to record."""
+        job = self._spec(tx.conn, run.id).jobs[watch.name]
         if forced is not None:
             status = forced
         elif outcome.succeeded:
@@ -906,14 +885,16 @@ class Scheduler:
             "status": status.value,
             "reason": outcome.reason,
             "exitCode": outcome.exit_code,
-            "startedAt": (aware(step.started_at) or now).isoformat().replace("+00:00", "Z"),
+            "startedAt": (step.started_at or now).isoformat().replace("+00:00", "Z"),
             "finishedAt": now.isoformat().replace("+00:00", "Z"),
         }
-        step.attempts = [*(step.attempts or []), record]
-        step.exit_code = outcome.exit_code
-        step.log = text
-        step.lease_owner = None
-        step.lease_expires = None
+        values: dict[str, Any] = {
+            "attempts": [*(step.attempts or []), record],
+            "exit_code": outcome.exit_code,
+            "log": text,
+            "lease_owner": None,
+            "lease_expires": None,
+        }
         retryable = (
             status == Status.FAILED
             and not outcome.details.get("final")
@@ -922,15 +903,21 @@ class Scheduler:
         )
         if retryable:
             delay = job.retry.backoff.delay(watch.attempt)
-            step.status = Status.PENDING.value
-            step.next_attempt_at = now + timedelta(seconds=delay)
-            step.reason = (
-                f"attempt {watch.attempt} {outcome.reason or 'failed'}; "
-                f"attempt {watch.attempt + 1} of {job.retry.limit + 1} in {delay:g} s"
+            values.update(
+                status=Status.PENDING.value,
+                next_attempt_at=now + timedelta(seconds=delay),
+                reason=(
+                    f"attempt {watch.attempt} {outcome.reason or 'failed'}; "
+                    f"attempt {watch.attempt + 1} of {job.retry.limit + 1} in {delay:g} s"
+                ),
             )
-            return
-        step.status = status.value
-        step.finished_at = now
-        step.reason = outcome.reason
-        step.outputs = outputs or {}
-        self._event(tx, run, status, job=watch.name, attempt=watch.attempt, reason=outcome.reason)
+        else:
+            values.update(status=status.value, finished_at=now, reason=outcome.reason, outputs=outputs or {})
+        if not update_where(tx.conn, STEP_IF_RUNNING_ATTEMPT, step.id, {"running_attempt": watch.attempt}, **values):
+            return False
+        step.status = values["status"]
+        step.next_attempt_at = values.get("next_attempt_at")
+        if not retryable:
+            step.outputs = values["outputs"]
+            self._event(tx, run, status, job=watch.name, attempt=watch.attempt, reason=outcome.reason)
+        return True
