@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -32,7 +32,8 @@ from trackside.store.database import Database
 _EVENTS: Table = PipelineEvent.__table__  # type: ignore[assignment]
 _DELIVERIES: Table = PipelineDelivery.__table__  # type: ignore[assignment]
 # Built once: values come as execution parameters (see pipelines/state.py for why).
-_INSERT_EVENT = insert(_EVENTS).returning(_EVENTS.c.id)
+# Ids come back in the order of the rows given (one INSERT ... VALUES (...), (...) RETURNING).
+_INSERT_EVENTS = insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True)
 _EVENTS_AFTER = (
     select(_EVENTS)
     .where(_EVENTS.c.run_id == bindparam("run_id"), _EVENTS.c.id > bindparam("after"))
@@ -159,59 +160,72 @@ class EventView:
         )
 
 
-def record_event(
-    conn: Connection,
-    run_id: str,
-    status: Status,
-    subscriptions: list[Subscription],
-    job: str | None = None,
-    attempt: int | None = None,
-    reason: str | None = None,
-) -> EventView:
-    """Write one event and a delivery row for each webhook or plugin subscription that wants it.
+@dataclass(frozen=True)
+class EventDraft:
+    """An event to write with the transition it tells of."""
 
-    Core statements: this is written once per step transition, on the scheduler's hot path."""
-    scope = "job" if job else "run"
-    subject = f"Job {job} of run {run_id}" if job else f"Run {run_id}"
-    title = f"{'Job ' + job if job else 'Run'} {_VERB[status]}"
-    message = f"{subject} {_VERB[status]}" + (f": {reason}" if reason else ".")
-    event_type = EVENT_TYPE[status]
+    run_id: str
+    status: Status
+    subscriptions: list[Subscription]
+    job: str | None = None
+    attempt: int | None = None
+    reason: str | None = None
+
+
+def record_events(conn: Connection, drafts: list[EventDraft]) -> list[EventView]:
+    """Write a transaction's events in one statement, in order, and a delivery row for each webhook or
+    plugin subscription that wants one.
+
+    Core, with the statement built once: the scheduler writes two events per step of a chain (one
+    ends, the next starts) on its hot path."""
     created_at = utcnow()
-    event_id = conn.execute(
-        _INSERT_EVENT,
+    when = _iso(created_at)
+    views = []
+    for draft in drafts:
+        job, status = draft.job, draft.status
+        subject = f"Job {job} of run {draft.run_id}" if job else f"Run {draft.run_id}"
+        views.append(
+            EventView(
+                id=0,  # given by the INSERT below
+                type=EVENT_TYPE[status],
+                scope="job" if job else "run",
+                run_uid=draft.run_id,
+                job=job,
+                status=status.value,
+                attempt=draft.attempt,
+                reason=draft.reason,
+                timestamp=when,
+                title=f"{'Job ' + job if job else 'Run'} {_VERB[status]}",
+                message=f"{subject} {_VERB[status]}" + (f": {draft.reason}" if draft.reason else "."),
+            )
+        )
+    rows = [
         {
-            "run_id": run_id,
-            "type": event_type,
-            "scope": scope,
-            "job": job,
-            "status": status.value,
-            "attempt": attempt,
-            "reason": reason,
-            "title": title,
-            "message": message,
+            "run_id": v.run_uid,
+            "type": v.type,
+            "scope": v.scope,
+            "job": v.job,
+            "status": v.status,
+            "attempt": v.attempt,
+            "reason": v.reason,
+            "title": v.title,
+            "message": v.message,
             "created_at": created_at,
-        },
-    ).scalar_one()
+        }
+        for v in views
+    ]
+    views = [
+        replace(v, id=event_id) for v, event_id in zip(views, conn.execute(_INSERT_EVENTS, rows).scalars(), strict=True)
+    ]
     deliveries = [
-        {"event_id": event_id, "subscription": subscription_json(s), "status": "pending", "attempts": 0}
-        for s in subscriptions
-        if s.kind != "log" and s.wants(event_type, scope)
+        {"event_id": view.id, "subscription": subscription_json(s), "next_attempt_at": created_at}
+        for view, draft in zip(views, drafts, strict=True)
+        for s in draft.subscriptions
+        if s.kind != "log" and s.wants(view.type, view.scope)
     ]
     if deliveries:
-        conn.execute(insert(_DELIVERIES), [{**d, "next_attempt_at": created_at} for d in deliveries])
-    return EventView(
-        event_id,
-        event_type,
-        scope,
-        run_id,
-        job,
-        status.value,
-        attempt,
-        reason,
-        _iso(created_at),
-        title,
-        message,
-    )
+        conn.execute(insert(_DELIVERIES), deliveries)
+    return views
 
 
 def subscription_json(subscription: Subscription) -> dict[str, Any]:

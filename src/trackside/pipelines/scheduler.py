@@ -40,7 +40,7 @@ from typing import Any
 from sqlalchemy import Connection, or_, select
 
 from trackside.pipelines.conditions import FINAL, Condition, Decision, Status, decide, run_status, skip_reason
-from trackside.pipelines.events import BELL, EventView, record_event
+from trackside.pipelines.events import BELL, EventDraft, EventView, record_events
 from trackside.pipelines.executors.base import ExecutorUnavailable, Handle, StepExecutor, StepLaunch, StepOutcome
 from trackside.pipelines.executors.call import CallRequest, CallRunner
 from trackside.pipelines.logs import LOG_KEEP, attempt_dir, log_path, read_log
@@ -146,6 +146,7 @@ class StepContext:
 @dataclass
 class _Transaction:
     conn: Connection
+    drafts: list[EventDraft] = field(default_factory=list)
     events: list[EventView] = field(default_factory=list)
     deliveries: int = 0
 
@@ -300,6 +301,14 @@ class Scheduler:
         with self.db.engine.begin() as conn:
             tx = _Transaction(conn)
             yield tx
+            if tx.drafts:
+                tx.events = record_events(conn, tx.drafts)
+                tx.deliveries = sum(
+                    1
+                    for draft, event in zip(tx.drafts, tx.events, strict=True)
+                    for s in draft.subscriptions
+                    if s.kind != "log" and s.wants(event.type, event.scope)
+                )
         if tx.events:
             self._after_commit(tx.events, tx.deliveries)
 
@@ -320,11 +329,9 @@ class Scheduler:
         attempt: int | None = None,
         reason: str | None = None,
     ) -> None:
-        spec = self._spec(tx.conn, run.id)
-        subscriptions = [*self.global_subscriptions(), *spec.notifications]
-        event = record_event(tx.conn, run.id, status, subscriptions, job=job, attempt=attempt, reason=reason)
-        tx.events.append(event)
-        tx.deliveries += sum(1 for s in subscriptions if s.kind != "log" and s.wants(event.type, event.scope))
+        """An event, written with the transaction's others when it commits."""
+        subscriptions = [*self.global_subscriptions(), *self._spec(tx.conn, run.id).notifications]
+        tx.drafts.append(EventDraft(run.id, status, subscriptions, job, attempt, reason))
 
     def _spec(self, conn: Connection, run_id: str) -> PipelineSpec:
         """The run's parsed spec: read and parsed once per run by this scheduler."""
@@ -844,8 +851,8 @@ class Scheduler:
             text = read_log(log_path(self.data_dir, watch.run_id, watch.name, watch.attempt), LOG_KEEP)
         with self._transaction() as tx:
             run = run_state(tx.conn, watch.run_id)
-            # With their attempts: the ending step's gets one more (one query, not one more per step).
-            steps = steps_of(tx.conn, [watch.run_id], True)[watch.run_id] if run is not None else []
+            # With the ending step's start and attempts (it gets one more attempt): one query for both.
+            steps = steps_of(tx.conn, [watch.run_id], watch.step_id)[watch.run_id] if run is not None else []
             step = next((s for s in steps if s.id == watch.step_id), None)
             if run is None or step is None or step.status != Status.RUNNING.value or step.attempt != watch.attempt:
                 return None

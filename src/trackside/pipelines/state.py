@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, Update, bindparam, select, update
+from sqlalchemy import ColumnElement, Connection, Table, Update, bindparam, case, select, type_coerce, update
 
 from trackside.pipelines.conditions import Status
 from trackside.pipelines.models import PipelineRun, PipelineStep
@@ -43,7 +43,8 @@ class RunState:
 
 @dataclass(slots=True)
 class StepState:
-    """What reconciling a run reads of a step's row; `attempts` only where asked for."""
+    """What reconciling a run reads of a step's row; `started_at` and `attempts` only of the step whose
+    attempt is being recorded (the others' are not needed, and decoding them was most of the read)."""
 
     id: str
     run_id: str
@@ -72,7 +73,6 @@ _STEP_COLUMNS = (
     STEPS.c.status,
     STEPS.c.executor,
     STEPS.c.attempt,
-    STEPS.c.started_at,
     STEPS.c.next_attempt_at,
     STEPS.c.outputs,
 )
@@ -90,8 +90,13 @@ _RUN_SPEC = select(RUNS.c.spec).where(RUNS.c.id == bindparam("run_id"))
 _STEPS_OF = (
     select(*_STEP_COLUMNS).where(STEPS.c.run_id.in_(bindparam("run_ids", expanding=True))).order_by(STEPS.c.position)
 )
-_STEPS_WITH_ATTEMPTS_OF = (
-    select(*_STEP_COLUMNS, STEPS.c.attempts)
+_RECORDING = STEPS.c.id == bindparam("recording")
+_STEPS_RECORDING_ONE_OF = (
+    select(
+        *_STEP_COLUMNS,
+        type_coerce(case((_RECORDING, STEPS.c.started_at)), STEPS.c.started_at.type).label("started_at"),
+        type_coerce(case((_RECORDING, STEPS.c.attempts)), STEPS.c.attempts.type).label("attempts"),
+    )
     .where(STEPS.c.run_id.in_(bindparam("run_ids", expanding=True)))
     .order_by(STEPS.c.position)
 )
@@ -134,25 +139,28 @@ def run_spec(conn: Connection, run_id: str) -> Any:
     return conn.execute(_RUN_SPEC, {"run_id": run_id}).scalar_one()
 
 
-def steps_of(conn: Connection, run_ids: list[str], attempts: bool = False) -> dict[str, list[StepState]]:
-    """The runs' steps in order; with their attempts only when asked (the ending step's record)."""
+def steps_of(conn: Connection, run_ids: list[str], recording: str | None = None) -> dict[str, list[StepState]]:
+    """The runs' steps in order; the start and attempts of step `recording` (whose attempt ends) too."""
     found: dict[str, list[StepState]] = {run_id: [] for run_id in run_ids}
-    rows = conn.execute(_STEPS_WITH_ATTEMPTS_OF if attempts else _STEPS_OF, {"run_ids": run_ids})
+    if recording is None:
+        rows = conn.execute(_STEPS_OF, {"run_ids": run_ids})
+    else:
+        rows = conn.execute(_STEPS_RECORDING_ONE_OF, {"run_ids": run_ids, "recording": recording})
     for row in rows:
-        found[row.run_id].append(
-            StepState(
-                row.id,
-                row.run_id,
-                row.name,
-                row.status,
-                row.executor,
-                row.attempt,
-                aware(row.started_at),
-                aware(row.next_attempt_at),
-                row.outputs,
-                list(row.attempts or []) if attempts else None,
-            )
+        step = StepState(
+            row.id,
+            row.run_id,
+            row.name,
+            row.status,
+            row.executor,
+            row.attempt,
+            None,
+            aware(row.next_attempt_at),
+            row.outputs,
         )
+        if recording is not None and row.id == recording:
+            step.started_at, step.attempts = aware(row.started_at), list(row.attempts or [])
+        found[row.run_id].append(step)
     return found
 
 

@@ -37,7 +37,9 @@ class Database:
         except Exception as exc:
             raise InvalidInput(f"database URL {url!r} is not valid: {exc}") from exc
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
-        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        # A pooled PostgreSQL connection may have been dropped by the server: pinged at checkout. A
+        # SQLite connection is a file handle, never dropped, and the ping was a statement per transaction.
+        kwargs: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite}
         if self.is_sqlite:
             if parsed.database:
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
