@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import select
+from tests.infra.local.localjob import LocalHarness, fake_job_command
 
 from trackside.config import Settings
 from trackside.domain import JobDto
@@ -18,15 +19,15 @@ from trackside.store.models import Job
 COLUMNS = (Job.id, Job.infrastructure_target, Job.image_tag)
 
 
-def running_job(db: Database, target: str, tag: str) -> str:
+def running_job(db: Database, target: str, tag: str, name: str = "mover") -> str:
     with db.session() as session:
-        family = job_versions.get_or_create_family(session, "mover")
+        family = job_versions.get_or_create_family(session, name)
         job = Job(
             family_id=family.id,
-            name="mover",
+            name=name,
             version="1.0.0",
             status="running",
-            manifest="name: mover\n",
+            manifest=f"name: {name}\n",
             infrastructure_target=target,
             image_tag=tag,
             replica_internal_names=["127.0.0.1:1000"],
@@ -119,3 +120,28 @@ def test_the_last_call_a_target_reports_is_kept_and_only_moves_forward(db: Datab
         assert "last_call_time" not in Supervisor._desired(row, report)
     later = JobDto(name="mover", version="1.0.0", last_call_time=1_700_000_060)
     assert job_versions.timestamp(Supervisor._desired(row, later)["last_call_time"]) == 1_700_000_060
+
+
+def test_a_job_whose_replicas_still_boot_keeps_its_status_until_their_boot_time_is_up(
+    db: Database, tmp_path: Path
+) -> None:
+    """After a platform restart the supervisor meets replicas that have not answered yet: the job is
+    not written `error` while they boot (it was, until the next pass), only once a deployment would
+    have given up on them."""
+    booting = Settings(data_dir=tmp_path / "data", docker_url="off", job_live_timeout=3600, job_ready_timeout=3600)
+    harness = LocalHarness(booting)
+    try:
+        harness.artifact(command=fake_job_command("import time; time.sleep(3600)"))  # runs, never answers
+        harness.deploy(harness.target())
+        job_id = running_job(db, "local", "t1", name="adder")
+
+        for settings, status in ((booting, "running"), (booting.model_copy(update={"job_live_timeout": 0.0}), "error")):
+            plugins = PluginEngine(settings, watch=False)
+            try:
+                assert Supervisor(settings, db, plugins, worker=Worker("here|boot|ns|1|1|one")).tick() == {status: 1}
+            finally:
+                plugins.close()
+            with db.session() as session:
+                assert session.get(Job, job_id).status == status  # type: ignore[union-attr]
+    finally:
+        harness.cleanup()

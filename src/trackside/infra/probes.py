@@ -86,17 +86,25 @@ def listed_job(
     answering: list[str],
     errors: list[str],
     last_calls: list[int],
+    booting: int = 0,
     **stats: Any,
 ) -> JobDto:
     """A target's listing entry for a job version, from the probes of the replicas that serve it.
 
-    Running unless a replica reported an error (the errors, one a line, are the entry's error); the
-    internal name is the first replica that answered, or the first replica when none did.
+    Running unless a replica reported an error (the errors, one a line, are the entry's error), or
+    starting while none answered yet and some are still `booting` (within the time a deployment gives
+    them); the internal name is the first replica that answered, or the first replica when none did.
     """
+    if errors:
+        status = JobStatus.ERROR
+    elif booting and not answering:
+        status = JobStatus.STARTING
+    else:
+        status = JobStatus.RUNNING
     return JobDto(
         name=name,
         version=version,
-        status=JobStatus.ERROR.value if errors else JobStatus.RUNNING.value,
+        status=status.value,
         error="\n".join(errors) if errors else None,
         internal_name=answering[0] if answering else first_address,
         replica_internal_names=answering,

@@ -134,6 +134,12 @@ class Supervisor:
                         # replicas the row does not point at yet; the deployment decides.
                         counts[status] = counts.get(status, 0) + 1
                         continue
+                    if found is not None and found.status == JobStatus.STARTING.value:
+                        # Its replicas are still booting (the platform or a replica has just started):
+                        # nothing is known yet, and the row keeps what it says until they answer or
+                        # their boot time is up (a starting row is the deployment's to move on).
+                        counts[status] = counts.get(status, 0) + 1
+                        continue
                     desired = self._desired(row, found)
                     if any(getattr(row, key) != value for key, value in desired.items()) and self._write_if_unchanged(
                         session, row, desired

@@ -9,6 +9,7 @@ from tests.infra.local.localjob import LocalHarness, fake_job_command, http_get,
 from tests.support.polling import wait_until
 
 from trackside.domain import JobDto
+from trackside.infra.local.monitor import LocalJobMonitor
 
 
 def _listed(local: LocalHarness, target: object) -> JobDto:
@@ -131,3 +132,19 @@ def test_one_unanswered_probe_of_a_healthy_replica_is_tolerated_two_in_a_row_are
     finally:
         os.kill(replica.pid, signal.SIGCONT)
     assert wait_until(lambda: _listed(local, target).status == "running", timeout=10)
+
+
+def test_a_replica_that_never_answered_is_starting_while_it_boots_and_in_error_once_its_boot_time_is_up(
+    local: LocalHarness,
+) -> None:
+    target = local.target()
+    local.artifact(command=fake_job_command("import time; time.sleep(3600)"))  # runs, never answers
+    local.deploy(target)
+    manager = monitor(target).manager
+
+    # As a platform that has just started meets it: a fresh monitor, which has never heard it answer.
+    (booting,) = LocalJobMonitor(manager, live_timeout=3600, ready_timeout=3600).list_jobs(local.settings)
+    assert (booting.status, booting.error, booting.replica_internal_names) == ("starting", None, [])
+
+    (overdue,) = LocalJobMonitor(manager, live_timeout=0, ready_timeout=0).list_jobs(local.settings)
+    assert overdue.status == "error" and "not answering" in (overdue.error or "")

@@ -9,6 +9,8 @@ redeploy runs two deployments of a version side by side, the version is reported
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,7 +36,9 @@ MAX_POLL_DELAY = 0.5
 MAX_PROBE_THREADS = 16
 # A replica that has answered before is reported in error only after this many failed probes in
 # a row (as a Kubernetes probe's failureThreshold): one slow answer on a loaded machine is not an
-# outage. A replica that never answered (just started or restarted) is in error at once.
+# outage. A replica that never answered (just started or restarted, or met by a platform that has
+# just started) is booting while its process runs, for as long as a deployment waits for it to turn
+# live (`job_live_timeout`) and then ready (`job_ready_timeout`); after that it is in error.
 FAILURE_THRESHOLD = 2
 
 
@@ -45,6 +49,7 @@ class _ReplicaHealth:
     ready: bool = False
     error: str | None = None
     last_call: int | None = None
+    booting: bool = False
 
 
 def _probe_replica(view: ReplicaView) -> _ReplicaHealth:
@@ -78,6 +83,8 @@ class LocalJobMonitor(JobMonitor):
         self.ready_timeout = ready_timeout
         self._failures: dict[tuple[str, str, int, int | None], int] = {}
         self._answered: set[tuple[str, str, int, int | None]] = set()
+        self._slots: set[tuple[str, str, int]] = set()  # (name, version, replica index) heard answering
+        self._lock = threading.Lock()  # deployments add to _slots while the supervisor's listing judges
 
     def list_jobs(self, config: Settings) -> list[JobDto]:
         jobs = self.manager.snapshot_all()
@@ -88,7 +95,8 @@ class LocalJobMonitor(JobMonitor):
             health = dict(
                 zip([(v.name, v.version, v.index) for v in views], pool.map(_probe_replica, views), strict=True)
             )
-        self._tolerate_single_failures(health.values())
+        with self._lock:
+            self._judge_failures(health.values(), time.time())
         result = []
         for (name, version), every in jobs.items():
             replicas = serving(
@@ -111,26 +119,39 @@ class LocalJobMonitor(JobMonitor):
                     answering=[c.view.address for c in checks if c.live],
                     errors=[c.error for c in checks if c.error],
                     last_calls=[c.last_call for c in checks if c.last_call],
+                    booting=sum(1 for c in checks if c.booting),
                     pids=[v.pid for v in replicas],
                 )
             )
         return result
 
-    def _tolerate_single_failures(self, checks: Iterable[_ReplicaHealth]) -> None:
+    def _judge_failures(self, checks: Iterable[_ReplicaHealth], now: float) -> None:
+        """Which failed probes are errors: not a single one of a replica that answered before, nor
+        those of a replica booting in a slot this monitor never heard answer (a platform that has just
+        started meets its replicas so). A replica restarted after a crash is in error until it answers."""
         failures: dict[tuple[str, str, int, int | None], int] = {}
         answered: set[tuple[str, str, int, int | None]] = set()
+        slots: set[tuple[str, str, int]] = set()
         for check in checks:
             view = check.view
             key = (view.name, view.version, view.index, view.pid)
+            slot = key[:3]
+            if slot in self._slots:
+                slots.add(slot)
             if check.error is None:
                 answered.add(key)
+                slots.add(slot)
+            elif view.running and slot not in self._slots:
+                boot_time = self.live_timeout if not check.live else self.live_timeout + self.ready_timeout
+                if now - view.start_time < boot_time:
+                    check.error, check.booting = None, True
             elif view.running and key in self._answered:
                 failures[key] = self._failures.get(key, 0) + 1
                 if failures[key] < FAILURE_THRESHOLD:
                     check.error, check.live, check.ready = None, True, True
                     answered.add(key)
-        # Replicas that are gone (or restarted: a new pid) drop out of both.
-        self._failures, self._answered = failures, answered
+        # Replicas that are gone (or restarted: a new pid) drop out of both; slots of jobs gone drop out.
+        self._failures, self._answered, self._slots = failures, answered, slots
 
     def check_job_condition(
         self,
@@ -173,6 +194,9 @@ class LocalJobMonitor(JobMonitor):
             first_delay=FIRST_POLL_DELAY,
             max_delay=MAX_POLL_DELAY,
         )
+        # The deployment heard every replica answer: one that restarts later has crashed, not booted.
+        with self._lock:
+            self._slots |= {(name, version, index) for index in baseline}
 
     def _fail(
         self,
