@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import threading
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.ports import free_port
 
 from trackside.build.artifacts import LocalArtifact
 from trackside.build.builder import PHASE_BUILD, PHASE_FETCH, PHASE_PREPARE, build_job
@@ -116,17 +116,11 @@ def test_build_without_requirements_produces_a_runnable_command(builds: Builds, 
     assert "no requirements to install" in log
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_built_command_serves_the_job_without_trackside_installed(builds: Builds, log: Any) -> None:
     artifact = builds.build({"adder.py": ADDER}, log)
     isolated = subprocess.run([artifact.command[0], "-c", "import trackside"], capture_output=True)
     assert isolated.returncode != 0, "the job's venv must not see the server's packages"
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(artifact.env, PORT=str(port), JOB_HOST="127.0.0.1", JOB_NAME="adder", JOB_VERSION="0.0.1")
     proc = subprocess.Popen(

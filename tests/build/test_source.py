@@ -7,7 +7,6 @@ import gzip
 import io
 import os
 import re
-import socket
 import subprocess
 import tarfile
 import threading
@@ -21,6 +20,7 @@ from tests.support.archives import LONG_LINK, STEPS, Entry, overflow_escape, tar
 from tests.support.archives import file as archive_file
 from tests.support.archives import hardlink as archive_hardlink
 from tests.support.archives import symlink as archive_symlink
+from tests.support.ports import free_port
 
 from trackside.build.builder import build_job
 from trackside.build.buildlog import BuildLog
@@ -195,14 +195,8 @@ def test_an_uploaded_context_digest_depends_on_the_files_not_on_the_archive(tmp_
     assert all(d.startswith("sha256:") and len(d) == 7 + 64 for d in digests)
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_unreachable_remote_is_build_failed_without_any_credential(tmp_path: Path, log: Any) -> None:
-    remote = f"http://t0ken-in-url@127.0.0.1:{_closed_port()}/repo.git"
+    remote = f"http://t0ken-in-url@127.0.0.1:{free_port()}/repo.git"
     credentials = {"username": "bob", "password": "p@ss/w0rd"}
     with pytest.raises(BuildFailed, match=r"^git remote unreachable: ") as caught:
         clone_git(remote, tmp_path / "src", "main", credentials, log)

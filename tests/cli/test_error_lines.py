@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from tests.cli.support import Cli, ScriptedApi
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support.ports import free_port
 
 
 def assert_one_error_line(stderr: str, *fragments: str) -> None:
@@ -39,7 +32,7 @@ def assert_one_error_line(stderr: str, *fragments: str) -> None:
     ],
 )
 def test_unreachable_remote_is_one_line_naming_the_url(cli: Cli, args: list[str]) -> None:
-    remote = f"http://127.0.0.1:{closed_port()}"
+    remote = f"http://127.0.0.1:{free_port()}"
 
     result = cli(*args, "--remote", remote)
 
@@ -48,7 +41,7 @@ def test_unreachable_remote_is_one_line_naming_the_url(cli: Cli, args: list[str]
 
 
 def test_unreachable_remote_from_a_real_process_has_no_traceback(tmp_path: Path) -> None:
-    remote = f"http://127.0.0.1:{closed_port()}"
+    remote = f"http://127.0.0.1:{free_port()}"
 
     completed = subprocess.run(
         [sys.executable, "-m", "trackside.cli.main", "list", "--remote", remote],
@@ -124,7 +117,7 @@ def test_version_prints_the_package_version(cli: Cli) -> None:
 
 
 def test_verbose_flag_shows_debug_logs(cli: Cli) -> None:
-    result = cli("-v", "list", "--remote", f"http://127.0.0.1:{closed_port()}")
+    result = cli("-v", "list", "--remote", f"http://127.0.0.1:{free_port()}")
 
     assert "DEBUG" in result.stderr
     assert result.stderr.splitlines()[-1].startswith("error: ")

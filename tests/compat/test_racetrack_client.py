@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.conftest import EXAMPLES
-from tests.support.platform import RunningPlatform, deploy_and_wait, free_port, start_platform, write_job
+from tests.support.platform import RunningPlatform, deploy_and_wait, start_platform, write_job
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -10,14 +10,9 @@ import httpx
 import pytest
 from tests.gateway.conftest import RunningGateway
 from tests.gateway.doubles import JobDouble
+from tests.support.ports import free_port
 
 from trackside.gateway.resolver import Route, StaticResolver
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def raw_request(port: int, request: bytes) -> bytes:

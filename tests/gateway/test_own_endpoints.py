@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 import httpx
 from tests.gateway.conftest import RunningGateway
 from tests.gateway.doubles import JobDouble
+from tests.support.ports import free_port
 
 from trackside import gateway as gateway_package  # noqa: F401 - the package imports cleanly
 from trackside.gateway.resolver import Route, StaticResolver
@@ -104,12 +104,7 @@ def test_fallback_streams_server_sent_events(job: JobDouble, start_gateway: Call
 
 
 def test_run_gateway_serves_until_sigterm(tmp_path: Path) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        dead_port = sock.getsockname()[1]
+    port, dead_port = free_port(), free_port()
     code = (
         "from trackside.config import Settings\n"
         "from trackside.gateway.server import run_gateway\n"

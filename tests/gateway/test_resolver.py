@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route as StarletteRoute
 from tests.gateway.conftest import RunningGateway
 from tests.gateway.doubles import JobDouble
+from tests.support.ports import free_port
 
 from trackside.gateway.resolver import LifecycleResolver, Route, RouteError, StaticResolver
 
@@ -209,9 +210,7 @@ def test_stale_decisions_are_served_while_the_lifecycle_fails_up_to_ten_ttls(lif
 
 
 def test_unreachable_lifecycle_without_a_cached_decision_is_502() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
 
     async def scenario() -> None:
         resolver = LifecycleResolver(f"http://127.0.0.1:{port}/lifecycle")
@@ -273,9 +272,7 @@ def test_gateway_asks_the_lifecycle_once_then_serves_from_cache(
 def test_gateway_reasks_the_lifecycle_when_a_replica_refuses_connections(
     lifecycle: StandInLifecycle, job: JobDouble, start_gateway: Callable[..., RunningGateway]
 ) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        dead = f"127.0.0.1:{sock.getsockname()[1]}"
+    dead = f"127.0.0.1:{free_port()}"
     lifecycle.replicas = [dead]
     gateway = start_gateway(LifecycleResolver(lifecycle.url, ttl=60))
     url = f"{gateway.url}/pub/job/adder/1.0.0/x"

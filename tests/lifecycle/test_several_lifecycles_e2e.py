@@ -20,11 +20,11 @@ from tests.support.platform import (
     RunningPlatform,
     deploy_and_wait,
     deploy_directory,
-    free_port,
     start_trackside,
     wait_for_deployment,
     write_job,
 )
+from tests.support.ports import free_port
 
 from trackside.infra.local.layout import LocalLayout
 from trackside.infra.local.state import read_state

@@ -9,7 +9,8 @@ import httpx
 import pytest
 from tests.conftest import EXAMPLES
 from tests.infra.local.localjob import pid_gone
-from tests.support.platform import deploy_and_wait, free_port, start_trackside
+from tests.support.platform import deploy_and_wait, start_trackside
+from tests.support.ports import free_port
 
 from trackside.infra.local.layout import LocalLayout
 from trackside.infra.local.state import read_state

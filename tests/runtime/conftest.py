@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.runtime.harness import ADDER, SRC, RunningJob, StartJob, free_port, write_job
+from tests.runtime.harness import ADDER, SRC, RunningJob, StartJob, write_job
+from tests.support.ports import free_port
 
 
 @pytest.fixture

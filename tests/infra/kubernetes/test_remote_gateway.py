@@ -22,7 +22,8 @@ import yaml
 from tests.conftest import EXAMPLES
 from tests.infra.docker.support import TEST_NAMESPACE, remove_jobs, require_engine, require_registry, unique
 from tests.support.kubernetes import KubeCluster
-from tests.support.platform import RunningPlatform, deploy_and_wait, free_port, start_platform, start_trackside
+from tests.support.platform import RunningPlatform, deploy_and_wait, start_platform, start_trackside
+from tests.support.ports import free_port
 
 from trackside.gateway.server import REMOTE_REFUSED
 
