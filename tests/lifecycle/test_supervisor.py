@@ -9,6 +9,7 @@ from tests.infra.local.localjob import LocalHarness, fake_job_command
 
 from trackside.config import Settings
 from trackside.domain import JobDto
+from trackside.infra.local.monitor import LocalJobMonitor
 from trackside.lifecycle import job_versions
 from trackside.lifecycle.leases import Worker
 from trackside.lifecycle.supervisor import Supervisor
@@ -128,20 +129,31 @@ def test_a_job_whose_replicas_still_boot_keeps_its_status_until_their_boot_time_
     """After a platform restart the supervisor meets replicas that have not answered yet: the job is
     not written `error` while they boot (it was, until the next pass), only once a deployment would
     have given up on them."""
-    booting = Settings(data_dir=tmp_path / "data", docker_url="off", job_live_timeout=3600, job_ready_timeout=3600)
-    harness = LocalHarness(booting)
+    settings = Settings(data_dir=tmp_path / "data", docker_url="off", job_live_timeout=3600, job_ready_timeout=3600)
+    harness = LocalHarness(settings)
+    plugins = PluginEngine(settings, watch=False)
     try:
+        target = plugins.infrastructure_targets()["local"]
+        monitor = target.job_monitor
+        assert isinstance(monitor, LocalJobMonitor)
         harness.artifact(command=fake_job_command("import time; time.sleep(3600)"))  # runs, never answers
-        harness.deploy(harness.target())
+        harness.deploy(target)  # the supervisor's own target starts it, as a platform restarting does
         job_id = running_job(db, "local", "t1", name="adder")
+        supervisor = Supervisor(settings, db, plugins, worker=Worker("here|boot|ns|1|1|one"))
 
-        for settings, status in ((booting, "running"), (booting.model_copy(update={"job_live_timeout": 0.0}), "error")):
-            plugins = PluginEngine(settings, watch=False)
-            try:
-                assert Supervisor(settings, db, plugins, worker=Worker("here|boot|ns|1|1|one")).tick() == {status: 1}
-            finally:
-                plugins.close()
+        def row() -> tuple[str, str | None]:
             with db.session() as session:
-                assert session.get(Job, job_id).status == status  # type: ignore[union-attr]
+                job = session.get(Job, job_id)
+                assert job is not None
+                return job.status, job.error
+
+        assert supervisor.tick() == {"running": 1}, monitor.list_jobs(settings)
+        assert row() == ("running", None)
+
+        monitor.live_timeout = 0.0  # the time a deployment waits for it to turn live is up
+        assert supervisor.tick() == {"error": 1}, monitor.list_jobs(settings)
+        status, error = row()
+        assert status == "error" and "not answering" in (error or "")
     finally:
+        plugins.close()
         harness.cleanup()

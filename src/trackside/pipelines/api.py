@@ -128,9 +128,8 @@ def create_run(
 ) -> JSONResponse:
     if body is None:
         raise InvalidInput('/: the body must be a pipeline: {"kind": "Pipeline", "jobs": {...}}')
-    uid = service.submit(body, owner_of(caller))
-    answer = runs.run_body(service.db, uid, detail=False)
-    return JSONResponse(answer, status_code=202, headers={"Location": f"{RUNS}/{uid}"})
+    started = service.start_run(body, owner_of(caller))
+    return JSONResponse(started.answer, status_code=202, headers={"Location": f"{RUNS}/{started.uid}"})
 
 
 @router.get(RUNS)
@@ -176,10 +175,8 @@ def retry_run(
     uid: str, caller: Caller = Depends(pipeline_caller), service: PipelineService = Depends(get_service)
 ) -> JSONResponse:
     runs.require_run_manager(service.db, caller, uid)
-    new_uid = service.retry_run(uid, owner_of(caller))
-    return JSONResponse(
-        runs.run_body(service.db, new_uid, detail=False), status_code=202, headers={"Location": f"{RUNS}/{new_uid}"}
-    )
+    started = service.retry_run(uid, owner_of(caller))
+    return JSONResponse(started.answer, status_code=202, headers={"Location": f"{RUNS}/{started.uid}"})
 
 
 @router.get(RUNS + "/{uid}/graph")
@@ -355,10 +352,8 @@ def run_pipeline(
     service: PipelineService = Depends(get_service),
 ) -> JSONResponse:
     body = body or RunPipeline(version=None)
-    uid = service.run_definition(name, body.version, body.params, owner_of(caller))
-    return JSONResponse(
-        runs.run_body(service.db, uid, detail=False), status_code=202, headers={"Location": f"{RUNS}/{uid}"}
-    )
+    started = service.run_definition(name, body.version, body.params, owner_of(caller))
+    return JSONResponse(started.answer, status_code=202, headers={"Location": f"{RUNS}/{started.uid}"})
 
 
 # -- schedules -------------------------------------------------------------------------------------

@@ -8,10 +8,11 @@ their own; without, it only writes runs to the store for a scheduler elsewhere t
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from trackside.auth.crypto import load_secret_box
 from trackside.errors import AlreadyExists, InvalidInput
@@ -23,7 +24,7 @@ from trackside.pipelines.executors.call import CallRunner, OwnerTokens
 from trackside.pipelines.models import PipelineRun, PipelineSchedule, PipelineStep
 from trackside.pipelines.notifiers import DeliveryWorker
 from trackside.pipelines.retention import RetentionLoop
-from trackside.pipelines.runs import create_run, get_run
+from trackside.pipelines.runs import create_run, get_run, run_json, steps_of
 from trackside.pipelines.scheduler import Scheduler
 from trackside.pipelines.secrets import seal_pipeline, seal_subscription
 from trackside.pipelines.spec import PipelineSpec, Subscription
@@ -32,6 +33,20 @@ from trackside.pipelines.validation import apply_params, parse_pipeline, parse_s
 from trackside.store.database import Database
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Started:
+    """A run just written: its id, and its chainr Run body as created, every step PENDING (or kept, in
+    a retry). Read before the scheduler is woken: read after, the answer to `POST /api/runs` showed
+    steps the scheduler had already started, which chainr's never does."""
+
+    uid: str
+    answer: dict[str, Any]
+
+    @classmethod
+    def of(cls, session: Session, run: PipelineRun) -> Started:
+        return cls(run.id, run_json(run, steps_of(session, [run.id])[run.id]))
 
 
 class PipelineService:
@@ -120,6 +135,26 @@ class PipelineService:
         pipeline_version: int | None = None,
         schedule_id: str | None = None,
     ) -> str:
+        return self.start_run(
+            body,
+            owner,
+            params=params,
+            pipeline_name=pipeline_name,
+            pipeline_version=pipeline_version,
+            schedule_id=schedule_id,
+        ).uid
+
+    def start_run(
+        self,
+        body: Any,
+        owner: dict[str, Any],
+        *,
+        params: dict[str, Any] | None = None,
+        pipeline_name: str | None = None,
+        pipeline_version: int | None = None,
+        schedule_id: str | None = None,
+    ) -> Started:
+        """`submit`, with the run as created for the API's answer."""
         if params:
             if not isinstance(body, dict):
                 raise InvalidInput("the pipeline must be a JSON object")
@@ -135,9 +170,9 @@ class PipelineService:
                 pipeline_version=pipeline_version,
                 schedule_id=schedule_id,
             )
-            run_id = run.id
-        self.wake(run_id)
-        return run_id
+            started = Started.of(session, run)
+        self.wake(started.uid)
+        return started
 
     def cancel_run(self, uid: str, reason: str = "run canceled") -> None:
         with self.db.session() as session:
@@ -151,7 +186,7 @@ class PipelineService:
             )
         self.wake(uid)
 
-    def retry_run(self, uid: str, owner: dict[str, Any]) -> str:
+    def retry_run(self, uid: str, owner: dict[str, Any]) -> Started:
         """A new run of the same pipeline and params keeping the SUCCESSFUL steps and their outputs."""
         with self.db.session() as session:
             original = get_run(session, uid)
@@ -173,9 +208,9 @@ class PipelineService:
                 retry_of=original,
                 kept=kept,
             )
-            run_id = run.id
-        self.wake(run_id)
-        return run_id
+            started = Started.of(session, run)
+        self.wake(started.uid)
+        return started
 
     # -- definitions and schedules -----------------------------------------------------------------
 
@@ -187,11 +222,11 @@ class PipelineService:
 
     def run_definition(
         self, name: str, version: int | None, params: dict[str, Any] | None, owner: dict[str, Any]
-    ) -> str:
+    ) -> Started:
         with self.db.session() as session:
             definition = get_definition(session, name, version)
             body, found_version = definition.spec, definition.version
-        return self.submit(body, owner, params=params, pipeline_name=name, pipeline_version=found_version)
+        return self.start_run(body, owner, params=params, pipeline_name=name, pipeline_version=found_version)
 
     def create_schedule(self, body: dict[str, Any], owner: dict[str, Any]) -> str:
         name = str(body["name"])
