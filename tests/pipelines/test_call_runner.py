@@ -148,3 +148,16 @@ def test_a_chunked_answer_is_read_whole_and_an_error_answer_names_its_error(
     ok, failed = calls(tokens, job, request(), request())
     assert ok.ok and ok.outputs == {"a": 5}
     assert not failed.ok and failed.error == "HTTP 422: b is missing" and failed.status_code == 422
+
+
+def test_a_step_s_own_framing_headers_are_not_sent_twice_and_its_content_type_is_kept(
+    tokens: OwnerTokens, peer: list[ScriptedJob]
+) -> None:
+    job = ScriptedJob(answer_all)
+    peer.append(job)
+    own = {"Content-Length": "999", "Host": "elsewhere", "Content-Type": "application/json; charset=utf-8"}
+    [outcome] = calls(tokens, job, request(headers=own))
+    assert outcome.ok
+    [(_, _, headers, body)] = job.requests
+    assert headers["content-length"] == str(len(body)) and headers["host"] == job.address
+    assert headers["content-type"] == "application/json; charset=utf-8"

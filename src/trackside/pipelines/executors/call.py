@@ -178,9 +178,12 @@ class CallRunner:
         lines = [f"{method} {target} HTTP/1.1", f"Host: {base.netloc}"]
         for name, value in headers.items():
             _check_header(name, value)
-            lines.append(f"{name}: {value}")
+            if name.lower() not in _FRAMING:  # this client frames the request; a second length would not
+                lines.append(f"{name}: {value}")
         if body is not None:
-            lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+            if not any(name.lower() == "content-type" for name in headers):
+                lines.append("Content-Type: application/json")
+            lines.append(f"Content-Length: {len(body)}")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
         response = await send_buffered(self._pool, key, head + (body or b""), head_request=method == "HEAD")
         return _Answer(response.status, b"".join(response.body))
@@ -197,6 +200,7 @@ class CallRunner:
 # Characters a request target keeps as they are; anything else (spaces, line breaks, non-ASCII that
 # a substituted `${{ params.x }}` brought into the path) is percent-encoded.
 _PATH_SAFE = "/:@!$&'()*+,;=-._~%?"
+_FRAMING = {"host", "content-length", "transfer-encoding", "connection"}
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
 
