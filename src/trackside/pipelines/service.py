@@ -125,24 +125,9 @@ class PipelineService:
     def parse(self, body: Any) -> PipelineSpec:
         return parse_pipeline(body, self.policy)
 
-    def submit(
-        self,
-        body: Any,
-        owner: dict[str, Any],
-        *,
-        params: dict[str, Any] | None = None,
-        pipeline_name: str | None = None,
-        pipeline_version: int | None = None,
-        schedule_id: str | None = None,
-    ) -> str:
-        return self.start_run(
-            body,
-            owner,
-            params=params,
-            pipeline_name=pipeline_name,
-            pipeline_version=pipeline_version,
-            schedule_id=schedule_id,
-        ).uid
+    def submit(self, body: Any, owner: dict[str, Any], **options: Any) -> str:
+        """`start_run` (same options) for callers that want only the new run's id."""
+        return self.start_run(body, owner, **options).uid
 
     def start_run(
         self,
